@@ -1,0 +1,63 @@
+//! The state every connection shares: configuration, the current policy, the CA.
+//!
+//! The policy sits behind a lock holding an `Arc`, so a reload swaps it in one step and every
+//! session sees either the old policy or the new one, never a mixture.
+
+use std::sync::{Arc, RwLock};
+
+use russh::keys::ssh_key::Fingerprint;
+use russh::keys::{HashAlg, PublicKey};
+
+use crate::ca::Ca;
+use crate::config::Config;
+use crate::policy::{self, Policy};
+
+/// Shared state of one running bastion.
+pub struct Bastion {
+    /// The configuration it started with.
+    pub config: Config,
+    /// Signs per-session certificates.
+    pub ca: Ca,
+    /// CAs whose user certificates may log in to the bastion.
+    pub trusted_user_cas: Vec<Fingerprint>,
+    /// Client configuration for connections to targets.
+    pub upstream: Arc<russh::client::Config>,
+    policy: RwLock<Arc<Policy>>,
+}
+
+impl Bastion {
+    /// Assembles the shared state. `trusted_user_ca_keys` in the config must parse.
+    pub fn new(config: Config, ca: Ca, policy: Policy) -> anyhow::Result<Bastion> {
+        let mut trusted_user_cas = Vec::new();
+        for line in &config.ca.trusted_user_ca_keys {
+            let key = PublicKey::from_openssh(line.trim()).map_err(|e| {
+                anyhow::anyhow!(
+                    "ca.trusted_user_ca_keys: {line:?} is not an OpenSSH public key: {e}"
+                )
+            })?;
+            trusted_user_cas.push(key.fingerprint(HashAlg::Sha256));
+        }
+        Ok(Bastion {
+            config,
+            ca,
+            trusted_user_cas,
+            upstream: crate::upstream::client_config(),
+            policy: RwLock::new(Arc::new(policy)),
+        })
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the policy directory; on any error the old policy stays in force.
+    pub fn reload_policy(&self) -> Result<Arc<Policy>, policy::LoadError> {
+        let fresh = Arc::new(policy::load_dir(&self.config.policies)?);
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        Ok(fresh)
+    }
+}

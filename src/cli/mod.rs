@@ -1,0 +1,80 @@
+//! The operator's command line: one subcommand, one function.
+
+mod ca;
+mod check;
+mod init;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::logging::LogFormat;
+
+/// Gatehouse: an SSH bastion with just-in-time grants, command allow-lists, per-session
+/// certificates and recordings.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a config, CA key, host key, sample policies and data directory.
+    Init {
+        /// Directory to set up (default: the current one).
+        dir: Option<PathBuf>,
+    },
+    /// Run the bastion.
+    Serve(ConfigArg),
+    /// Validate the config and policies, and explain any error.
+    Check(ConfigArg),
+    /// The user CA.
+    Ca {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+/// `--config FILE`, shared by the subcommands that read the config.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Config file (default: $GATEHOUSE_CONFIG, then ./gatehouse.toml, then built-in defaults).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::discover(self.config.as_deref())?)
+    }
+}
+
+/// `gatehouse ca …`.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Print the CA line for targets' TrustedUserCAKeys.
+    PublicKey(ConfigArg),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init { dir } => init::run(dir.as_deref()),
+        Command::Serve(arg) => serve::run(arg.load()?),
+        Command::Check(arg) => check::run(arg.load()?),
+        Command::Ca {
+            command: CaCommand::PublicKey(arg),
+        } => ca::public_key(arg.load()?),
+    }
+}

@@ -1,0 +1,111 @@
+//! `gatehouse serve`: run the bastion.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::{error, info, warn};
+
+use crate::bastion::Bastion;
+use crate::ca::Ca;
+use crate::config::Config;
+use crate::{keys, policy, server, store};
+
+/// Starts the bastion and runs it until SIGINT or SIGTERM. Missing keys and the database are
+/// created on the way, and each creation is logged.
+pub fn run(config: Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let policy = match policy::load_dir(&config.policies) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors.0 {
+                error!("{e}");
+            }
+            anyhow::bail!(
+                "the policy in {} did not load; not starting",
+                config.policies.display()
+            );
+        }
+    };
+    for warning in policy.warnings() {
+        warn!("{warning}");
+    }
+    let (ca_key, origin) = keys::load_or_create(&config.ca.key, "gatehouse-user-ca")?;
+    if origin == keys::Origin::Created {
+        info!(path = %config.ca.key.display(), "created a new CA key");
+    }
+    let (host_key, origin) = keys::load_or_create(&config.host_key, "gatehouse-host")?;
+    if origin == keys::Origin::Created {
+        info!(path = %config.host_key.display(), "created a new host key");
+    }
+    let existed = store_exists(&config.store);
+    let store = store::open(&config.store)
+        .await
+        .context("opening the store")?;
+    if !existed {
+        info!(path = %store.path().display(), "created the database");
+    }
+    let ca = Ca::new(ca_key, config.ca.cert_ttl, config.ca.source_address.clone());
+    info!(ca = %ca.public_key_line(), "targets must trust this CA (TrustedUserCAKeys)");
+    let bastion = Arc::new(Bastion::new(config.clone(), ca, policy)?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    info!(listen = %listener.local_addr()?, "gatehouse is ready");
+    spawn_reload_on_hangup(bastion.clone());
+    let ssh = server::ssh_config(host_key);
+    server::serve(bastion, listener, ssh, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn store_exists(url: &str) -> bool {
+    url.strip_prefix("sqlite://")
+        .is_some_and(|p| std::path::Path::new(p).exists())
+}
+
+/// Reloads the policy on SIGHUP; a policy that does not load leaves the old one in force.
+fn spawn_reload_on_hangup(bastion: Arc<Bastion>) {
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            warn!("cannot listen for SIGHUP; policy reload is off");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match bastion.reload_policy() {
+                Ok(p) => info!(
+                    users = p.users().count(),
+                    targets = p.targets().count(),
+                    roles = p.roles().count(),
+                    "policy reloaded"
+                ),
+                Err(errors) => {
+                    for e in &errors.0 {
+                        error!("{e}");
+                    }
+                    error!("policy reload failed; the previous policy stays in force");
+                }
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,372 @@
+//! `gatehouse.toml`: where the bastion listens, where its state lives, and how it signs.
+//!
+//! Every key has a default so that `gatehouse serve` runs on a fresh clone with no file at all.
+//! Relative paths are resolved against the directory of the config file (or the working
+//! directory when there is none), so a deployment can be moved as one folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration;
+
+/// The file name looked up in the working directory when neither `--config` nor
+/// `GATEHOUSE_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "gatehouse.toml";
+
+/// Errors reading or validating the configuration; each names the file and, where known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a wrong or unknown key.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is well-formed TOML but not acceptable.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The config file (or `<defaults>`).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration, with paths already resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+    /// Address the SSH server listens on.
+    pub listen: SocketAddr,
+    /// SQLite database, keys and audit log live here.
+    pub data_dir: PathBuf,
+    /// Directory of `*.toml` policy files.
+    pub policies: PathBuf,
+    /// Grant store URL: `sqlite://PATH` (relative to the config directory).
+    pub store: String,
+    /// The bastion's own SSH host key (generated if missing).
+    pub host_key: PathBuf,
+    /// The user CA that signs per-session certificates.
+    pub ca: CaConfig,
+    /// Session recordings.
+    pub recordings: RecordingsConfig,
+    /// How long a pending request waits for approval before it lapses.
+    pub request_ttl: Duration,
+    /// Connections to targets.
+    pub upstream: UpstreamConfig,
+    /// Limits that keep one user or one connection from exhausting the bastion.
+    pub limits: LimitsConfig,
+}
+
+/// The user CA (`[ca]`).
+#[derive(Debug, Clone)]
+pub struct CaConfig {
+    /// OpenSSH private key file; generated (Ed25519, 0600) if missing.
+    pub key: PathBuf,
+    /// How long a per-session certificate is valid (the session may outlive it).
+    pub cert_ttl: Duration,
+    /// Public keys of CAs whose user certificates may log in to Gatehouse itself.
+    pub trusted_user_ca_keys: Vec<String>,
+    /// Written into each certificate's `source-address` critical option when set.
+    pub source_address: Option<String>,
+}
+
+/// What to do when a recording cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Refuse or close the session (the default: no evidence, no access).
+    Deny,
+    /// Let the session go on unrecorded, logging loudly.
+    Allow,
+}
+
+/// Session recordings (`[recordings]`).
+#[derive(Debug, Clone)]
+pub struct RecordingsConfig {
+    /// Root of `YYYY/MM/DD/<session-id>.cast`.
+    pub dir: PathBuf,
+    /// What a write failure does.
+    pub on_failure: OnFailure,
+    /// Largest recording in bytes; the session is closed when it is reached.
+    pub max_bytes: u64,
+}
+
+/// Connections to targets (`[upstream]`).
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// How long to wait for a target's TCP connect, key exchange and authentication.
+    pub connect_timeout: Duration,
+}
+
+/// Resource limits (`[limits]`).
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Concurrent client connections; further ones are closed at once.
+    pub max_connections: usize,
+    /// Session channels one client connection may open.
+    pub max_channels_per_connection: usize,
+    /// Seconds an unauthenticated connection may take to log in.
+    pub login_grace: Duration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    policies: Option<PathBuf>,
+    store: Option<String>,
+    host_key: Option<PathBuf>,
+    request_ttl: Option<String>,
+    #[serde(default)]
+    ca: RawCa,
+    #[serde(default)]
+    recordings: RawRecordings,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    alerts: Option<toml::Value>,
+    #[serde(default)]
+    http: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCa {
+    key: Option<PathBuf>,
+    cert_ttl: Option<String>,
+    #[serde(default)]
+    trusted_user_ca_keys: Vec<String>,
+    source_address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecordings {
+    dir: Option<PathBuf>,
+    on_failure: Option<OnFailure>,
+    max_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    connect_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<usize>,
+    max_channels_per_connection: Option<usize>,
+    login_grace: Option<String>,
+}
+
+impl Config {
+    /// Finds the config file the way the CLI documents (`--config`, then `GATEHOUSE_CONFIG`, then
+    /// `./gatehouse.toml`) and loads it; with no file anywhere, the defaults apply.
+    pub fn discover(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        if let Some(path) = explicit {
+            return Config::load(path);
+        }
+        if let Some(env) = std::env::var_os("GATEHOUSE_CONFIG").filter(|v| !v.is_empty()) {
+            return Config::load(Path::new(&env));
+        }
+        let local = Path::new(DEFAULT_CONFIG_FILE);
+        if local.exists() {
+            return Config::load(local);
+        }
+        Config::from_raw(RawConfig::default(), None, Path::new("."))
+    }
+
+    /// Loads one config file; relative paths in it are taken from its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
+            message: e.message().to_owned(),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Config::from_raw(raw, Some(path.to_owned()), base)
+    }
+
+    /// The defaults, resolved against `base`: what `serve` uses with no config file.
+    pub fn defaults_in(base: &Path) -> Config {
+        Config::from_raw(RawConfig::default(), None, base).expect("the defaults are valid")
+    }
+
+    fn from_raw(
+        raw: RawConfig,
+        source: Option<PathBuf>,
+        base: &Path,
+    ) -> Result<Config, ConfigError> {
+        let file = source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<defaults>"));
+        let invalid = |message: String| ConfigError::Invalid {
+            path: file.clone(),
+            message,
+        };
+        let dur = |key: &str, value: Option<String>, default: &str| {
+            duration::parse(value.as_deref().unwrap_or(default))
+                .map_err(|e| invalid(format!("{key}: {e}")))
+        };
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:2222".into());
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(format!(
+                "listen: {listen_text:?} is not an address like 127.0.0.1:2222"
+            ))
+        })?;
+        let data_dir = resolve(raw.data_dir.unwrap_or_else(|| "data".into()));
+        let store = match raw.store {
+            Some(url) => resolve_store_url(&url, base).map_err(invalid)?,
+            None => format!("sqlite://{}", data_dir.join("gatehouse.db").display()),
+        };
+        let ca = CaConfig {
+            key: raw
+                .ca
+                .key
+                .map(resolve)
+                .unwrap_or_else(|| data_dir.join("keys/user_ca")),
+            cert_ttl: dur("ca.cert_ttl", raw.ca.cert_ttl, "2m")?,
+            trusted_user_ca_keys: raw.ca.trusted_user_ca_keys,
+            source_address: raw.ca.source_address,
+        };
+        if ca.cert_ttl > Duration::from_secs(3600) {
+            return Err(invalid(
+                "ca.cert_ttl: keep certificates short-lived (at most 1h)".into(),
+            ));
+        }
+        let config = Config {
+            listen,
+            policies: resolve(raw.policies.unwrap_or_else(|| "policies".into())),
+            store,
+            host_key: raw
+                .host_key
+                .map(resolve)
+                .unwrap_or_else(|| data_dir.join("keys/host_ed25519")),
+            ca,
+            recordings: RecordingsConfig {
+                dir: resolve(raw.recordings.dir.unwrap_or_else(|| "recordings".into())),
+                on_failure: raw.recordings.on_failure.unwrap_or(OnFailure::Deny),
+                max_bytes: raw.recordings.max_bytes.unwrap_or(8 << 30),
+            },
+            request_ttl: dur("request_ttl", raw.request_ttl, "24h")?,
+            upstream: UpstreamConfig {
+                connect_timeout: dur(
+                    "upstream.connect_timeout",
+                    raw.upstream.connect_timeout,
+                    "10s",
+                )?,
+            },
+            limits: LimitsConfig {
+                max_connections: raw.limits.max_connections.unwrap_or(10_000),
+                max_channels_per_connection: raw.limits.max_channels_per_connection.unwrap_or(10),
+                login_grace: dur("limits.login_grace", raw.limits.login_grace, "30s")?,
+            },
+            data_dir,
+            source,
+        };
+        let _ = (raw.alerts, raw.http);
+        Ok(config)
+    }
+}
+
+/// Makes a relative SQLite path in a store URL relative to the config directory.
+fn resolve_store_url(url: &str, base: &Path) -> Result<String, String> {
+    match url.strip_prefix("sqlite://") {
+        Some(path) if !path.is_empty() => {
+            let p = Path::new(path);
+            let p = if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            };
+            Ok(format!("sqlite://{}", p.display()))
+        }
+        _ => Err(format!(
+            "store: {url:?} is not supported; use sqlite://PATH"
+        )),
+    }
+}
+
+/// The 1-based line number of a byte offset, for `file:line` messages.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::defaults_in(Path::new("/srv/gh"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:2222");
+        assert_eq!(c.data_dir, Path::new("/srv/gh/data"));
+        assert_eq!(c.ca.key, Path::new("/srv/gh/data/keys/user_ca"));
+        assert_eq!(c.store, "sqlite:///srv/gh/data/gatehouse.db");
+        assert_eq!(c.ca.cert_ttl, Duration::from_secs(120));
+        assert_eq!(c.recordings.on_failure, OnFailure::Deny);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\n\n[ca]\nkye = \"x\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("gatehouse.toml:4:"), "{err}");
+        assert!(err.contains("kye"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"state\"\nstore = \"sqlite://db/g.db\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("state"));
+        assert_eq!(
+            c.store,
+            format!("sqlite://{}", dir.path().join("db/g.db").display())
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! Gatehouse: an SSH bastion that brokers privileged sessions.
+//!
+//! A user types `ssh alice@bastion web-01`; Gatehouse authenticates her, decides whether she may
+//! have this session now ([`access`]), opens it on the target with a fresh short-lived
+//! certificate ([`ca`], [`upstream`]) and moves the bytes ([`server::bridge`]). The policy that
+//! drives the decision is plain TOML ([`policy`]).
+
+#![warn(missing_docs)]
+
+pub mod access;
+pub mod bastion;
+pub mod ca;
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod keys;
+pub mod logging;
+pub mod policy;
+pub mod server;
+pub mod store;
+pub mod upstream;

@@ -1,0 +1,156 @@
+//! Moving bytes between the user's channel and the target's channel until one side ends.
+//!
+//! Each direction is its own loop, so a slow reader on one side never stalls the other
+//! direction. Writes wait for the peer's SSH window (russh's flow control), and reads come from
+//! bounded queues, so a slow side applies back-pressure instead of growing a buffer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig, client, server};
+use tracing::debug;
+
+use crate::upstream::UpstreamChannel;
+
+/// How a bridged session ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeOutcome {
+    /// The target's exit status, if it sent one.
+    pub exit_status: Option<u32>,
+    /// The signal that ended the command on the target, if any.
+    pub exit_signal: Option<String>,
+    /// Bytes from the user to the target.
+    pub bytes_in: u64,
+    /// Bytes from the target to the user (stdout and stderr).
+    pub bytes_out: u64,
+    /// Whether the user closed the channel before the target finished.
+    pub user_left: bool,
+}
+
+/// Things that happen on the user's side that the bridge forwards to the target.
+fn forwarded_signal(signal: &Sig) -> bool {
+    matches!(signal, Sig::INT | Sig::TERM | Sig::HUP)
+}
+
+/// Runs the session until the target closes the channel or the user goes away.
+pub async fn run(
+    mut user_read: ChannelReadHalf,
+    user_write: ChannelWriteHalf<server::Msg>,
+    user_handle: server::Handle,
+    upstream: UpstreamChannel,
+) -> BridgeOutcome {
+    let UpstreamChannel {
+        channel,
+        connection,
+        early,
+    } = upstream;
+    let (mut target_read, target_write) = channel.split();
+    let mut outcome = BridgeOutcome::default();
+    let bytes_in = AtomicU64::new(0);
+    let bytes_out = AtomicU64::new(0);
+
+    let to_target = async {
+        while let Some(msg) = user_read.wait().await {
+            let sent = match msg {
+                ChannelMsg::Data { data } => {
+                    bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    target_write.data_bytes(data).await
+                }
+                ChannelMsg::Eof => target_write.eof().await,
+                ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    pix_width,
+                    pix_height,
+                } => {
+                    target_write
+                        .window_change(col_width, row_height, pix_width, pix_height)
+                        .await
+                }
+                ChannelMsg::Signal { signal } if forwarded_signal(&signal) => {
+                    target_write.signal(signal).await
+                }
+                ChannelMsg::Close => break,
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    };
+
+    let to_user = async {
+        let mut status = None;
+        let mut signal = None;
+        let mut pending = early.into_iter();
+        loop {
+            let msg = match pending.next() {
+                Some(msg) => msg,
+                None => match target_read.wait().await {
+                    Some(msg) => msg,
+                    None => break,
+                },
+            };
+            let sent = match msg {
+                ChannelMsg::Data { data } => {
+                    bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    user_write.data_bytes(data).await
+                }
+                ChannelMsg::ExtendedData { data, ext } => {
+                    bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    user_write.extended_data_bytes(ext, data).await
+                }
+                ChannelMsg::Eof => user_write.eof().await,
+                ChannelMsg::ExitStatus { exit_status } => {
+                    status = Some(exit_status);
+                    user_write.exit_status(exit_status).await
+                }
+                ChannelMsg::ExitSignal {
+                    signal_name,
+                    core_dumped,
+                    error_message,
+                    lang_tag,
+                } => {
+                    signal = Some(format!("{signal_name:?}"));
+                    user_handle
+                        .exit_signal_request(
+                            user_write.id(),
+                            signal_name,
+                            core_dumped,
+                            error_message,
+                            lang_tag,
+                        )
+                        .await
+                        .map_err(|_| russh::Error::SendError)
+                }
+                ChannelMsg::Close => break,
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+        (status, signal)
+    };
+
+    tokio::pin!(to_target);
+    tokio::pin!(to_user);
+    tokio::select! {
+        (status, signal) = &mut to_user => {
+            outcome.exit_status = status;
+            outcome.exit_signal = signal;
+        }
+        () = &mut to_target => {
+            outcome.user_left = true;
+            debug!("user closed the channel first");
+        }
+    }
+    outcome.bytes_in = bytes_in.load(Ordering::Relaxed);
+    outcome.bytes_out = bytes_out.load(Ordering::Relaxed);
+    let _ = user_write.close().await;
+    let _ = target_write.close().await;
+    let _ = connection
+        .disconnect(russh::Disconnect::ByApplication, "session over", "en")
+        .await;
+    drop::<client::Handle<_>>(connection);
+    outcome
+}

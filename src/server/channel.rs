@@ -1,0 +1,335 @@
+//! The life of one session channel: collect its pty and env, take its one request, then answer a
+//! verb or run a session through the decision, the certificate and the bridge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::server::{Handle, Msg};
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tracing::{info, warn};
+
+use super::auth::Identity;
+use super::command::{self, Command};
+use super::verbs::{self, Reply};
+use super::{bridge, env};
+use crate::access::{self, Allowed, SessionRequest};
+use crate::bastion::Bastion;
+use crate::ca::CertRequest;
+use crate::upstream::{self, PtyRequest, Start};
+
+/// Exit status of an access denial.
+pub const EXIT_DENIED: u32 = 126;
+/// Exit status when the target cannot be reached or refuses the session.
+pub const EXIT_TARGET: u32 = 255;
+
+/// How long a client may take between opening a channel and sending its request.
+const REQUEST_WAIT: Duration = Duration::from_secs(60);
+
+/// The request that starts a channel.
+enum Request {
+    Shell,
+    Exec(Vec<u8>),
+}
+
+/// One session channel and what it needs to run.
+pub struct SessionChannel {
+    bastion: Arc<Bastion>,
+    identity: Arc<Identity>,
+    channel: Channel<Msg>,
+    handle: Handle,
+}
+
+/// The channel's state once its request arrived.
+struct Opened {
+    read: ChannelReadHalf,
+    write: ChannelWriteHalf<Msg>,
+    pty: Option<PtyRequest>,
+    env: Vec<(String, String)>,
+}
+
+impl SessionChannel {
+    /// Wraps an accepted channel.
+    pub fn new(
+        bastion: Arc<Bastion>,
+        identity: Arc<Identity>,
+        channel: Channel<Msg>,
+        handle: Handle,
+    ) -> SessionChannel {
+        SessionChannel {
+            bastion,
+            identity,
+            channel,
+            handle,
+        }
+    }
+
+    /// Runs the channel to its end.
+    pub async fn run(self) {
+        let SessionChannel {
+            bastion,
+            identity,
+            channel,
+            handle,
+        } = self;
+        let (mut read, write) = channel.split();
+        let mut pty = None;
+        let mut env_vars = Vec::new();
+        let request = tokio::time::timeout(REQUEST_WAIT, async {
+            while let Some(msg) = read.wait().await {
+                match msg {
+                    ChannelMsg::RequestPty {
+                        term,
+                        col_width,
+                        row_height,
+                        pix_width,
+                        pix_height,
+                        terminal_modes,
+                        ..
+                    } => {
+                        pty = Some(PtyRequest {
+                            term,
+                            cols: col_width,
+                            rows: row_height,
+                            pix_width,
+                            pix_height,
+                            modes: terminal_modes,
+                        });
+                    }
+                    ChannelMsg::WindowChange {
+                        col_width,
+                        row_height,
+                        ..
+                    } => {
+                        if let Some(p) = pty.as_mut() {
+                            p.cols = col_width;
+                            p.rows = row_height;
+                        }
+                    }
+                    ChannelMsg::SetEnv {
+                        variable_name,
+                        variable_value,
+                        ..
+                    } if env::allowed(&variable_name, &variable_value) && env_vars.len() < 16 => {
+                        env_vars.push((variable_name, variable_value));
+                    }
+                    ChannelMsg::RequestShell { .. } => return Some(Request::Shell),
+                    ChannelMsg::Exec { command, .. } => return Some(Request::Exec(command)),
+                    ChannelMsg::RequestSubsystem { .. } | ChannelMsg::Close | ChannelMsg::Eof => {
+                        return None;
+                    }
+                    _ => {}
+                }
+            }
+            None
+        })
+        .await;
+        let Ok(Some(request)) = request else {
+            let _ = write.close().await;
+            return;
+        };
+        let opened = Opened {
+            read,
+            write,
+            pty,
+            env: env_vars,
+        };
+        match request {
+            Request::Shell => {
+                let policy = bastion.policy();
+                let reply = if opened.pty.is_some() {
+                    verbs::lobby(&policy, &identity)
+                } else {
+                    Reply::ok(verbs::help_text())
+                };
+                finish(&opened, reply).await;
+            }
+            Request::Exec(raw) => match command::parse(&raw, opened.pty.is_some()) {
+                Err(usage) => finish(&opened, Reply::usage(&usage.0)).await,
+                Ok(Command::Verb { name, rest }) => {
+                    let reply = run_verb(&bastion, &identity, name, &rest);
+                    finish(&opened, reply).await;
+                }
+                Ok(Command::Session(request)) => {
+                    session(bastion, identity, handle, opened, request).await
+                }
+            },
+        }
+    }
+}
+
+/// Answers a bastion verb.
+fn run_verb(bastion: &Bastion, identity: &Identity, name: &str, rest: &[u8]) -> Reply {
+    let Ok(rest) = std::str::from_utf8(rest) else {
+        return Reply::usage("arguments must be valid UTF-8");
+    };
+    let args: Vec<String> = rest.split_ascii_whitespace().map(str::to_owned).collect();
+    let policy = bastion.policy();
+    match name {
+        "help" => Reply::ok(verbs::help_text()),
+        "whoami" => verbs::whoami(identity),
+        "targets" => verbs::targets(&policy, &identity.user, &args),
+        "lobby" => verbs::lobby(&policy, identity),
+        "version" => Reply::ok(format!("gatehouse {}\n", env!("CARGO_PKG_VERSION"))),
+        other => Reply {
+            stderr: format!("gatehouse: {other}: not available on this bastion\n"),
+            status: verbs::EXIT_USAGE,
+            ..Reply::default()
+        },
+    }
+}
+
+/// Decides, connects and bridges one session on a target.
+async fn session(
+    bastion: Arc<Bastion>,
+    identity: Arc<Identity>,
+    handle: Handle,
+    opened: Opened,
+    request: SessionRequest,
+) {
+    let policy = bastion.policy();
+    // The user as the current policy knows them: a user removed since login has no access.
+    let Some(user) = policy.user(&identity.user.name).cloned() else {
+        deny(
+            &opened,
+            &identity,
+            &request,
+            access::Denial::new("your account is no longer in the policy"),
+        )
+        .await;
+        return;
+    };
+    let permit = match access::decide(&policy, &user, &request) {
+        Ok(permit) => permit,
+        Err(denial) => {
+            deny(&opened, &identity, &request, denial).await;
+            return;
+        }
+    };
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let role = permit.role().clone();
+    let target = permit.target().clone();
+    let (start, upstream_pty) = match permit.allowed() {
+        Allowed::Shell => (Start::Shell, opened.pty.as_ref()),
+        Allowed::Exec { command } => {
+            let pty = if role.exec_pty {
+                opened.pty.as_ref()
+            } else {
+                None
+            };
+            (Start::Exec(command.as_str()), pty)
+        }
+        Allowed::RestrictedShell => {
+            let denial = access::Denial::new(format!(
+                "role {:?} has a restricted shell, which this bastion does not serve yet",
+                role.name
+            ));
+            deny(&opened, &identity, &request, denial).await;
+            return;
+        }
+    };
+    let force_command = match start {
+        Start::Exec(command) => Some(command),
+        Start::Shell => None,
+    };
+    let credential = match bastion.ca.issue(&CertRequest {
+        login: &role.login,
+        key_id: permit.key_id(&session_id),
+        pty: upstream_pty.is_some(),
+        force_command,
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            target_failed(&opened, &target.name, &e.to_string()).await;
+            return;
+        }
+    };
+    info!(session = %session_id, user = %user.name, target = %target.name, role = %role.name, "session starting");
+    let spec = upstream::SessionSpec {
+        login: &role.login,
+        pty: upstream_pty,
+        env: &opened.env,
+        start,
+    };
+    let connected = upstream::open(
+        bastion.upstream.clone(),
+        target.clone(),
+        credential,
+        spec,
+        bastion.config.upstream.connect_timeout,
+    )
+    .await;
+    let upstream = match connected {
+        Ok(u) => u,
+        Err(e) => {
+            warn!(session = %session_id, target = %target.name, error = %e, "target unavailable");
+            target_failed(&opened, &target.name, &e.to_string()).await;
+            return;
+        }
+    };
+    let Opened { read, write, .. } = opened;
+    let outcome = bridge::run(read, write, handle, upstream).await;
+    info!(
+        session = %session_id,
+        user = %user.name,
+        target = %target.name,
+        exit_status = ?outcome.exit_status,
+        exit_signal = ?outcome.exit_signal,
+        bytes_in = outcome.bytes_in,
+        bytes_out = outcome.bytes_out,
+        "session ended"
+    );
+}
+
+async fn deny(
+    opened: &Opened,
+    identity: &Identity,
+    request: &SessionRequest,
+    denial: access::Denial,
+) {
+    warn!(user = %identity.user.name, target = %request.target, reason = %denial.reason, "session denied");
+    let mut text = format!("gatehouse: denied: {}\n", denial.reason);
+    if let Some(hint) = &denial.hint {
+        text.push_str(&format!("gatehouse: hint: {hint}\n"));
+    }
+    finish(
+        opened,
+        Reply {
+            stderr: text,
+            status: EXIT_DENIED,
+            ..Reply::default()
+        },
+    )
+    .await;
+}
+
+async fn target_failed(opened: &Opened, target: &str, why: &str) {
+    let reply = Reply {
+        stderr: format!("gatehouse: target {target}: {why}\n"),
+        status: EXIT_TARGET,
+        ..Reply::default()
+    };
+    finish(opened, reply).await;
+}
+
+/// Sends a reply and closes the channel. On a pty, line ends become CR LF so text lines up.
+async fn finish(opened: &Opened, reply: Reply) {
+    let fix = |text: String| {
+        if opened.pty.is_some() && !text.contains("\r\n") {
+            text.replace('\n', "\r\n")
+        } else {
+            text
+        }
+    };
+    let write = &opened.write;
+    if !reply.stdout.is_empty() {
+        let _ = write.data_bytes(fix(reply.stdout).into_bytes()).await;
+    }
+    if !reply.stderr.is_empty() {
+        let _ = write
+            .extended_data_bytes(1, fix(reply.stderr).into_bytes())
+            .await;
+    }
+    let _ = write.exit_status(reply.status).await;
+    let _ = write.eof().await;
+    let _ = write.close().await;
+}

@@ -1,0 +1,340 @@
+//! The russh adapter: turns callbacks on one client connection into calls on Gatehouse.
+//!
+//! It holds no policy. It authenticates (through `auth`), answers channel requests in the order
+//! they arrive (one request per channel; no forwarding, agent, X11 or subsystems), and hands each
+//! accepted session channel to its own task in `channel`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use russh::keys::Certificate;
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
+use tracing::{info, warn};
+
+use super::auth::{self, Identity};
+use super::{channel, env};
+use crate::bastion::Bastion;
+
+/// Per-channel bookkeeping the handler needs to answer requests.
+#[derive(Default)]
+struct ChannelState {
+    /// A shell, exec or subsystem request was made; any further one is refused.
+    request_taken: bool,
+}
+
+/// One client connection.
+pub struct ConnectionHandler {
+    bastion: Arc<Bastion>,
+    peer: Option<SocketAddr>,
+    identity: Option<Arc<Identity>>,
+    channels: HashMap<ChannelId, ChannelState>,
+    channels_opened: usize,
+    authenticated: Arc<tokio::sync::Notify>,
+}
+
+impl ConnectionHandler {
+    /// A handler for a new connection from `peer`.
+    /// `authenticated` is notified once the user has logged in (the login watchdog waits on it).
+    pub fn new(
+        bastion: Arc<Bastion>,
+        peer: Option<SocketAddr>,
+        authenticated: Arc<tokio::sync::Notify>,
+    ) -> ConnectionHandler {
+        ConnectionHandler {
+            bastion,
+            peer,
+            identity: None,
+            channels: HashMap::new(),
+            channels_opened: 0,
+            authenticated,
+        }
+    }
+
+    fn publickey_only() -> Auth {
+        let mut methods = MethodSet::empty();
+        methods.push(MethodKind::PublicKey);
+        Auth::Reject {
+            proceed_with_methods: Some(methods),
+            partial_success: false,
+        }
+    }
+
+    fn accept(
+        &mut self,
+        result: Result<(Arc<crate::policy::User>, auth::Method), String>,
+        login: &str,
+    ) -> Auth {
+        match result {
+            Ok((user, method)) => {
+                info!(user = %user.name, peer = ?self.peer, %method, "login");
+                self.identity = Some(Arc::new(Identity {
+                    user,
+                    method,
+                    peer: self.peer,
+                }));
+                self.authenticated.notify_one();
+                Auth::Accept
+            }
+            Err(why) => {
+                warn!(login, peer = ?self.peer, reason = %why, "login refused");
+                Self::publickey_only()
+            }
+        }
+    }
+
+    /// Answers a request that starts the channel: the first one wins, the rest are refused.
+    fn take_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<bool, russh::Error> {
+        let state = self.channels.entry(channel).or_default();
+        if state.request_taken {
+            session.channel_failure(channel)?;
+            return Ok(false);
+        }
+        state.request_taken = true;
+        session.channel_success(channel)?;
+        Ok(true)
+    }
+
+    fn refuse(&mut self, what: &str, channel: Option<ChannelId>) {
+        if let Some(identity) = &self.identity {
+            warn!(user = %identity.user.name, peer = ?self.peer, ?channel, "refused {what}");
+        }
+    }
+}
+
+impl russh::server::Handler for ConnectionHandler {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Self::publickey_only())
+    }
+
+    async fn auth_password(&mut self, _user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        Ok(Self::publickey_only())
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // A certificate is offered under its subject key, which no policy lists; when user CAs
+        // are trusted, let it proceed to the full check once its signature is verified.
+        let policy = self.bastion.policy();
+        if auth::by_key(&policy, user, offer.public_key).is_ok()
+            || !self.bastion.trusted_user_cas.is_empty()
+        {
+            return Ok(Auth::Accept);
+        }
+        Ok(Self::publickey_only())
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let policy = self.bastion.policy();
+        let result = auth::by_key(&policy, user, key.public_key);
+        Ok(self.accept(result, user))
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let policy = self.bastion.policy();
+        let result =
+            auth::by_certificate(&policy, &self.bastion.trusted_user_cas, user, certificate);
+        Ok(self.accept(result, user))
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(identity) = self.identity.clone() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        if self.channels_opened >= self.bastion.config.limits.max_channels_per_connection {
+            self.refuse("a session channel over the per-connection limit", None);
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
+        self.channels_opened += 1;
+        self.channels.insert(channel.id(), ChannelState::default());
+        reply.accept().await;
+        let task =
+            channel::SessionChannel::new(self.bastion.clone(), identity, channel, session.handle());
+        tokio::spawn(task.run());
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse(&format!("port forwarding to {host:?}:{port}"), None);
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse("unix socket forwarding", None);
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse("an X11 channel", None);
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.refuse(&format!("remote forwarding of {address:?}:{port}"), None);
+        Ok(false)
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        _path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.refuse("remote unix socket forwarding", None);
+        Ok(false)
+    }
+
+    async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.refuse("agent forwarding", Some(channel));
+        Ok(false)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _protocol: &str,
+        _cookie: &str,
+        _screen: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse("X11 forwarding", Some(channel));
+        session.channel_failure(channel)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channels.get(&channel).is_some_and(|s| s.request_taken) {
+            return session.channel_failure(channel);
+        }
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let taken = self.channels.get(&channel).is_some_and(|s| s.request_taken);
+        if !taken && env::allowed(name, value) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.take_request(channel, session).map(drop)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.take_request(channel, session).map(drop)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse(&format!("subsystem {name:?}"), Some(channel));
+        self.channels.entry(channel).or_default().request_taken = true;
+        session.channel_failure(channel)
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+}

@@ -1,0 +1,306 @@
+//! The SSH client side: one connection from the bastion to a target for one session.
+//!
+//! The target must prove its identity with a pinned host key or a host certificate from the
+//! configured host CA (never trust on first use), and the bastion logs in with the session's
+//! fresh key and certificate. Nothing here decides *whether* to connect: it is only reached with a
+//! credential that the session built from a `Permit`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use russh::client::{self, AuthResult};
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::{HashAlg, PublicKeyOrCertificate};
+use russh::{Channel, ChannelMsg, Pty};
+
+use crate::ca::SessionCredential;
+use crate::policy::{HostTrust, Target};
+
+/// Why a target could not be used. The session prints it as `gatehouse: target NAME: …` and
+/// exits 255.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// TCP connect, key exchange or authentication took too long.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The host key did not match what the policy pins.
+    #[error("host key verification failed: {0}")]
+    HostKey(String),
+    /// The target refused the certificate.
+    #[error(
+        "the target refused the session certificate for {login:?} (is the Gatehouse CA in its TrustedUserCAKeys, and {login:?} an allowed principal?)"
+    )]
+    AuthRefused {
+        /// The account asked for.
+        login: String,
+    },
+    /// The target refused the pty, shell or exec request.
+    #[error("the target refused the {0} request")]
+    RequestRefused(&'static str),
+    /// Anything else on the wire.
+    #[error("{0}")]
+    Ssh(String),
+}
+
+/// The terminal a client asked for, passed on to the target unchanged.
+#[derive(Debug, Clone)]
+pub struct PtyRequest {
+    /// `TERM`.
+    pub term: String,
+    /// Columns.
+    pub cols: u32,
+    /// Rows.
+    pub rows: u32,
+    /// Pixel width.
+    pub pix_width: u32,
+    /// Pixel height.
+    pub pix_height: u32,
+    /// Terminal modes.
+    pub modes: Vec<(Pty, u32)>,
+}
+
+/// What to start on the target's channel.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    /// A login shell (with a pty).
+    Shell,
+    /// One command, already quoted for the target's shell.
+    Exec(&'a str),
+}
+
+/// An open session channel on a target, with the connection that carries it.
+pub struct UpstreamChannel {
+    /// The session channel.
+    pub channel: Channel<client::Msg>,
+    /// Keeps the connection alive; dropping it closes the connection.
+    pub connection: client::Handle<HostVerifier>,
+    /// Messages the target sent before answering the last request, to be handled first.
+    pub early: Vec<ChannelMsg>,
+}
+
+/// Checks the target's host key against the policy and remembers why it refused.
+pub struct HostVerifier {
+    target: Arc<Target>,
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+impl HostVerifier {
+    fn verdict(&self, offered: &PublicKeyOrCertificate) -> Result<(), String> {
+        match (&self.target.trust, offered) {
+            (HostTrust::Pinned(keys), PublicKeyOrCertificate::PublicKey { key, .. }) => {
+                if keys.iter().any(|k| k.key_data() == key.key_data()) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the target offered {} {}, which is not a pinned host key",
+                        key.algorithm(),
+                        key.fingerprint(HashAlg::Sha256)
+                    ))
+                }
+            }
+            (HostTrust::Pinned(_), PublicKeyOrCertificate::Certificate(_)) => {
+                Err("the target offered a host certificate but the policy pins host keys".into())
+            }
+            (HostTrust::Ca(ca), PublicKeyOrCertificate::Certificate(cert)) => {
+                if cert.cert_type() != CertType::Host {
+                    return Err("the target offered a user certificate as its host key".into());
+                }
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                let fp = ca.fingerprint(HashAlg::Sha256);
+                cert.validate_at(now, [&fp]).map_err(|e| {
+                    format!("the host certificate is not valid for the configured host CA: {e}")
+                })?;
+                let names = [self.target.address.as_str(), self.target.name.as_str()];
+                if cert
+                    .valid_principals()
+                    .iter()
+                    .any(|p| names.contains(&p.as_str()))
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the host certificate names {:?}, not {:?}",
+                        cert.valid_principals(),
+                        self.target.address
+                    ))
+                }
+            }
+            (HostTrust::Ca(_), PublicKeyOrCertificate::PublicKey { key, .. }) => Err(format!(
+                "the target offered a plain host key ({}) but the policy expects a host certificate",
+                key.fingerprint(HashAlg::Sha256)
+            )),
+        }
+    }
+}
+
+impl client::Handler for HostVerifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        match self.verdict(offered) {
+            Ok(()) => Ok(true),
+            Err(why) => {
+                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The client configuration shared by every upstream connection.
+pub fn client_config() -> Arc<client::Config> {
+    Arc::new(client::Config {
+        // Wide windows and the largest packets OpenSSH accepts keep bulk transfers from
+        // stalling on round trips; flow control still bounds what is buffered.
+        window_size: 8 * 1024 * 1024,
+        maximum_packet_size: 64 * 1024,
+        nodelay: true,
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 3,
+        ..Default::default()
+    })
+}
+
+/// What to open on the target once connected.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSpec<'a> {
+    /// The account (the certificate's principal).
+    pub login: &'a str,
+    /// The terminal to request, if any.
+    pub pty: Option<&'a PtyRequest>,
+    /// Locale variables to pass on.
+    pub env: &'a [(String, String)],
+    /// Shell or command.
+    pub start: Start<'a>,
+}
+
+/// Connects to `target`, logs in with `credential`, and starts what `spec` says on a new session
+/// channel. Each step is bounded by `timeout`.
+pub async fn open(
+    config: Arc<client::Config>,
+    target: Arc<Target>,
+    credential: SessionCredential,
+    spec: SessionSpec<'_>,
+    timeout: Duration,
+) -> Result<UpstreamChannel, UpstreamError> {
+    let SessionSpec {
+        login,
+        pty,
+        env,
+        start,
+    } = spec;
+    let refusal = Arc::new(Mutex::new(None));
+    let verifier = HostVerifier {
+        target: target.clone(),
+        refusal: refusal.clone(),
+    };
+    let addr = (target.address.clone(), target.port);
+    let connected = tokio::time::timeout(timeout, client::connect(config, addr, verifier)).await;
+    let mut connection = match connected {
+        Err(_) => return Err(UpstreamError::Timeout(timeout)),
+        Ok(Ok(handle)) => handle,
+        Ok(Err(e)) => {
+            if let Some(why) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(UpstreamError::HostKey(why));
+            }
+            return Err(UpstreamError::Ssh(describe(&e)));
+        }
+    };
+    let mut early = Vec::new();
+    let steps = async {
+        let auth = connection
+            .authenticate_openssh_cert(login, Arc::new(credential.key), credential.certificate)
+            .await
+            .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+        if !matches!(auth, AuthResult::Success) {
+            return Err(UpstreamError::AuthRefused {
+                login: login.to_owned(),
+            });
+        }
+        let mut channel = connection
+            .channel_open_session()
+            .await
+            .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+        if let Some(pty) = pty {
+            channel
+                .request_pty(
+                    true,
+                    &pty.term,
+                    pty.cols,
+                    pty.rows,
+                    pty.pix_width,
+                    pty.pix_height,
+                    &pty.modes,
+                )
+                .await
+                .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+            await_reply(&mut channel, "pty", &mut early).await?;
+        }
+        for (name, value) in env {
+            // Targets that do not accept the variable answer with a failure we do not wait for.
+            let _ = channel.set_env(false, name.as_str(), value.as_str()).await;
+        }
+        match start {
+            Start::Shell => {
+                channel
+                    .request_shell(true)
+                    .await
+                    .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+                await_reply(&mut channel, "shell", &mut early).await?;
+            }
+            Start::Exec(command) => {
+                channel
+                    .exec(true, command)
+                    .await
+                    .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+                await_reply(&mut channel, "exec", &mut early).await?;
+            }
+        }
+        Ok(channel)
+    };
+    let channel = tokio::time::timeout(timeout, steps)
+        .await
+        .map_err(|_| UpstreamError::Timeout(timeout))??;
+    Ok(UpstreamChannel {
+        channel,
+        connection,
+        early,
+    })
+}
+
+/// Waits for the target's answer to a request sent with `want_reply`, keeping anything else the
+/// target sent meanwhile in `early` so that no byte is lost.
+async fn await_reply(
+    channel: &mut Channel<client::Msg>,
+    what: &'static str,
+    early: &mut Vec<ChannelMsg>,
+) -> Result<(), UpstreamError> {
+    loop {
+        match channel.wait().await {
+            Some(ChannelMsg::Success) => return Ok(()),
+            Some(ChannelMsg::Failure) => return Err(UpstreamError::RequestRefused(what)),
+            Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | None => {
+                return Err(UpstreamError::Ssh(format!(
+                    "the target closed the channel during the {what} request"
+                )));
+            }
+            Some(ChannelMsg::WindowAdjusted { .. }) => continue,
+            Some(other) => early.push(other),
+        }
+    }
+}
+
+fn describe(e: &russh::Error) -> String {
+    match e {
+        russh::Error::IO(io) => io.to_string(),
+        russh::Error::Disconnect => "the target closed the connection".into(),
+        other => other.to_string(),
+    }
+}
