@@ -5,6 +5,7 @@
 //! reported with its file and line, and a policy that does not load is never half-applied.
 
 pub mod glob;
+pub mod rules;
 mod load;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,602 @@
+//! Parsed command rules and word-by-word matching.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::option_guard::{OptionGuard, basename};
+use super::tokenize::{TokenizeError, Word, split_words};
+use super::{RuleError, shown};
+
+/// One command rule from a policy, such as `"systemctl status *"`, parsed once when the policy
+/// loads.
+///
+/// Rules are written with the same quoting as commands and parsed by the same tokeniser, so a
+/// policy author can say `"grep -r 'a b' *"` and mean exactly the words a user would type. Each
+/// word then becomes a literal (compared byte for byte), a glob over one word (an unquoted `*` or
+/// `?` inside the word), a standalone `*` in the middle (exactly one word) or a trailing
+/// standalone `*` (zero or more further words). A quoted `'*'` is a literal star. The source
+/// text is kept so that denials and lint warnings can quote the rule as it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRule {
+    source: String,
+    words: Vec<RuleWord>,
+}
+
+/// How one word of a rule matches one word of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RuleWord {
+    /// Exactly this word.
+    Literal(String),
+    /// One word matching a pattern.
+    Glob(Glob),
+    /// A standalone `*` that is not last: exactly one word, whatever it is.
+    Any,
+    /// A standalone `*` that is last: zero or more further words.
+    Rest,
+}
+
+impl RuleWord {
+    /// Whether words matched by this rule word are untrusted and must pass the option guard.
+    pub(super) fn is_placeholder(&self) -> bool {
+        !matches!(self, RuleWord::Literal(_))
+    }
+
+    /// The word as the rule wrote it, after quote removal, for messages.
+    fn shown(&self) -> String {
+        match self {
+            RuleWord::Literal(text) => shown(text),
+            RuleWord::Glob(glob) => shown(&glob.text),
+            RuleWord::Any | RuleWord::Rest => "*".to_owned(),
+        }
+    }
+
+    /// Checks one command word; `Err` says why it does not match, as a phrase that follows the
+    /// word in a message.
+    fn check(&self, word: &str) -> Result<(), String> {
+        match self {
+            RuleWord::Literal(text) if text == word => Ok(()),
+            RuleWord::Literal(_) => Err(format!("does not match {}", self.shown())),
+            RuleWord::Glob(glob) => match glob.matches(word) {
+                GlobMatch::Yes => Ok(()),
+                GlobMatch::No => Err(format!("does not match {}", self.shown())),
+                GlobMatch::DotSegment => Err(format!(
+                    "has a \".\" or \"..\" path segment, which a path pattern such as {} never \
+                     matches",
+                    self.shown()
+                )),
+            },
+            RuleWord::Any | RuleWord::Rest => Ok(()),
+        }
+    }
+}
+
+/// One piece of a glob pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    /// This character exactly.
+    Char(char),
+    /// Any run of characters within one path segment (no `/`).
+    Star,
+    /// Exactly one character other than `/`.
+    One,
+}
+
+/// A glob over one word.
+///
+/// `*` and `?` never match `/`, so a pattern such as `/var/log/nginx/*.log` can only reach files
+/// directly in that directory. A pattern that contains `/` is a path pattern, and a word with a
+/// `.` or `..` segment never matches one: otherwise `/var/log/*/x` would accept
+/// `/var/log/../../etc/x`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Glob {
+    text: String,
+    segments: Vec<Vec<Token>>,
+    path: bool,
+}
+
+/// The result of matching a word against a [`Glob`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GlobMatch {
+    Yes,
+    No,
+    /// The word has a `.` or `..` segment and the pattern is a path pattern.
+    DotSegment,
+}
+
+impl Glob {
+    /// Builds the pattern from a tokenised word whose unquoted `*` and `?` are wildcards.
+    fn new(word: &Word) -> Glob {
+        let mut segments = vec![Vec::new()];
+        let mut wildcards = word.wildcards.iter().peekable();
+        for (offset, ch) in word.text.char_indices() {
+            let token = if wildcards.next_if_eq(&&offset).is_some() {
+                if ch == '*' { Token::Star } else { Token::One }
+            } else {
+                Token::Char(ch)
+            };
+            if token == Token::Char('/') {
+                segments.push(Vec::new());
+            } else if let Some(segment) = segments.last_mut() {
+                segment.push(token);
+            }
+        }
+        let path = segments.len() > 1;
+        Glob {
+            text: word.text.clone(),
+            segments,
+            path,
+        }
+    }
+
+    fn matches(&self, word: &str) -> GlobMatch {
+        let mut parts = word.split('/');
+        for pattern in &self.segments {
+            match parts.next() {
+                Some(part) if segment_matches(pattern, part) => {}
+                _ => return GlobMatch::No,
+            }
+        }
+        if parts.next().is_some() {
+            GlobMatch::No
+        } else if self.path && word.split('/').any(|part| part == "." || part == "..") {
+            // Checked last so that the message names the dot segment only when it is the one
+            // reason the word is refused.
+            GlobMatch::DotSegment
+        } else {
+            GlobMatch::Yes
+        }
+    }
+}
+
+/// Matches one path segment (no `/` on either side). Iterative with one backtrack point, so it
+/// takes O(pattern × text) at worst and a hostile word cannot make it explode.
+fn segment_matches(pattern: &[Token], text: &str) -> bool {
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(Token::Star) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(Token::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(Token::Char(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|token| *token == Token::Star)
+}
+
+/// What one rule says about one argv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// The rule allows the command.
+    Allowed,
+    /// Every word matched, but the option guard refused a placeholder word.
+    Guarded(String),
+    /// The words do not fit the rule.
+    Mismatch {
+        /// How many leading words matched, to find the closest rule.
+        matched: usize,
+        /// Why not, naming the first word that failed.
+        detail: String,
+    },
+}
+
+impl CommandRule {
+    /// Parses a rule as written in a policy.
+    ///
+    /// Refuses rules that would be unsafe or meaningless rather than guessing: an empty rule, a
+    /// rule the tokeniser refuses (operators, `$`, control characters, …), and a rule whose
+    /// command word is a wildcard, which would let users pick the program.
+    ///
+    /// # Errors
+    ///
+    /// [`RuleError::Empty`], [`RuleError::Syntax`] or [`RuleError::WildcardCommand`], for the
+    /// policy loader to report with the rule's file and line.
+    pub fn parse(text: &str) -> Result<CommandRule, RuleError> {
+        let words = split_words(text.as_bytes()).map_err(|e| match e {
+            TokenizeError::Empty => RuleError::Empty,
+            other => RuleError::Syntax(other),
+        })?;
+        let last = words.len() - 1;
+        let mut parsed = Vec::with_capacity(words.len());
+        for (i, word) in words.iter().enumerate() {
+            let rule_word = if word.wildcards.is_empty() {
+                RuleWord::Literal(word.text.clone())
+            } else if word.text == "*" {
+                if i == last {
+                    RuleWord::Rest
+                } else {
+                    RuleWord::Any
+                }
+            } else {
+                RuleWord::Glob(Glob::new(word))
+            };
+            if i == 0 && rule_word.is_placeholder() {
+                return Err(RuleError::WildcardCommand {
+                    word: word.text.clone(),
+                });
+            }
+            parsed.push(rule_word);
+        }
+        Ok(CommandRule {
+            source: text.to_owned(),
+            words: parsed,
+        })
+    }
+
+    /// The rule exactly as the policy wrote it, for messages and audit logs.
+    #[must_use]
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The command word (`argv[0]`) the rule allows. Always a literal: [`CommandRule::parse`]
+    /// refuses wildcard command words.
+    #[must_use]
+    pub fn program(&self) -> &str {
+        match self.words.first() {
+            Some(RuleWord::Literal(text)) => text,
+            _ => "",
+        }
+    }
+
+    /// The parsed words, for lint.
+    pub(super) fn words(&self) -> &[RuleWord] {
+        &self.words
+    }
+
+    /// Matches `argv` word by word and runs the option guard over every word that a placeholder
+    /// matched.
+    pub(super) fn evaluate(&self, argv: &[String], guard: &OptionGuard) -> Outcome {
+        let (fixed, rest) = match self.words.split_last() {
+            Some((RuleWord::Rest, fixed)) => (fixed, true),
+            _ => (self.words.as_slice(), false),
+        };
+        for (i, pattern) in fixed.iter().enumerate() {
+            let Some(word) = argv.get(i) else {
+                let expected = match pattern {
+                    RuleWord::Any => "any word".to_owned(),
+                    RuleWord::Glob(_) => format!("a word matching {}", pattern.shown()),
+                    _ => pattern.shown(),
+                };
+                return Outcome::Mismatch {
+                    matched: i,
+                    detail: format!("word {} is missing: the rule expects {expected}", i + 1),
+                };
+            };
+            if let Err(why) = pattern.check(word) {
+                let mut detail = format!("word {} {} {why}", i + 1, shown(word));
+                if i == 0 && basename(word) == basename(self.program()) {
+                    detail.push_str("; the command must be typed exactly as the rule writes it");
+                }
+                return Outcome::Mismatch { matched: i, detail };
+            }
+        }
+        if !rest && argv.len() > fixed.len() {
+            let extra = fixed.len();
+            return Outcome::Mismatch {
+                matched: extra,
+                detail: format!(
+                    "word {} {} is one too many: the rule allows exactly {} word{}",
+                    extra + 1,
+                    shown(&argv[extra]),
+                    fixed.len(),
+                    if fixed.len() == 1 { "" } else { "s" }
+                ),
+            };
+        }
+        for index in 1..argv.len() {
+            let placeholder = fixed.get(index).is_none_or(RuleWord::is_placeholder);
+            if placeholder && let Some(reason) = guard.check(argv, index) {
+                return Outcome::Guarded(reason);
+            }
+        }
+        Outcome::Allowed
+    }
+}
+
+impl fmt::Display for CommandRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl FromStr for CommandRule {
+    type Err = RuleError;
+
+    fn from_str(text: &str) -> Result<CommandRule, RuleError> {
+        CommandRule::parse(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(text: &str) -> CommandRule {
+        match CommandRule::parse(text) {
+            Ok(rule) => rule,
+            Err(e) => panic!("{text:?}: {e}"),
+        }
+    }
+
+    fn argv(command: &str) -> Vec<String> {
+        command.split(' ').map(str::to_owned).collect()
+    }
+
+    fn outcome(rule_text: &str, command: &str) -> Outcome {
+        rule(rule_text).evaluate(&argv(command), &OptionGuard::builtin())
+    }
+
+    fn allows(rule_text: &str, command: &str) -> bool {
+        outcome(rule_text, command) == Outcome::Allowed
+    }
+
+    #[test]
+    fn parses_word_kinds() {
+        let r = rule(r#"tail -n * /var/log/nginx/*.log 'a*' a\? *"#);
+        let kinds: Vec<&str> = r
+            .words()
+            .iter()
+            .map(|w| match w {
+                RuleWord::Literal(_) => "literal",
+                RuleWord::Glob(_) => "glob",
+                RuleWord::Any => "any",
+                RuleWord::Rest => "rest",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "literal", "literal", "any", "glob", "literal", "literal", "rest"
+            ]
+        );
+        assert_eq!(r.source(), r#"tail -n * /var/log/nginx/*.log 'a*' a\? *"#);
+        assert_eq!(r.program(), "tail");
+        assert_eq!(r.to_string(), r.source());
+    }
+
+    #[test]
+    fn refuses_bad_rules() {
+        assert_eq!(CommandRule::parse(""), Err(RuleError::Empty));
+        assert_eq!(CommandRule::parse("   "), Err(RuleError::Empty));
+        assert_eq!(
+            CommandRule::parse("* status"),
+            Err(RuleError::WildcardCommand {
+                word: "*".to_owned()
+            })
+        );
+        assert_eq!(
+            CommandRule::parse("*"),
+            Err(RuleError::WildcardCommand {
+                word: "*".to_owned()
+            })
+        );
+        assert!(matches!(
+            CommandRule::parse("/usr/bin/*ctl status"),
+            Err(RuleError::WildcardCommand { .. })
+        ));
+        assert!(matches!(
+            CommandRule::parse("ls; id"),
+            Err(RuleError::Syntax(TokenizeError::Operator { .. }))
+        ));
+        assert!(matches!(
+            CommandRule::parse("echo $HOME"),
+            Err(RuleError::Syntax(TokenizeError::Expansion { .. }))
+        ));
+        assert!(matches!(
+            CommandRule::parse("ls\u{202E}"),
+            Err(RuleError::Syntax(TokenizeError::FormatChar { .. }))
+        ));
+        assert!("ls 'x".parse::<CommandRule>().is_err());
+    }
+
+    #[test]
+    fn quoted_star_in_command_word_is_literal() {
+        assert!(allows("'*' x", "* x"));
+    }
+
+    #[test]
+    fn exact_words_match_byte_for_byte() {
+        assert!(allows("systemctl status nginx", "systemctl status nginx"));
+        assert!(!allows("systemctl status nginx", "systemctl status nginx2"));
+        assert!(!allows("systemctl status nginx", "systemctl Status nginx"));
+        assert!(!allows("grep -r 'a b' /etc", "grep -r a b /etc"));
+        let r = rule("grep -r 'a b' /etc");
+        let a: Vec<String> = ["grep", "-r", "a b", "/etc"].map(str::to_owned).to_vec();
+        assert_eq!(r.evaluate(&a, &OptionGuard::builtin()), Outcome::Allowed);
+    }
+
+    #[test]
+    fn command_word_must_be_spelled_as_in_the_rule() {
+        assert!(!allows("systemctl status", "/usr/bin/systemctl status"));
+        assert!(!allows("systemctl status", "./systemctl status"));
+        assert!(!allows("/usr/bin/systemctl status", "systemctl status"));
+        assert!(allows(
+            "/usr/bin/systemctl status",
+            "/usr/bin/systemctl status"
+        ));
+        match outcome("systemctl status", "/usr/bin/systemctl status") {
+            Outcome::Mismatch { matched: 0, detail } => {
+                assert!(detail.contains("typed exactly"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn fixed_arity_without_trailing_star() {
+        assert!(!allows("uptime", "uptime -p"));
+        assert!(!allows("systemctl status nginx", "systemctl status"));
+        assert_eq!(
+            outcome("uptime", "uptime -p"),
+            Outcome::Mismatch {
+                matched: 1,
+                detail: "word 2 \"-p\" is one too many: the rule allows exactly 1 word".into()
+            }
+        );
+        assert_eq!(
+            outcome("systemctl status nginx", "systemctl status"),
+            Outcome::Mismatch {
+                matched: 2,
+                detail: "word 3 is missing: the rule expects \"nginx\"".into()
+            }
+        );
+    }
+
+    #[test]
+    fn standalone_star_in_the_middle_is_exactly_one_word() {
+        let r = "tail -n * /var/log/syslog";
+        assert!(allows(r, "tail -n 50 /var/log/syslog"));
+        assert!(!allows(r, "tail -n /var/log/syslog"));
+        assert!(!allows(r, "tail -n 5 0 /var/log/syslog"));
+        let a: Vec<String> = ["tail", "-n", "", "/var/log/syslog"]
+            .map(str::to_owned)
+            .to_vec();
+        assert_eq!(
+            rule(r).evaluate(&a, &OptionGuard::builtin()),
+            Outcome::Allowed
+        );
+    }
+
+    #[test]
+    fn trailing_star_is_zero_or_more_words() {
+        let r = "journalctl -u nginx *";
+        assert!(allows(r, "journalctl -u nginx"));
+        assert!(allows(r, "journalctl -u nginx --since today"));
+        assert!(allows(r, "journalctl -u nginx -n 100 --no-pager"));
+        assert!(!allows(r, "journalctl -u sshd"));
+        assert!(!allows(r, "journalctl -u"));
+        assert!(allows("ls * *", "ls a"));
+        assert!(!allows("ls * *", "ls"));
+    }
+
+    #[test]
+    fn globs_match_one_word() {
+        let r = "tail -n * /var/log/nginx/*.log";
+        assert!(allows(r, "tail -n 5 /var/log/nginx/access.log"));
+        assert!(allows(r, "tail -n 5 /var/log/nginx/.log"));
+        assert!(!allows(r, "tail -n 5 /var/log/nginx/access.log.1"));
+        assert!(!allows(r, "tail -n 5 /var/log/nginx/sub/access.log"));
+        assert!(!allows(
+            r,
+            "tail -n 5 /var/log/nginx/../../../etc/shadow.log"
+        ));
+        assert!(!allows(
+            r,
+            "tail -n 5 /var/log/nginx/access.log /etc/shadow"
+        ));
+        assert!(allows("ls /srv/*/logs", "ls /srv/app/logs"));
+        assert!(!allows("ls /srv/*/logs", "ls /srv/a/b/logs"));
+        assert!(allows("cat *.txt", "cat notes.txt"));
+        assert!(!allows("cat *.txt", "cat dir/notes.txt"));
+    }
+
+    #[test]
+    fn question_mark_is_one_character_but_not_a_slash() {
+        assert!(allows("cat log.?", "cat log.1"));
+        assert!(allows("cat log.?", "cat log.é"));
+        assert!(!allows("cat log.?", "cat log."));
+        assert!(!allows("cat log.?", "cat log.12"));
+        assert!(!allows("cat a?b", "cat a/b"));
+    }
+
+    #[test]
+    fn path_globs_refuse_dot_segments() {
+        let r = "cat /var/log/*/current";
+        assert!(allows(r, "cat /var/log/app/current"));
+        assert!(!allows(r, "cat /var/log/../current"));
+        assert!(!allows(r, "cat /var/log/./current"));
+        assert!(!allows("ls /srv/*", "ls /srv/.."));
+        assert!(allows("ls /srv/*", "ls /srv/...")); // a name, not a dot segment
+        assert!(allows("ls /srv/*", "ls /srv/.hidden"));
+        match outcome(r, "cat /var/log/../current") {
+            Outcome::Mismatch { matched: 1, detail } => {
+                assert!(detail.contains("path segment"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not a path glob: `..` is just text to it.
+        assert!(allows("echo ?*", "echo .."));
+    }
+
+    #[test]
+    fn quoted_wildcards_in_rules_are_literal() {
+        assert!(allows("echo 'a*'", "echo a*"));
+        assert!(!allows("echo 'a*'", "echo ab"));
+        assert!(allows("echo a\\?", "echo a?"));
+        assert!(!allows("echo a\\?", "echo ab"));
+        assert!(allows("echo 'a*'*", "echo a*xyz"));
+        assert!(!allows("echo 'a*'*", "echo axyz"));
+    }
+
+    #[test]
+    fn wrappers_and_assignments_are_ordinary_words() {
+        assert!(!allows("systemctl status *", "sudo systemctl status"));
+        assert!(!allows("systemctl status *", "env systemctl status"));
+        assert!(!allows("systemctl status *", "X=1 systemctl status"));
+        assert!(allows("nice -n 10 make", "nice -n 10 make"));
+    }
+
+    #[test]
+    fn placeholders_pass_through_the_guard() {
+        match outcome("curl *", "curl -o /etc/passwd http://x") {
+            Outcome::Guarded(reason) => assert!(reason.contains("\"-o\""), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            outcome("less /var/log/*", "less /var/log/+!sh"),
+            Outcome::Allowed
+        ));
+        assert!(matches!(
+            outcome("less *", "less +!sh"),
+            Outcome::Guarded(_)
+        ));
+        assert!(matches!(
+            outcome("ls --color=* *", "ls --color=auto /tmp"),
+            Outcome::Allowed
+        ));
+        assert!(matches!(
+            outcome("find . -name *", "find . -name -exec"),
+            Outcome::Guarded(_)
+        ));
+    }
+
+    #[test]
+    fn literal_words_are_trusted() {
+        assert!(allows(
+            "curl -o /tmp/out https://example.com",
+            "curl -o /tmp/out https://example.com"
+        ));
+        assert!(allows("git log -p *", "git log -p --stat"));
+        assert!(!allows("git log *", "git log -p"));
+    }
+
+    #[test]
+    fn hostile_words_stay_fast() {
+        let r = rule("cat *a*a*a*a*a*a*a*a*b");
+        let a = vec!["cat".to_owned(), "a".repeat(4000)];
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            r.evaluate(&a, &OptionGuard::builtin()),
+            Outcome::Mismatch { .. }
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+}
