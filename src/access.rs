@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::grants::{Grant, Timestamp};
 use crate::policy::{Policy, Role, ShellMode, Target, User};
 
 /// What the user asked for on one channel, after the first word was split off.
@@ -54,7 +55,9 @@ pub struct Permit {
     user: Arc<User>,
     target: Arc<Target>,
     role: Arc<Role>,
-    grant_id: Option<i64>,
+    grant_id: i64,
+    expires_at: Timestamp,
+    break_glass: bool,
     allowed: Allowed,
 }
 
@@ -71,9 +74,17 @@ impl Permit {
     pub fn role(&self) -> &Arc<Role> {
         &self.role
     }
-    /// The grant that allows it, when grants apply.
-    pub fn grant_id(&self) -> Option<i64> {
+    /// The grant that allows it.
+    pub fn grant_id(&self) -> i64 {
         self.grant_id
+    }
+    /// When the grant, and so the session, ends.
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+    /// Whether the grant came from break-glass.
+    pub fn break_glass(&self) -> bool {
+        self.break_glass
     }
     /// What may run.
     pub fn allowed(&self) -> &Allowed {
@@ -81,11 +92,10 @@ impl Permit {
     }
     /// The certificate key id: `gatehouse:<user>:<grant-id>:<session-id>`.
     pub fn key_id(&self, session_id: &str) -> String {
-        let grant = self
-            .grant_id
-            .map(|g| g.to_string())
-            .unwrap_or_else(|| "-".into());
-        format!("gatehouse:{}:{}:{}", self.user.name, grant, session_id)
+        format!(
+            "gatehouse:{}:{}:{}",
+            self.user.name, self.grant_id, session_id
+        )
     }
 }
 
@@ -120,11 +130,16 @@ impl fmt::Display for Denial {
     }
 }
 
-/// Decides a session request for `user`.
+/// Decides a session request for `user`, given the user's grants and the time.
+///
+/// The session needs a live grant (active, not past its end) of a role the user is still a
+/// member of, that still covers the target in the current policy.
 pub fn decide(
     policy: &Policy,
     user: &Arc<User>,
+    grants: &[Grant],
     request: &SessionRequest,
+    now: Timestamp,
 ) -> Result<Permit, Denial> {
     // Unknown targets and targets the user has no role on get the same answer, so that the
     // bastion does not reveal which hosts exist to people who may not use them.
@@ -137,38 +152,72 @@ pub fn decide(
     };
     let target = policy.target(&request.target).ok_or_else(unknown)?;
     let mut roles: Vec<&Arc<Role>> = policy.roles_for(user, target).collect();
-    if roles.is_empty() {
-        return Err(unknown());
-    }
     if let Some(wanted) = &request.role {
         roles.retain(|r| &r.name == wanted);
-        if roles.is_empty() {
-            return Err(Denial::new(format!(
-                "you do not hold role {wanted:?} on target {:?}",
-                request.target
-            )));
-        }
     }
-    let role = match roles.as_slice() {
-        [only] => *only,
-        several => {
-            let names: Vec<&str> = several.iter().map(|r| r.name.as_str()).collect();
-            return Err(Denial::new(format!(
-                "several roles cover {:?} ({}); name one",
-                request.target,
-                names.join(", ")
-            ))
-            .with_hint(format!("ssh bastion {}:{} …", request.target, names[0])));
-        }
-    };
+    if roles.is_empty() {
+        return Err(match &request.role {
+            Some(wanted) => Denial::new(format!(
+                "you may not use role {wanted:?} on target {:?}",
+                request.target
+            )),
+            None => unknown(),
+        });
+    }
+    let mut live: Vec<(&Grant, &Arc<Role>)> = grants
+        .iter()
+        .filter(|g| g.user == user.name && g.is_live(now) && g.covers(&target.name))
+        .filter_map(|g| roles.iter().find(|r| r.name == g.role).map(|r| (g, *r)))
+        .collect();
+    if live.is_empty() {
+        return Err(no_grant(&request.target, &roles));
+    }
+    let mut held: Vec<&str> = live.iter().map(|(_, r)| r.name.as_str()).collect();
+    held.sort_unstable();
+    held.dedup();
+    if held.len() > 1 {
+        return Err(Denial::new(format!(
+            "several live grants cover {:?} (roles {}); name one",
+            request.target,
+            held.join(", ")
+        ))
+        .with_hint(format!("ssh bastion {}:{} …", request.target, held[0])));
+    }
+    // Of several grants of the one role, the one that lasts longest.
+    live.sort_by_key(|(g, _)| std::cmp::Reverse(g.expires_at));
+    let (grant, role) = live[0];
     let allowed = allowed_action(role, &request.action)?;
     Ok(Permit {
         user: user.clone(),
         target: target.clone(),
         role: role.clone(),
-        grant_id: None,
+        grant_id: grant.id,
+        expires_at: grant.expires_at.unwrap_or(now),
+        break_glass: grant.break_glass,
         allowed,
     })
+}
+
+/// The denial for a user with roles on a target but no live grant, with the command to type.
+fn no_grant(target: &str, roles: &[&Arc<Role>]) -> Denial {
+    let requestable: Vec<&str> = roles
+        .iter()
+        .filter(|r| !r.break_glass)
+        .map(|r| r.name.as_str())
+        .collect();
+    let denial = Denial::new(format!("you hold no active grant for {target:?}"));
+    match requestable.as_slice() {
+        [] => denial.with_hint(format!(
+            "in an emergency: ssh bastion breakglass {target} --reason TEXT"
+        )),
+        [role] => denial.with_hint(format!(
+            "ssh bastion request {target} --role {role} --for 1h --reason TEXT"
+        )),
+        several => denial.with_hint(format!(
+            "ssh bastion request {target} --role ROLE --for 1h --reason TEXT (ROLE: {})",
+            several.join(", ")
+        )),
+    }
 }
 
 /// What the role lets this action do.
@@ -198,5 +247,211 @@ fn allowed_action(role: &Role, action: &Action) -> Result<Allowed, Denial> {
             "role {:?} runs commands only under its allow-list, which this bastion does not enforce yet",
             role.name
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::grants::GrantState;
+    use crate::testing::sample_policy;
+
+    fn grant(
+        id: i64,
+        user: &str,
+        role: &str,
+        target: &str,
+        state: GrantState,
+        expires_at: Option<Timestamp>,
+    ) -> Grant {
+        Grant {
+            id,
+            user: user.into(),
+            role: role.into(),
+            target: target.into(),
+            reason: "INC-1".into(),
+            duration: Duration::from_secs(3600),
+            state,
+            break_glass: false,
+            requested_at: 0,
+            activated_at: Some(0),
+            expires_at,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            approvals: vec![],
+        }
+    }
+
+    fn exec(target: &str, role: Option<&str>) -> SessionRequest {
+        SessionRequest {
+            target: target.into(),
+            role: role.map(str::to_owned),
+            action: Action::Exec(b"uptime".to_vec()),
+        }
+    }
+
+    #[test]
+    fn a_live_grant_permits_and_names_itself_in_the_key_id() {
+        let p = sample_policy();
+        let alice = p.user("alice").unwrap();
+        let grants = [grant(
+            17,
+            "alice",
+            "web-ops",
+            "web-01",
+            GrantState::Active,
+            Some(1000),
+        )];
+        let permit = decide(&p, alice, &grants, &exec("web-01", None), 500).unwrap();
+        assert_eq!(permit.grant_id(), 17);
+        assert_eq!(permit.role().name, "web-ops");
+        assert_eq!(permit.key_id("s1"), "gatehouse:alice:17:s1");
+        assert_eq!(
+            permit.allowed(),
+            &Allowed::Exec {
+                command: "uptime".into()
+            }
+        );
+    }
+
+    #[test]
+    fn no_grant_expired_or_pending_is_a_denial_with_the_request_to_type() {
+        let p = sample_policy();
+        let alice = p.user("alice").unwrap();
+        let d = decide(&p, alice, &[], &exec("web-01", Some("web-ops")), 500).unwrap_err();
+        assert!(
+            d.hint
+                .unwrap()
+                .contains("ssh bastion request web-01 --role web-ops")
+        );
+        let expired = [grant(
+            1,
+            "alice",
+            "web-ops",
+            "web-01",
+            GrantState::Active,
+            Some(500),
+        )];
+        assert!(
+            decide(&p, alice, &expired, &exec("web-01", None), 500).is_err(),
+            "ends at 500"
+        );
+        let pending = [grant(
+            2,
+            "alice",
+            "web-ops",
+            "web-01",
+            GrantState::Pending,
+            None,
+        )];
+        assert!(decide(&p, alice, &pending, &exec("web-01", None), 500).is_err());
+        let revoked = [grant(
+            3,
+            "alice",
+            "web-ops",
+            "web-01",
+            GrantState::Revoked,
+            Some(1000),
+        )];
+        assert!(decide(&p, alice, &revoked, &exec("web-01", None), 500).is_err());
+    }
+
+    #[test]
+    fn a_grant_covers_only_its_target_role_and_person() {
+        let p = sample_policy();
+        let alice = p.user("alice").unwrap();
+        let web = [grant(
+            1,
+            "alice",
+            "web-ops",
+            "web-01",
+            GrantState::Active,
+            Some(1000),
+        )];
+        assert!(
+            decide(&p, alice, &web, &exec("db-01", None), 500).is_err(),
+            "wrong target"
+        );
+        assert!(
+            decide(&p, alice, &web, &exec("web-01", Some("self")), 500).is_err(),
+            "wrong role"
+        );
+        let bobs = [grant(
+            1,
+            "bob",
+            "web-ops",
+            "web-01",
+            GrantState::Active,
+            Some(1000),
+        )];
+        assert!(
+            decide(&p, alice, &bobs, &exec("web-01", None), 500).is_err(),
+            "someone else's"
+        );
+        let eve = p.user("eve").unwrap();
+        let eves = [grant(
+            1,
+            "eve",
+            "web-ops",
+            "web-01",
+            GrantState::Active,
+            Some(1000),
+        )];
+        assert!(
+            decide(&p, eve, &eves, &exec("web-01", None), 500).is_err(),
+            "no longer a member"
+        );
+        assert!(
+            decide(&p, alice, &web, &exec("nope-01", None), 500).is_err(),
+            "unknown target"
+        );
+    }
+
+    #[test]
+    fn several_roles_must_be_named() {
+        let p = sample_policy();
+        let alice = p.user("alice").unwrap();
+        let both = [
+            grant(
+                1,
+                "alice",
+                "web-ops",
+                "web-01",
+                GrantState::Active,
+                Some(1000),
+            ),
+            grant(2, "alice", "self", "web-01", GrantState::Active, Some(900)),
+        ];
+        let d = decide(&p, alice, &both, &exec("web-01", None), 500).unwrap_err();
+        assert!(d.reason.contains("name one"), "{}", d.reason);
+        assert_eq!(
+            decide(&p, alice, &both, &exec("web-01", Some("self")), 500)
+                .unwrap()
+                .grant_id(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_pattern_grant_covers_matching_targets() {
+        let p = sample_policy();
+        let alice = p.user("alice").unwrap();
+        let grants = [grant(
+            5,
+            "alice",
+            "web-ops",
+            "web-*",
+            GrantState::Active,
+            Some(1000),
+        )];
+        assert_eq!(
+            decide(&p, alice, &grants, &exec("web-01", None), 1)
+                .unwrap()
+                .grant_id(),
+            5
+        );
     }
 }

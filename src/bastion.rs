@@ -10,6 +10,9 @@ use russh::keys::{HashAlg, PublicKey};
 
 use crate::ca::Ca;
 use crate::config::Config;
+use crate::events::Events;
+use crate::grants::store::GrantStore;
+use crate::grants::watch::GrantWatch;
 use crate::policy::{self, Policy};
 
 /// Shared state of one running bastion.
@@ -22,12 +25,23 @@ pub struct Bastion {
     pub trusted_user_cas: Vec<Fingerprint>,
     /// Client configuration for connections to targets.
     pub upstream: Arc<russh::client::Config>,
+    /// Grants.
+    pub grants: Arc<dyn GrantStore>,
+    /// Sessions waiting on their grants.
+    pub watch: Arc<GrantWatch>,
+    /// Where decisions and state changes are reported.
+    pub events: Events,
     policy: RwLock<Arc<Policy>>,
 }
 
 impl Bastion {
     /// Assembles the shared state. `trusted_user_ca_keys` in the config must parse.
-    pub fn new(config: Config, ca: Ca, policy: Policy) -> anyhow::Result<Bastion> {
+    pub fn new(
+        config: Config,
+        ca: Ca,
+        policy: Policy,
+        grants: Arc<dyn GrantStore>,
+    ) -> anyhow::Result<Bastion> {
         let mut trusted_user_cas = Vec::new();
         for line in &config.ca.trusted_user_ca_keys {
             let key = PublicKey::from_openssh(line.trim()).map_err(|e| {
@@ -42,8 +56,21 @@ impl Bastion {
             ca,
             trusted_user_cas,
             upstream: crate::upstream::client_config(),
+            grants,
+            watch: Arc::new(GrantWatch::default()),
+            events: Events,
             policy: RwLock::new(Arc::new(policy)),
         })
+    }
+
+    /// The desk through which SSH verbs decide on grants.
+    pub fn desk(&self) -> crate::grants::desk::GrantDesk<'_> {
+        crate::grants::desk::GrantDesk {
+            store: self.grants.as_ref(),
+            events: &self.events,
+            watch: Some(&self.watch),
+            request_ttl: self.config.request_ttl,
+        }
     }
 
     /// The policy in force now.

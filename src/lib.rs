@@ -13,9 +13,14 @@ pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod events;
+pub mod grants;
 pub mod keys;
 pub mod logging;
 pub mod policy;
 pub mod server;
 pub mod store;
 pub mod upstream;
+
+#[cfg(test)]
+mod testing;

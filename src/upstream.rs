@@ -159,7 +159,7 @@ pub fn client_config() -> Arc<client::Config> {
         // Wide windows and the largest packets OpenSSH accepts keep bulk transfers from
         // stalling on round trips; flow control still bounds what is buffered.
         window_size: 8 * 1024 * 1024,
-        maximum_packet_size: 64 * 1024,
+        maximum_packet_size: 32 * 1024,
         nodelay: true,
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(30)),

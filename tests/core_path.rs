@@ -33,6 +33,14 @@ fn setup() -> Setup {
     );
     world.gatehouse.write_policy("main.toml", &policy);
     world.gatehouse.start();
+    let out = world.gatehouse.ssh(
+        &alice,
+        &[
+            "request", "web-01", "--role", "ops", "--for", "1h", "--reason", "core", "path",
+            "tests",
+        ],
+    );
+    assert_eq!(out.code(), 0, "{}{}", out.out(), out.err());
     Setup {
         world,
         alice,
@@ -174,6 +182,13 @@ fn a_wrong_pinned_host_key_refuses_with_255() {
     );
     world.gatehouse.write_policy("main.toml", &policy);
     world.gatehouse.start();
+    let out = world.gatehouse.ssh(
+        &alice,
+        &[
+            "request", "web-01", "--role", "ops", "--for", "1h", "--reason", "test",
+        ],
+    );
+    assert_eq!(out.code(), 0, "{}", out.err());
     let before = world.target.accepted_logins();
     let out = world
         .gatehouse

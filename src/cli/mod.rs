@@ -2,6 +2,7 @@
 
 mod ca;
 mod check;
+mod grants;
 mod init;
 mod serve;
 
@@ -38,6 +39,15 @@ pub enum Command {
     Serve(ConfigArg),
     /// Validate the config and policies, and explain any error.
     Check(ConfigArg),
+    /// The operator's view of grants.
+    Grants {
+        /// Config file.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: grants::GrantsCommand,
+    },
     /// The user CA.
     Ca {
         /// What to do with it.
@@ -76,5 +86,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ca {
             command: CaCommand::PublicKey(arg),
         } => ca::public_key(arg.load()?),
+        Command::Grants { config, command } => {
+            grants::run(Config::discover(config.as_deref())?, command)
+        }
     }
 }

@@ -9,6 +9,7 @@ use tracing::{error, info, warn};
 use crate::bastion::Bastion;
 use crate::ca::Ca;
 use crate::config::Config;
+use crate::events::{Event, EventKind};
 use crate::{keys, policy, server, store};
 
 /// Starts the bastion and runs it until SIGINT or SIGTERM. Missing keys and the database are
@@ -53,7 +54,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
     let ca = Ca::new(ca_key, config.ca.cert_ttl, config.ca.source_address.clone());
     info!(ca = %ca.public_key_line(), "targets must trust this CA (TrustedUserCAKeys)");
-    let bastion = Arc::new(Bastion::new(config.clone(), ca, policy)?);
+    let bastion = Arc::new(Bastion::new(config.clone(), ca, policy, Arc::new(store))?);
+    crate::grants::watch::spawn_poller(bastion.grants.clone(), bastion.watch.clone());
+    spawn_sweeper(bastion.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -67,6 +70,38 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 fn store_exists(url: &str) -> bool {
     url.strip_prefix("sqlite://")
         .is_some_and(|p| std::path::Path::new(p).exists())
+}
+
+/// Once a second, writes down grants that expired or lapsed and reports them.
+fn spawn_sweeper(bastion: Arc<Bastion>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ttl = bastion.config.request_ttl.as_secs() as i64;
+        loop {
+            tick.tick().await;
+            match bastion.grants.sweep(crate::grants::now(), ttl).await {
+                Ok(ended) => {
+                    for grant in ended {
+                        let kind = if grant.state == crate::grants::GrantState::Lapsed {
+                            EventKind::GrantLapsed
+                        } else {
+                            EventKind::GrantExpired
+                        };
+                        bastion.events.emit(Event {
+                            user: Some(grant.user.clone()),
+                            target: Some(grant.target.clone()),
+                            role: Some(grant.role.clone()),
+                            grant_id: Some(grant.id),
+                            reason: grant.end_reason.clone(),
+                            ..Event::new(kind)
+                        });
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot sweep grants"),
+            }
+        }
+    });
 }
 
 /// Reloads the policy on SIGHUP; a policy that does not load leaves the old one in force.

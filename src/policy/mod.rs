@@ -5,8 +5,8 @@
 //! reported with its file and line, and a policy that does not load is never half-applied.
 
 pub mod glob;
-pub mod rules;
 mod load;
+pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use russh::keys::{HashAlg, PublicKey};
 
-pub use load::{LoadError, PolicyError, load_dir};
+pub use load::{LoadError, PolicyError, load_dir, load_sources};
 
 /// Words that start an SSH command on the bastion. A target may not be named like one of them,
 /// so that `ssh bastion grants` can never mean two things.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig, client, server};
 use tracing::debug;
 
+use crate::grants::watch::{GrantLifetime, LifetimeEvent};
 use crate::upstream::UpstreamChannel;
 
 /// How a bridged session ended.
@@ -24,19 +25,25 @@ pub struct BridgeOutcome {
     pub bytes_out: u64,
     /// Whether the user closed the channel before the target finished.
     pub user_left: bool,
+    /// Why the bastion closed the session, when its grant ended.
+    pub grant_ended: Option<String>,
 }
+
+/// Exit status sent when the grant ends under a running session.
+pub const EXIT_GRANT_ENDED: u32 = 126;
 
 /// Things that happen on the user's side that the bridge forwards to the target.
 fn forwarded_signal(signal: &Sig) -> bool {
     matches!(signal, Sig::INT | Sig::TERM | Sig::HUP)
 }
 
-/// Runs the session until the target closes the channel or the user goes away.
+/// Runs the session until the target closes the channel, the user goes away, or the grant ends.
 pub async fn run(
     mut user_read: ChannelReadHalf,
     user_write: ChannelWriteHalf<server::Msg>,
     user_handle: server::Handle,
     upstream: UpstreamChannel,
+    lifetime: &mut GrantLifetime,
 ) -> BridgeOutcome {
     let UpstreamChannel {
         channel,
@@ -134,14 +141,32 @@ pub async fn run(
 
     tokio::pin!(to_target);
     tokio::pin!(to_user);
-    tokio::select! {
-        (status, signal) = &mut to_user => {
-            outcome.exit_status = status;
-            outcome.exit_signal = signal;
-        }
-        () = &mut to_target => {
-            outcome.user_left = true;
-            debug!("user closed the channel first");
+    loop {
+        tokio::select! {
+            (status, signal) = &mut to_user => {
+                outcome.exit_status = status;
+                outcome.exit_signal = signal;
+                break;
+            }
+            () = &mut to_target => {
+                outcome.user_left = true;
+                debug!("user closed the channel first");
+                break;
+            }
+            event = lifetime.next() => match event {
+                LifetimeEvent::Warning(text) => {
+                    let line = format!("\r\ngatehouse: {text}\r\n");
+                    let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
+                }
+                LifetimeEvent::End(text) => {
+                    let line = format!("\r\ngatehouse: {text}: closing the session\r\n");
+                    let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
+                    let _ = user_write.exit_status(EXIT_GRANT_ENDED).await;
+                    let _ = user_write.eof().await;
+                    outcome.grant_ended = Some(text);
+                    break;
+                }
+            },
         }
     }
     outcome.bytes_in = bytes_in.load(Ordering::Relaxed);

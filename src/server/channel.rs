@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::auth::Identity;
 use super::command::{self, Command};
@@ -15,6 +15,8 @@ use super::{bridge, env};
 use crate::access::{self, Allowed, SessionRequest};
 use crate::bastion::Bastion;
 use crate::ca::CertRequest;
+use crate::events::{Event, EventKind};
+use crate::grants::{self, watch::GrantLifetime};
 use crate::upstream::{self, PtyRequest, Start};
 
 /// Exit status of an access denial.
@@ -146,7 +148,7 @@ impl SessionChannel {
             Request::Exec(raw) => match command::parse(&raw, opened.pty.is_some()) {
                 Err(usage) => finish(&opened, Reply::usage(&usage.0)).await,
                 Ok(Command::Verb { name, rest }) => {
-                    let reply = run_verb(&bastion, &identity, name, &rest);
+                    let reply = verbs::dispatch(&bastion, &identity, name, &rest).await;
                     finish(&opened, reply).await;
                 }
                 Ok(Command::Session(request)) => {
@@ -154,27 +156,6 @@ impl SessionChannel {
                 }
             },
         }
-    }
-}
-
-/// Answers a bastion verb.
-fn run_verb(bastion: &Bastion, identity: &Identity, name: &str, rest: &[u8]) -> Reply {
-    let Ok(rest) = std::str::from_utf8(rest) else {
-        return Reply::usage("arguments must be valid UTF-8");
-    };
-    let args: Vec<String> = rest.split_ascii_whitespace().map(str::to_owned).collect();
-    let policy = bastion.policy();
-    match name {
-        "help" => Reply::ok(verbs::help_text()),
-        "whoami" => verbs::whoami(identity),
-        "targets" => verbs::targets(&policy, &identity.user, &args),
-        "lobby" => verbs::lobby(&policy, identity),
-        "version" => Reply::ok(format!("gatehouse {}\n", env!("CARGO_PKG_VERSION"))),
-        other => Reply {
-            stderr: format!("gatehouse: {other}: not available on this bastion\n"),
-            status: verbs::EXIT_USAGE,
-            ..Reply::default()
-        },
     }
 }
 
@@ -190,6 +171,7 @@ async fn session(
     // The user as the current policy knows them: a user removed since login has no access.
     let Some(user) = policy.user(&identity.user.name).cloned() else {
         deny(
+            &bastion,
             &opened,
             &identity,
             &request,
@@ -198,13 +180,52 @@ async fn session(
         .await;
         return;
     };
-    let permit = match access::decide(&policy, &user, &request) {
-        Ok(permit) => permit,
-        Err(denial) => {
-            deny(&opened, &identity, &request, denial).await;
+    let now = grants::now();
+    // Fail closed: a store that cannot answer is a denial.
+    let held = match bastion.grants.live_for_user(&user.name, now).await {
+        Ok(held) => held,
+        Err(e) => {
+            deny(
+                &bastion,
+                &opened,
+                &identity,
+                &request,
+                access::Denial::new(format!("grants cannot be checked now ({e})")),
+            )
+            .await;
             return;
         }
     };
+    let permit = match access::decide(&policy, &user, &held, &request, now) {
+        Ok(permit) => permit,
+        Err(denial) => {
+            deny(&bastion, &opened, &identity, &request, denial).await;
+            return;
+        }
+    };
+    // Watch the grant before the last look at it, so that no revocation falls between the two.
+    let interactive = !matches!(permit.allowed(), Allowed::Exec { .. });
+    let mut lifetime = GrantLifetime::new(
+        &bastion.watch,
+        permit.grant_id(),
+        permit.expires_at(),
+        interactive,
+        now,
+    );
+    match bastion.grants.get(permit.grant_id()).await {
+        Ok(Some(grant)) if grant.is_live(grants::now()) => {}
+        _ => {
+            deny(
+                &bastion,
+                &opened,
+                &identity,
+                &request,
+                access::Denial::new(format!("grant {} ended just now", permit.grant_id())),
+            )
+            .await;
+            return;
+        }
+    }
     let session_id = uuid::Uuid::now_v7().to_string();
     let role = permit.role().clone();
     let target = permit.target().clone();
@@ -223,7 +244,7 @@ async fn session(
                 "role {:?} has a restricted shell, which this bastion does not serve yet",
                 role.name
             ));
-            deny(&opened, &identity, &request, denial).await;
+            deny(&bastion, &opened, &identity, &request, denial).await;
             return;
         }
     };
@@ -243,7 +264,14 @@ async fn session(
             return;
         }
     };
-    info!(session = %session_id, user = %user.name, target = %target.name, role = %role.name, "session starting");
+    let event = |kind| Event {
+        user: Some(user.name.clone()),
+        target: Some(target.name.clone()),
+        role: Some(role.name.clone()),
+        grant_id: Some(permit.grant_id()),
+        session_id: Some(session_id.clone()),
+        ..Event::new(kind)
+    };
     let spec = upstream::SessionSpec {
         login: &role.login,
         pty: upstream_pty,
@@ -266,27 +294,36 @@ async fn session(
             return;
         }
     };
+    bastion.events.emit(event(EventKind::SessionStarted));
     let Opened { read, write, .. } = opened;
-    let outcome = bridge::run(read, write, handle, upstream).await;
-    info!(
-        session = %session_id,
-        user = %user.name,
-        target = %target.name,
-        exit_status = ?outcome.exit_status,
-        exit_signal = ?outcome.exit_signal,
-        bytes_in = outcome.bytes_in,
-        bytes_out = outcome.bytes_out,
-        "session ended"
-    );
+    let outcome = bridge::run(read, write, handle, upstream, &mut lifetime).await;
+    bastion.events.emit(Event {
+        reason: outcome.grant_ended.clone(),
+        detail: Some(serde_json::json!({
+            "exit_status": outcome.exit_status,
+            "exit_signal": outcome.exit_signal,
+            "bytes_in": outcome.bytes_in,
+            "bytes_out": outcome.bytes_out,
+            "user_left": outcome.user_left,
+        })),
+        ..event(EventKind::SessionEnded)
+    });
 }
 
 async fn deny(
+    bastion: &Bastion,
     opened: &Opened,
     identity: &Identity,
     request: &SessionRequest,
     denial: access::Denial,
 ) {
-    warn!(user = %identity.user.name, target = %request.target, reason = %denial.reason, "session denied");
+    bastion.events.emit(Event {
+        user: Some(identity.user.name.clone()),
+        target: Some(request.target.clone()),
+        role: request.role.clone(),
+        reason: Some(denial.reason.clone()),
+        ..Event::new(EventKind::SessionDenied)
+    });
     let mut text = format!("gatehouse: denied: {}\n", denial.reason);
     if let Some(hint) = &denial.hint {
         text.push_str(&format!("gatehouse: hint: {hint}\n"));

@@ -41,7 +41,7 @@ pub fn ssh_config(host_key: PrivateKey) -> Arc<russh::server::Config> {
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 3,
         window_size: 8 * 1024 * 1024,
-        maximum_packet_size: 64 * 1024,
+        maximum_packet_size: 32 * 1024,
         nodelay: true,
         ..russh::server::Config::default()
     })

@@ -1,68 +1,13 @@
-//! The bastion's own commands: `help`, `whoami`, `targets`, and the lobby a user sees with
+//! Verbs that only read the policy: `whoami`, `targets`, and the lobby a user sees with
 //! `ssh -t bastion` and no command.
-//!
-//! Each verb is a function from the caller and its arguments to a [`Reply`]; none touches the
-//! network, so they are tested like any other function.
 
 use std::fmt::Write as _;
 
 use serde_json::json;
 
+use super::Reply;
 use crate::policy::{Policy, ShellMode, User};
 use crate::server::auth::Identity;
-
-/// Exit status for a malformed verb.
-pub const EXIT_USAGE: u32 = 2;
-
-/// What a verb prints and how it exits.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Reply {
-    /// Text for stdout.
-    pub stdout: String,
-    /// Text for stderr.
-    pub stderr: String,
-    /// Exit status.
-    pub status: u32,
-}
-
-impl Reply {
-    /// Success with text on stdout.
-    pub fn ok(stdout: impl Into<String>) -> Reply {
-        Reply {
-            stdout: stdout.into(),
-            ..Reply::default()
-        }
-    }
-
-    /// A usage error: the message and the usage text on stderr, exit 2.
-    pub fn usage(message: &str) -> Reply {
-        Reply {
-            stderr: format!("gatehouse: {message}\n\n{}", help_text()),
-            status: EXIT_USAGE,
-            ..Reply::default()
-        }
-    }
-}
-
-/// The usage text printed by `help` and with usage errors.
-pub fn help_text() -> String {
-    "\
-usage: ssh bastion COMMAND
-
-  TARGET [COMMAND...]          open a session (no command: interactive, needs ssh -t)
-  TARGET:ROLE [COMMAND...]     the same, naming the role
-  targets [--json]             targets you may request, and what you hold now
-  grants [--all] [--json]      your grants (approvers also see pending requests)
-  request TARGET --role ROLE --for DURATION --reason TEXT
-  approve ID [--comment TEXT]  deny ID --reason TEXT  revoke ID [--reason TEXT]
-  breakglass TARGET --reason TEXT [-- COMMAND...]
-  whoami                       who the bastion thinks you are
-  help                         this text
-
-Durations: 90s, 15m, 2h, 1h30m.
-"
-    .to_owned()
-}
 
 /// `whoami`: the identity as the bastion sees it.
 pub fn whoami(identity: &Identity) -> Reply {
@@ -80,12 +25,7 @@ pub fn whoami(identity: &Identity) -> Reply {
 }
 
 /// `targets [--json]`: what the user may request, by role.
-pub fn targets(policy: &Policy, user: &User, args: &[String]) -> Reply {
-    let json = match args {
-        [] => false,
-        [flag] if flag == "--json" => true,
-        _ => return Reply::usage("targets takes only --json"),
-    };
+pub fn targets(policy: &Policy, user: &User, json: bool) -> Reply {
     let mut rows = Vec::new();
     for role in policy.roles().filter(|r| r.has_member(user)) {
         for target in policy.targets_of(role) {
@@ -130,7 +70,7 @@ pub fn targets(policy: &Policy, user: &User, args: &[String]) -> Reply {
 /// The lobby: shown on an interactive login with no command.
 pub fn lobby(policy: &Policy, identity: &Identity) -> Reply {
     let mut out = format!("\r\nWelcome to Gatehouse, {}.\r\n\r\n", identity.user.name);
-    let listing = targets(policy, &identity.user, &[]).stdout;
+    let listing = targets(policy, &identity.user, false).stdout;
     for line in listing.lines() {
         let _ = write!(out, "  {line}\r\n");
     }

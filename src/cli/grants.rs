@@ -1,0 +1,171 @@
+//! `gatehouse grants list|show|approve|deny|revoke`: the operator's view of grants, acting on
+//! the same store as the running bastion. Decisions are recorded as `operator:<unix user>`, and
+//! a running bastion closes affected sessions within a second.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::events::Events;
+use crate::grants::desk::GrantDesk;
+use crate::grants::store::{GrantFilter, GrantStore};
+use crate::grants::{self, Actor, Decision, GrantError, GrantState};
+use crate::server::verbs::grants::{table, when};
+use crate::{policy, store};
+
+/// `gatehouse grants …`.
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// List grants (pending and active; --all for every state).
+    List {
+        /// Every state, not only pending and active.
+        #[arg(long)]
+        all: bool,
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one grant with its approvals.
+    Show {
+        /// Grant id.
+        id: i64,
+    },
+    /// Approve a pending request (counts as one approval).
+    Approve {
+        /// Grant id.
+        id: i64,
+        /// A comment for the record.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Deny a pending request.
+    Deny {
+        /// Grant id.
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// End an active grant; its sessions close.
+    Revoke {
+        /// Grant id.
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// Runs one grants subcommand.
+pub fn run(config: Config, command: GrantsCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let store = store::open(&config.store).await?;
+        let ttl = config.request_ttl;
+        let now = grants::now();
+        match command {
+            GrantsCommand::List { all, user, json } => {
+                let states = if all { vec![] } else { vec![GrantState::Pending, GrantState::Active] };
+                let found = store.list(&GrantFilter { user, states, limit: Some(10_000) }).await?;
+                let shown: Vec<_> = found.iter().filter(|g| all || !g.state_at(now, ttl).is_final()).collect();
+                if json {
+                    let items: Vec<_> = shown
+                        .iter()
+                        .map(|g| {
+                            serde_json::json!({
+                                "id": g.id, "user": g.user, "role": g.role, "target": g.target,
+                                "reason": g.reason, "state": g.state_at(now, ttl).as_str(),
+                                "duration": crate::duration::format(g.duration), "requested_at": g.requested_at,
+                                "activated_at": g.activated_at, "expires_at": g.expires_at,
+                                "approvals": g.approvals.iter().map(|a| a.approver.clone()).collect::<Vec<_>>(),
+                                "break_glass": g.break_glass,
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::Value::Array(items));
+                } else {
+                    print!("{}", table(&shown, now, ttl));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            GrantsCommand::Show { id } => {
+                let Some(g) = store.get(id).await? else {
+                    eprintln!("gatehouse: there is no grant {id}");
+                    return Ok(ExitCode::from(2));
+                };
+                println!("grant        {}", g.id);
+                println!("user         {}", g.user);
+                println!("role         {}", g.role);
+                println!("target       {}", g.target);
+                println!("state        {}", g.state_at(now, ttl));
+                println!("reason       {}", g.reason.escape_debug());
+                println!("duration     {}", crate::duration::format(g.duration));
+                println!("requested    {}", when(g.requested_at));
+                if let Some(t) = g.activated_at {
+                    println!("activated    {}", when(t));
+                }
+                if let Some(t) = g.expires_at {
+                    println!("expires      {}", when(t));
+                }
+                for a in &g.approvals {
+                    let comment = a.comment.as_deref().map(|c| format!(" ({})", c.escape_debug())).unwrap_or_default();
+                    println!("approved by  {} at {}{comment}", a.approver, when(a.at));
+                }
+                if let (Some(by), Some(t)) = (&g.ended_by, g.ended_at) {
+                    let why = g.end_reason.as_deref().map(|r| format!(" ({})", r.escape_debug())).unwrap_or_default();
+                    println!("ended by     {by} at {}{why}", when(t));
+                }
+                if g.break_glass {
+                    println!("break-glass  yes");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            GrantsCommand::Approve { id, comment } => decide(&config, &store, id, Decision::Approve(comment)).await,
+            GrantsCommand::Deny { id, reason } => decide(&config, &store, id, Decision::Deny(reason)).await,
+            GrantsCommand::Revoke { id, reason } => decide(&config, &store, id, Decision::Revoke(reason)).await,
+        }
+    })
+}
+
+async fn decide(
+    config: &Config,
+    store: &dyn GrantStore,
+    id: i64,
+    decision: Decision,
+) -> anyhow::Result<ExitCode> {
+    let policy = policy::load_dir(&config.policies)?;
+    let operator = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    let events = Events;
+    let desk = GrantDesk {
+        store,
+        events: &events,
+        watch: None,
+        request_ttl: config.request_ttl,
+    };
+    match desk
+        .decide(&policy, &Actor::Operator(operator), id, &decision)
+        .await
+    {
+        Ok(g) => {
+            println!("grant {} is now {}", g.id, g.state);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            let code = match e {
+                GrantError::Usage(_) => 2,
+                GrantError::Denied(_) => 126,
+                _ => 1,
+            };
+            Ok(ExitCode::from(code))
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! The grant state machine as pure functions of the policy, the grant, the actor and the time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Change, ChangeKind, Grant, GrantError, GrantState, NewGrant, Timestamp};
+use crate::policy::{Policy, User, glob};
+
+/// The longest reason or comment accepted, in characters.
+pub const MAX_TEXT_CHARS: usize = 500;
+
+/// Who acts on a grant.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// A user of the bastion, through an SSH verb.
+    User(Arc<User>),
+    /// An operator at the `gatehouse` command line (named by their Unix account).
+    Operator(String),
+}
+
+impl Actor {
+    /// The name recorded for this actor.
+    pub fn name(&self) -> String {
+        match self {
+            Actor::User(u) => u.name.clone(),
+            Actor::Operator(name) => format!("operator:{name}"),
+        }
+    }
+}
+
+/// A request as typed.
+#[derive(Debug, Clone)]
+pub struct RequestInput<'a> {
+    /// Who asks.
+    pub user: &'a User,
+    /// For which role.
+    pub role: &'a str,
+    /// For which target (name or one of the role's patterns).
+    pub target: &'a str,
+    /// For how long.
+    pub duration: Duration,
+    /// Why.
+    pub reason: &'a str,
+}
+
+/// A decision on a grant.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Approve, with an optional comment.
+    Approve(Option<String>),
+    /// Deny, with a reason.
+    Deny(String),
+    /// Revoke, with an optional reason.
+    Revoke(Option<String>),
+}
+
+/// Checks free text (reasons, comments): present, bounded, and free of characters that could
+/// forge lines or hide text on a reviewer's terminal.
+pub fn check_text(what: &str, text: &str, min_chars: usize) -> Result<String, GrantError> {
+    let text = text.trim();
+    let count = text.chars().count();
+    if count < min_chars.max(1) {
+        return Err(GrantError::Usage(if count == 0 {
+            format!("a {what} is required")
+        } else {
+            format!("the {what} must be at least {min_chars} characters")
+        }));
+    }
+    if count > MAX_TEXT_CHARS {
+        return Err(GrantError::Usage(format!(
+            "the {what} is longer than {MAX_TEXT_CHARS} characters"
+        )));
+    }
+    for (offset, ch) in text.char_indices() {
+        if ch != ' ' {
+            crate::policy::rules::check_char(offset, ch).map_err(|e| {
+                GrantError::Usage(format!(
+                    "the {what} has a character that is not allowed: {e}"
+                ))
+            })?;
+        }
+    }
+    Ok(text.to_owned())
+}
+
+/// Files a request (or, for self-service roles, a grant active at once).
+pub fn new_request(
+    policy: &Policy,
+    input: &RequestInput<'_>,
+    now: Timestamp,
+) -> Result<NewGrant, GrantError> {
+    let reason = check_text("reason", input.reason, 1)?;
+    let role = policy
+        .role(input.role)
+        .ok_or_else(|| GrantError::Usage(format!("there is no role {:?}", input.role)))?;
+    if !role.has_member(input.user) {
+        return Err(GrantError::Denied(format!(
+            "you are not a member of role {:?}",
+            role.name
+        )));
+    }
+    if role.break_glass {
+        return Err(GrantError::Usage(format!(
+            "role {:?} is for emergencies: use breakglass TARGET --reason TEXT",
+            role.name
+        )));
+    }
+    let target_ok = match policy.target(input.target) {
+        Some(target) => role.covers(target),
+        None => glob::is_pattern(input.target) && role.targets.iter().any(|p| p == input.target),
+    };
+    if !target_ok {
+        return Err(GrantError::Denied(format!(
+            "role {:?} does not cover target {:?}",
+            role.name, input.target
+        )));
+    }
+    if input.duration > role.max_duration {
+        return Err(GrantError::Usage(format!(
+            "{} is longer than role {:?} allows ({})",
+            crate::duration::format(input.duration),
+            role.name,
+            crate::duration::format(role.max_duration)
+        )));
+    }
+    let secs = input.duration.as_secs() as i64;
+    let at_once = role.approvals == 0;
+    Ok(NewGrant {
+        user: input.user.name.clone(),
+        role: role.name.clone(),
+        target: input.target.to_owned(),
+        reason,
+        duration: input.duration,
+        state: if at_once {
+            GrantState::Active
+        } else {
+            GrantState::Pending
+        },
+        break_glass: false,
+        requested_at: now,
+        activated_at: at_once.then_some(now),
+        expires_at: at_once.then_some(now + secs),
+    })
+}
+
+/// Computes what `actor` deciding `decision` on `grant` changes, or why they may not.
+pub fn decide_on(
+    policy: &Policy,
+    grant: &Grant,
+    actor: &Actor,
+    decision: &Decision,
+    now: Timestamp,
+    request_ttl: Duration,
+) -> Result<Change, GrantError> {
+    let state = grant.state_at(now, request_ttl);
+    let role = policy.role(&grant.role);
+    let is_approver = match actor {
+        Actor::Operator(_) => true,
+        Actor::User(user) => role.is_some_and(|r| r.has_approver(user)),
+    };
+    let is_requester = matches!(actor, Actor::User(u) if u.name == grant.user);
+    let by = actor.name();
+    let id = grant.id;
+    match decision {
+        Decision::Approve(comment) => {
+            let comment = comment
+                .as_deref()
+                .map(|c| check_text("comment", c, 1))
+                .transpose()?;
+            if state != GrantState::Pending {
+                return Err(GrantError::Conflict(format!(
+                    "grant {id} is {state}, not pending; it cannot be approved"
+                )));
+            }
+            if is_requester {
+                return Err(GrantError::Denied(format!(
+                    "grant {id} is your own request; someone else must approve it"
+                )));
+            }
+            if !is_approver {
+                return Err(GrantError::Denied(format!(
+                    "you may not approve role {:?}",
+                    grant.role
+                )));
+            }
+            if grant.approvals.iter().any(|a| a.approver == by) {
+                return Err(GrantError::Conflict(format!(
+                    "you have already approved grant {id}"
+                )));
+            }
+            let needed = role.map(|r| r.approvals).unwrap_or(u32::MAX) as usize;
+            let activates = (grant.approvals.len() + 1 >= needed)
+                .then(|| (now, now + grant.duration.as_secs() as i64));
+            Ok(Change {
+                grant_id: id,
+                expected: GrantState::Pending,
+                kind: ChangeKind::Approve {
+                    approver: by,
+                    comment,
+                    at: now,
+                    activates,
+                },
+            })
+        }
+        Decision::Deny(reason) => {
+            let reason = check_text("reason", reason, 1)?;
+            if state != GrantState::Pending {
+                return Err(GrantError::Conflict(format!(
+                    "grant {id} is {state}, not pending; it cannot be denied"
+                )));
+            }
+            if is_requester {
+                return Err(GrantError::Denied(format!(
+                    "grant {id} is your own request; an approver decides it"
+                )));
+            }
+            if !is_approver {
+                return Err(GrantError::Denied(format!(
+                    "you may not decide requests for role {:?}",
+                    grant.role
+                )));
+            }
+            Ok(end(
+                id,
+                GrantState::Pending,
+                GrantState::Denied,
+                by,
+                Some(reason),
+                now,
+            ))
+        }
+        Decision::Revoke(reason) => {
+            let reason = reason
+                .as_deref()
+                .map(|r| check_text("reason", r, 1))
+                .transpose()?;
+            if state != GrantState::Active {
+                let hint = if state == GrantState::Pending {
+                    " (deny a pending request instead)"
+                } else {
+                    ""
+                };
+                return Err(GrantError::Conflict(format!(
+                    "grant {id} is {state}, not active; it cannot be revoked{hint}"
+                )));
+            }
+            // The holder may always give a grant up; approvers and operators may end anyone's.
+            if !is_requester && !is_approver {
+                return Err(GrantError::Denied(format!(
+                    "you may not revoke grants of role {:?}",
+                    grant.role
+                )));
+            }
+            Ok(end(
+                id,
+                GrantState::Active,
+                GrantState::Revoked,
+                by,
+                reason,
+                now,
+            ))
+        }
+    }
+}
+
+fn end(
+    id: i64,
+    expected: GrantState,
+    state: GrantState,
+    by: String,
+    reason: Option<String>,
+    at: Timestamp,
+) -> Change {
+    Change {
+        grant_id: id,
+        expected,
+        kind: ChangeKind::End {
+            state,
+            by,
+            reason,
+            at,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grants::Approval;
+
+    const TTL: Duration = Duration::from_secs(24 * 3600);
+
+    fn policy() -> Policy {
+        crate::testing::sample_policy()
+    }
+
+    fn user(p: &Policy, name: &str) -> Actor {
+        Actor::User(p.user(name).unwrap().clone())
+    }
+
+    fn request(p: &Policy, role: &str, target: &str, secs: u64) -> Result<NewGrant, GrantError> {
+        let input = RequestInput {
+            user: p.user("alice").unwrap(),
+            role,
+            target,
+            duration: Duration::from_secs(secs),
+            reason: "INC-4411 nginx is down",
+        };
+        new_request(p, &input, 1000)
+    }
+
+    fn stored(new: NewGrant, id: i64) -> Grant {
+        Grant {
+            id,
+            user: new.user,
+            role: new.role,
+            target: new.target,
+            reason: new.reason,
+            duration: new.duration,
+            state: new.state,
+            break_glass: new.break_glass,
+            requested_at: new.requested_at,
+            activated_at: new.activated_at,
+            expires_at: new.expires_at,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            approvals: vec![],
+        }
+    }
+
+    fn apply(grant: &mut Grant, change: Change) {
+        assert_eq!(grant.state, change.expected);
+        match change.kind {
+            ChangeKind::Approve {
+                approver,
+                comment,
+                at,
+                activates,
+            } => {
+                grant.approvals.push(Approval {
+                    approver,
+                    comment,
+                    at,
+                });
+                if let Some((from, to)) = activates {
+                    grant.state = GrantState::Active;
+                    grant.activated_at = Some(from);
+                    grant.expires_at = Some(to);
+                }
+            }
+            ChangeKind::End {
+                state,
+                by,
+                reason,
+                at,
+            } => {
+                grant.state = state;
+                grant.ended_by = Some(by);
+                grant.end_reason = reason;
+                grant.ended_at = Some(at);
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_waits_and_one_approval_activates_it_from_then() {
+        let p = policy();
+        let mut g = stored(request(&p, "web-ops", "web-01", 3600).unwrap(), 17);
+        assert_eq!(g.state, GrantState::Pending);
+        assert!(!g.is_live(1000));
+        let change = decide_on(
+            &p,
+            &g,
+            &user(&p, "bob"),
+            &Decision::Approve(None),
+            1500,
+            TTL,
+        )
+        .unwrap();
+        apply(&mut g, change);
+        assert_eq!(g.state, GrantState::Active);
+        assert_eq!(
+            g.expires_at,
+            Some(1500 + 3600),
+            "the clock starts at the last approval"
+        );
+        assert!(g.is_live(1500));
+        assert!(!g.is_live(5100));
+        assert_eq!(g.state_at(5100, TTL), GrantState::Expired);
+    }
+
+    #[test]
+    fn self_service_roles_are_active_at_once_but_time_bound() {
+        let p = policy();
+        let g = request(&p, "self", "web-01", 600).unwrap();
+        assert_eq!(g.state, GrantState::Active);
+        assert_eq!(g.expires_at, Some(1600));
+    }
+
+    #[test]
+    fn requests_are_checked() {
+        let p = policy();
+        assert!(
+            matches!(request(&p, "web-ops", "web-01", 5 * 3600), Err(GrantError::Usage(m)) if m.contains("longer than"))
+        );
+        assert!(
+            matches!(
+                request(&p, "web-ops", "db-01", 60),
+                Err(GrantError::Denied(_))
+            ),
+            "wrong target"
+        );
+        assert!(
+            matches!(request(&p, "nope", "web-01", 60), Err(GrantError::Usage(_))),
+            "unknown role"
+        );
+        assert!(
+            request(&p, "web-ops", "web-*", 60).is_ok(),
+            "a pattern the role names"
+        );
+        assert!(
+            request(&p, "web-ops", "w*", 60).is_err(),
+            "a pattern it does not"
+        );
+        let eve = p.user("eve").unwrap();
+        let input = RequestInput {
+            user: eve,
+            role: "web-ops",
+            target: "web-01",
+            duration: Duration::from_secs(60),
+            reason: "x",
+        };
+        assert!(
+            matches!(new_request(&p, &input, 0), Err(GrantError::Denied(_))),
+            "not a member"
+        );
+        for bad in ["", "   ", "bell\u{7}", "bidi\u{202e}txt", &"x".repeat(501)] {
+            let input = RequestInput {
+                reason: bad,
+                ..input.clone()
+            };
+            let input = RequestInput {
+                user: p.user("alice").unwrap(),
+                ..input
+            };
+            assert!(
+                matches!(new_request(&p, &input, 0), Err(GrantError::Usage(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn separation_of_duties() {
+        let p = policy();
+        let g = stored(request(&p, "web-ops", "web-01", 60).unwrap(), 1);
+        let alice = user(&p, "alice");
+        let eve = user(&p, "eve");
+        assert!(
+            matches!(decide_on(&p, &g, &alice, &Decision::Approve(None), 1001, TTL), Err(GrantError::Denied(m)) if m.contains("your own"))
+        );
+        assert!(matches!(
+            decide_on(&p, &g, &eve, &Decision::Approve(None), 1001, TTL),
+            Err(GrantError::Denied(_))
+        ));
+        assert!(matches!(
+            decide_on(&p, &g, &alice, &Decision::Deny("no".into()), 1001, TTL),
+            Err(GrantError::Denied(_))
+        ));
+        assert!(
+            decide_on(
+                &p,
+                &g,
+                &Actor::Operator("root".into()),
+                &Decision::Approve(None),
+                1001,
+                TTL
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_approver_counts_once_and_a_quorum_of_two_needs_two() {
+        let p = policy();
+        let mut g = stored(request(&p, "db-ops", "db-01", 600).unwrap(), 2);
+        let bob = user(&p, "bob");
+        let change = decide_on(
+            &p,
+            &g,
+            &bob,
+            &Decision::Approve(Some("ok".into())),
+            1100,
+            TTL,
+        )
+        .unwrap();
+        apply(&mut g, change);
+        assert_eq!(g.state, GrantState::Pending, "one of two");
+        assert!(
+            matches!(decide_on(&p, &g, &bob, &Decision::Approve(None), 1200, TTL), Err(GrantError::Conflict(m)) if m.contains("already"))
+        );
+        let change = decide_on(
+            &p,
+            &g,
+            &user(&p, "carol"),
+            &Decision::Approve(None),
+            1300,
+            TTL,
+        )
+        .unwrap();
+        apply(&mut g, change);
+        assert_eq!(g.state, GrantState::Active);
+        assert_eq!(g.expires_at, Some(1900));
+    }
+
+    #[test]
+    fn decisions_on_grants_that_moved_on_are_refused() {
+        let p = policy();
+        let bob = user(&p, "bob");
+        let mut g = stored(request(&p, "web-ops", "web-01", 60).unwrap(), 3);
+        let change = decide_on(&p, &g, &bob, &Decision::Approve(None), 1001, TTL).unwrap();
+        apply(&mut g, change);
+        let change = decide_on(
+            &p,
+            &g,
+            &bob,
+            &Decision::Revoke(Some("done".into())),
+            1002,
+            TTL,
+        )
+        .unwrap();
+        apply(&mut g, change);
+        assert_eq!(g.state, GrantState::Revoked);
+        for d in [
+            Decision::Approve(None),
+            Decision::Deny("x".into()),
+            Decision::Revoke(None),
+        ] {
+            assert!(
+                matches!(
+                    decide_on(&p, &g, &bob, &d, 1003, TTL),
+                    Err(GrantError::Conflict(_))
+                ),
+                "{d:?}"
+            );
+        }
+        // A pending request past its TTL has lapsed, even if nobody wrote so yet.
+        let g = stored(request(&p, "web-ops", "web-01", 60).unwrap(), 4);
+        let late = 1000 + TTL.as_secs() as i64;
+        assert_eq!(g.state_at(late, TTL), GrantState::Lapsed);
+        assert!(matches!(
+            decide_on(&p, &g, &bob, &Decision::Approve(None), late, TTL),
+            Err(GrantError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn the_holder_may_give_a_grant_up_but_not_others() {
+        let p = policy();
+        let bob = user(&p, "bob");
+        let mut g = stored(request(&p, "web-ops", "web-01", 60).unwrap(), 5);
+        let change = decide_on(&p, &g, &bob, &Decision::Approve(None), 1001, TTL).unwrap();
+        apply(&mut g, change);
+        assert!(
+            decide_on(
+                &p,
+                &g,
+                &user(&p, "alice"),
+                &Decision::Revoke(None),
+                1002,
+                TTL
+            )
+            .is_ok()
+        );
+        assert!(matches!(
+            decide_on(&p, &g, &user(&p, "eve"), &Decision::Revoke(None), 1002, TTL),
+            Err(GrantError::Denied(_))
+        ));
+    }
+}

@@ -1,0 +1,230 @@
+//! Live enforcement: a session runs only while its grant is active.
+//!
+//! Each session holds a [`GrantLifetime`]: it fires warnings before the end (interactive
+//! sessions), fires at the exact expiry time, and fires at once when the grant is revoked. A
+//! revocation made in this process reaches sessions directly through [`GrantWatch::end`]; one
+//! made elsewhere (the operator CLI, another node) is found by [`spawn_poller`], which reads the
+//! store's revision four times a second.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use super::store::GrantStore;
+use super::{GrantState, Timestamp};
+
+/// How often other processes' changes are looked for.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why a grant stopped letting sessions run; shown on the user's terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantEnd {
+    /// The message.
+    pub message: String,
+}
+
+/// Sessions waiting on grants, by grant id.
+#[derive(Default)]
+pub struct GrantWatch {
+    senders: Mutex<HashMap<i64, watch::Sender<Option<GrantEnd>>>>,
+}
+
+impl GrantWatch {
+    /// A receiver that changes to `Some` when the grant ends early.
+    pub fn subscribe(&self, grant_id: i64) -> watch::Receiver<Option<GrantEnd>> {
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        senders.retain(|_, s| s.receiver_count() > 0);
+        senders
+            .entry(grant_id)
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe()
+    }
+
+    /// Tells every session on `grant_id` that it has ended.
+    pub fn end(&self, grant_id: i64, end: GrantEnd) {
+        let senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = senders.get(&grant_id) {
+            let _ = sender.send(Some(end));
+        }
+    }
+
+    /// Whether any session watches `grant_id`.
+    pub fn is_watched(&self, grant_id: i64) -> bool {
+        let senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        senders
+            .get(&grant_id)
+            .is_some_and(|s| s.receiver_count() > 0)
+    }
+}
+
+/// The message for a grant that ended in `state`.
+pub fn end_message(
+    grant_id: i64,
+    state: GrantState,
+    by: Option<&str>,
+    reason: Option<&str>,
+) -> String {
+    let mut text = match state {
+        GrantState::Revoked => format!("grant {grant_id} was revoked"),
+        GrantState::Expired => format!("grant {grant_id} has expired"),
+        other => format!("grant {grant_id} is {other}"),
+    };
+    if let Some(by) = by.filter(|_| state == GrantState::Revoked) {
+        text.push_str(&format!(" by {by}"));
+    }
+    if let Some(reason) = reason.filter(|_| state == GrantState::Revoked) {
+        text.push_str(&format!(" ({reason:?})"));
+    }
+    text
+}
+
+/// Polls the store for changes made by other processes and ends watched grants that stopped
+/// being active.
+pub fn spawn_poller(
+    store: Arc<dyn GrantStore>,
+    watch: Arc<GrantWatch>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = match store.revision().await {
+            Ok(rev) => rev,
+            Err(e) => {
+                warn!(error = %e, "cannot read the grant store revision; retrying");
+                0
+            }
+        };
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let rev = match store.revision().await {
+                Ok(rev) => rev,
+                Err(e) => {
+                    warn!(error = %e, "grant store unavailable");
+                    continue;
+                }
+            };
+            if rev == seen {
+                continue;
+            }
+            match store.changed_since(seen).await {
+                Ok(changed) => {
+                    for status in changed {
+                        if status.state != GrantState::Active && watch.is_watched(status.id) {
+                            debug!(grant = status.id, state = %status.state, "ending sessions of a grant changed elsewhere");
+                            watch.end(
+                                status.id,
+                                GrantEnd {
+                                    message: end_message(
+                                        status.id,
+                                        status.state,
+                                        status.ended_by.as_deref(),
+                                        status.end_reason.as_deref(),
+                                    ),
+                                },
+                            );
+                        }
+                    }
+                    seen = rev;
+                }
+                Err(e) => warn!(error = %e, "cannot read grant changes"),
+            }
+        }
+    })
+}
+
+/// What a session's grant has to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifetimeEvent {
+    /// Time is running out.
+    Warning(String),
+    /// The session must close now.
+    End(String),
+}
+
+/// One session's view of its grant's remaining life.
+pub struct GrantLifetime {
+    grant_id: i64,
+    expires_at: Timestamp,
+    warnings: Vec<i64>,
+    ended: watch::Receiver<Option<GrantEnd>>,
+}
+
+/// Seconds before the end at which interactive sessions are warned.
+const WARN_BEFORE: [i64; 3] = [300, 60, 10];
+
+impl GrantLifetime {
+    /// Watches `grant_id`, which ends at `expires_at`; `warn` asks for warnings before then.
+    pub fn new(
+        watch: &GrantWatch,
+        grant_id: i64,
+        expires_at: Timestamp,
+        warn: bool,
+        now: Timestamp,
+    ) -> GrantLifetime {
+        let remaining = expires_at - now;
+        let warnings = if warn {
+            WARN_BEFORE
+                .iter()
+                .copied()
+                .filter(|&w| w < remaining)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        GrantLifetime {
+            grant_id,
+            expires_at,
+            warnings,
+            ended: watch.subscribe(grant_id),
+        }
+    }
+
+    /// Waits for the next warning or the end. Cancel-safe: state changes only when it returns.
+    pub async fn next(&mut self) -> LifetimeEvent {
+        let already = self.ended.borrow().clone();
+        if let Some(end) = already {
+            return LifetimeEvent::End(end.message);
+        }
+        let next_warning = self.warnings.first().copied();
+        let warning_at = next_warning
+            .map(|w| self.expires_at - w)
+            .unwrap_or(i64::MAX);
+        tokio::select! {
+            () = sleep_until_unix(self.expires_at) => {
+                LifetimeEvent::End(end_message(self.grant_id, GrantState::Expired, None, None))
+            }
+            () = sleep_until_unix(warning_at), if next_warning.is_some() => {
+                let left = self.warnings.remove(0);
+                LifetimeEvent::Warning(format!(
+                    "grant {} expires in {}; the session will close then",
+                    self.grant_id,
+                    crate::duration::format(Duration::from_secs(left as u64))
+                ))
+            }
+            changed = self.ended.changed() => {
+                let end = self.ended.borrow().clone();
+                match (changed, end) {
+                    (Ok(()), Some(end)) => LifetimeEvent::End(end.message),
+                    // The sender never goes away while we hold a receiver; if it does, nothing
+                    // more can be learned, so the end time is all that is left.
+                    _ => {
+                        sleep_until_unix(self.expires_at).await;
+                        LifetimeEvent::End(end_message(self.grant_id, GrantState::Expired, None, None))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until a Unix time (seconds), measured against the wall clock now.
+async fn sleep_until_unix(at: Timestamp) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let target = Duration::from_secs(at.max(0) as u64);
+    tokio::time::sleep(target.saturating_sub(now)).await;
+}
