@@ -18,6 +18,7 @@ pub mod grants;
 pub mod keys;
 pub mod logging;
 pub mod policy;
+pub mod recording;
 pub mod server;
 pub mod store;
 pub mod upstream;

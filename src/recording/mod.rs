@@ -1,0 +1,78 @@
+//! Session recordings: writing, reading, searching and replaying them.
+//!
+//! Every session is recorded so that what happened on a server can be shown
+//! afterwards, including when the session ended badly. Recordings are
+//! [asciicast v2] files at `recordings/YYYY/MM/DD/<session-id>.cast`, so
+//! `asciinema play`, `asciinema cat` and the asciinema web player can show
+//! them without any Gatehouse tooling.
+//!
+//! # File format
+//!
+//! The first line is the header (`version`, `width`, `height`, `timestamp`,
+//! `command`, `title`, `env`). Each further line is one event
+//! `[seconds, "code", "data"]`: `"o"` output, `"i"` input (only when input is
+//! recorded), `"r"` resize (`"COLSxROWS"`), `"m"` marker. Times are seconds
+//! since the recording started, with microsecond precision.
+//!
+//! # Bytes that are not UTF-8
+//!
+//! Event data must be a JSON string, but terminals carry bytes. Characters
+//! split across reads are reassembled (see [`utf8::Utf8Decoder`]), never
+//! replaced. A byte that cannot be decoded at all appears in the `"o"` or
+//! `"i"` data as U+FFFD — exactly what a UTF-8 terminal would have shown —
+//! and the event is immediately followed by a companion line with code
+//! `"b"` and the same time:
+//!
+//! ```text
+//! [1.250000, "o", "a\ufffdb\ufffd"]
+//! [1.250000, "b", "ff--"]
+//! ```
+//!
+//! Its data holds one two-character token per U+FFFD in the preceding event:
+//! two hex digits for the byte that U+FFFD replaced, or `--` for a U+FFFD that
+//! was genuinely in the stream. [`cast::read_cast`] folds the companion into
+//! the event ([`cast::Event::raw`]), and [`cast::output_bytes`] returns the
+//! exact bytes. Events without undecodable bytes have no companion, so
+//! ordinary text costs nothing extra and binary output costs two bytes per
+//! undecodable byte.
+//!
+//! This is safe for players because the asciicast v2 specification requires
+//! tools to ignore event codes they do not understand, and the players do:
+//! `asciinema` 2.4 (Python) plays and cats only `"o"` events; `asciinema` 3
+//! (Rust) parses unknown codes as "other" events and skips them; the
+//! asciinema web player only acts on `o`, `i`, `r` and `m`. The `"o"` data
+//! itself stays valid text, so every player shows the same as the user saw.
+//!
+//! # Durability and failure
+//!
+//! * The header is written and synced when the file is created.
+//! * Events are appended to a memory buffer as complete lines; the buffer is
+//!   written with a single `write` when its oldest line is half a
+//!   `flush_interval` old, on the next event or [`writer::Recorder::tick`],
+//!   or when it reaches 64 KiB. A killed process therefore leaves a file that
+//!   is valid up to the last write, and the last line is never partial
+//!   because of a flush. The session must call `tick()` at least every
+//!   [`writer::Recorder::tick_period`] (500 ms by default) so data is on disk
+//!   within `flush_interval` (1 s by default) even when the session goes quiet.
+//! * `finish()` writes the rest, `fsync`s and returns the SHA-256 of the file.
+//! * Every I/O error is returned; after a write error the recorder refuses all
+//!   further calls, and the session must end (fail closed).
+//! * At `max_bytes` the recorder writes a marker saying so and returns
+//!   [`writer::RecordingError::LimitReached`] for every further event.
+//!
+//! [asciicast v2]: https://docs.asciinema.org/manual/asciicast/v2/
+
+pub mod cast;
+pub mod replay;
+pub mod sanitize;
+pub mod search;
+pub mod utf8;
+pub mod writer;
+
+pub use cast::{
+    Cast, CastError, CastHeader, Event, EventKind, input_bytes, output_bytes, parse_cast, read_cast,
+};
+pub use replay::{RawMode, ReplayEnd, ReplayKey, ReplayOptions, replay, spawn_key_reader};
+pub use sanitize::Sanitizer;
+pub use search::{MatchSource, TextMatch, contains_text, find_text};
+pub use writer::{Recorder, RecorderConfig, RecordingError, RecordingSummary, sha256_file};
