@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::grants::{Grant, Timestamp};
-use crate::policy::{Policy, Role, ShellMode, Target, User};
+use crate::policy::{Policy, Role, ShellMode, Target, User, rules};
 
 /// What the user asked for on one channel, after the first word was split off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,10 +243,18 @@ fn allowed_action(role: &Role, action: &Action) -> Result<Allowed, Denial> {
                 command: command.to_owned(),
             })
         }
-        (Action::Exec(_), _) => Err(Denial::new(format!(
-            "role {:?} runs commands only under its allow-list, which this bastion does not enforce yet",
-            role.name
-        ))),
+        (Action::Exec(bytes), ShellMode::None | ShellMode::Restricted) => {
+            let argv = rules::tokenize(bytes)
+                .map_err(|e| Denial::new(format!("the command was refused: {e}")))?;
+            role.allow.check(&argv).map_err(|d| Denial {
+                reason: d.reason,
+                hint: d.hint,
+            })?;
+            // Only the approved words go to the target, each quoted: never the user's string.
+            Ok(Allowed::Exec {
+                command: rules::quote(&argv),
+            })
+        }
     }
 }
 
@@ -433,6 +441,38 @@ mod tests {
                 .grant_id(),
             2
         );
+    }
+
+    #[test]
+    fn allow_listed_roles_run_only_approved_argv_requoted() {
+        let p = sample_policy();
+        let alice = p.user("alice").unwrap();
+        let grants = [grant(
+            9,
+            "alice",
+            "web-read",
+            "web-01",
+            GrantState::Active,
+            Some(1000),
+        )];
+        let ask = |cmd: &[u8]| {
+            let request = SessionRequest {
+                target: "web-01".into(),
+                role: Some("web-read".into()),
+                action: Action::Exec(cmd.to_vec()),
+            };
+            decide(&p, alice, &grants, &request, 1)
+        };
+        assert_eq!(
+            ask(b"systemctl status nginx").unwrap().allowed(),
+            &Allowed::Exec {
+                command: "'systemctl' 'status' 'nginx'".into()
+            }
+        );
+        assert!(ask(b"systemctl stop nginx").is_err());
+        assert!(ask(b"systemctl status nginx; reboot").is_err());
+        assert!(ask(b"systemctl status $(reboot)").is_err());
+        assert!(ask(b"/usr/bin/systemctl status nginx").is_err());
     }
 
     #[test]

@@ -83,6 +83,14 @@ approvals = 2
 approvers = ["leads"]
 shell = "full"
 [[role]]
+name = "web-read"
+members = ["sre"]
+targets = ["web-01"]
+login = "ops"
+approvals = 0
+shell = "none"
+commands = ["systemctl status *", "journalctl -u nginx *"]
+[[role]]
 name = "self"
 members = ["sre"]
 targets = ["web-01"]

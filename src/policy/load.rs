@@ -13,7 +13,7 @@ use russh::keys::PublicKey;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{HostTrust, Policy, Role, ShellMode, Target, User, VERBS, glob};
+use super::{HostTrust, Policy, Role, ShellMode, Target, User, VERBS, glob, rules};
 use crate::config::line_of;
 use crate::duration;
 
@@ -460,12 +460,21 @@ fn build_role(at: At, raw: RawRole, errors: &mut Vec<PolicyError>) -> Option<Rol
     if approvals > 10 {
         errors.push(at.err(start, "approvals may be at most 10"));
     }
-    for (program, options) in &raw.deny_options {
-        if program.is_empty() || options.iter().any(|o| !o.starts_with('-') || o.len() < 2) {
-            errors.push(at.err(
-                start,
-                format!("deny_options.{program}: options must look like -x or --name"),
-            ));
+    let guard = match rules::OptionGuard::builtin().with_extra(&raw.deny_options) {
+        Ok(guard) => guard,
+        Err(e) => {
+            errors.push(at.err(start, format!("deny_options: {e}")));
+            rules::OptionGuard::builtin()
+        }
+    };
+    let mut parsed = Vec::with_capacity(raw.commands.len());
+    for command in &raw.commands {
+        match rules::CommandRule::parse(command.get_ref()) {
+            Ok(rule) => parsed.push(rule),
+            Err(e) => errors.push(at.err(
+                command.span().start,
+                format!("command rule {:?}: {e}", command.get_ref()),
+            )),
         }
     }
     (errors.len() == before).then(|| Role {
@@ -480,7 +489,7 @@ fn build_role(at: At, raw: RawRole, errors: &mut Vec<PolicyError>) -> Option<Rol
         shell: raw.shell.unwrap_or(ShellMode::None),
         record_input: raw.record_input,
         commands: raw.commands.into_iter().map(Spanned::into_inner).collect(),
-        deny_options: raw.deny_options,
+        allow: rules::AllowList::new(parsed, guard),
         exec_pty: raw.exec_pty,
         break_glass: raw.break_glass,
     })

@@ -116,8 +116,8 @@ pub struct Role {
     pub record_input: bool,
     /// Command allow-list rules as written in the policy.
     pub commands: Vec<String>,
-    /// Extra denied options per program, on top of the built-in guard.
-    pub deny_options: BTreeMap<String, Vec<String>>,
+    /// The parsed allow-list: the rules and the option guard (built-in plus `deny_options`).
+    pub allow: rules::AllowList,
     /// Whether exec sessions get a pty on the target.
     pub exec_pty: bool,
     /// Whether this is an emergency role usable without approval.

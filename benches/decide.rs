@@ -1,0 +1,106 @@
+//! The access decision with 100,000 grants in the store: the pure decision over one user's live
+//! grants, and the whole hot path (the indexed store read plus the decision) that every session
+//! start pays.
+//!
+//! `cargo bench --bench decide`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gatehouse::access::{self, Action, SessionRequest};
+use gatehouse::grants::store::GrantStore;
+use gatehouse::grants::{self, GrantState, NewGrant};
+use gatehouse::policy::{Policy, load_sources};
+use gatehouse::store::SqliteStore;
+
+const GRANTS: usize = 100_000;
+const USERS: usize = 1_000;
+
+fn policy() -> Policy {
+    let mut text = String::new();
+    let key = |_: usize| {
+        let key =
+            russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+                .unwrap();
+        key.public_key().to_openssh().unwrap()
+    };
+    for u in 0..4 {
+        text.push_str(&format!(
+            "[[user]]\nname = \"user{u}\"\nkeys = [\"{}\"]\ngroups = [\"sre\"]\n",
+            key(u)
+        ));
+    }
+    let host = key(99);
+    for t in 0..50 {
+        text.push_str(&format!(
+            "[[target]]\nname = \"web-{t:02}\"\naddress = \"127.0.0.1\"\nhost_keys = [\"{host}\"]\n"
+        ));
+    }
+    text.push_str("[[role]]\nname = \"web-ops\"\nmembers = [\"sre\"]\ntargets = [\"web-*\"]\nlogin = \"ops\"\nmax_duration = \"4h\"\napprovals = 0\nshell = \"full\"\n");
+    load_sources(&[(std::path::Path::new("bench.toml"), &text)]).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = runtime
+        .block_on(SqliteStore::open(&dir.path().join("bench.db")))
+        .unwrap();
+    let now = grants::now();
+    runtime.block_on(async {
+        for i in 0..GRANTS {
+            let active = (i / USERS).is_multiple_of(10);
+            let grant = NewGrant {
+                user: format!("user{}", i % USERS),
+                role: "web-ops".into(),
+                target: format!("web-{:02}", i % 50),
+                reason: "benchmark".into(),
+                duration: Duration::from_secs(3600),
+                state: if active {
+                    GrantState::Active
+                } else {
+                    GrantState::Expired
+                },
+                break_glass: false,
+                requested_at: now - 10,
+                activated_at: Some(now - 10),
+                expires_at: Some(if active { now + 3600 } else { now - 5 }),
+            };
+            store.insert(&grant).await.unwrap();
+        }
+    });
+    let policy = policy();
+    let user = policy.user("user1").unwrap().clone();
+    let request = SessionRequest {
+        target: "web-01".into(),
+        role: None,
+        action: Action::Exec(b"uptime".to_vec()),
+    };
+    let held = runtime.block_on(store.live_for_user("user1", now)).unwrap();
+    assert!(!held.is_empty());
+
+    c.bench_function("decide (pure, one user's live grants)", |b| {
+        b.iter(|| access::decide(&policy, &user, &held, &request, now).unwrap())
+    });
+    let store = Arc::new(store);
+    c.bench_function("store read + decide (100k grants in SQLite)", |b| {
+        b.to_async(&runtime).iter(|| {
+            let store = store.clone();
+            let policy = &policy;
+            let user = &user;
+            let request = &request;
+            async move {
+                let held = store.live_for_user("user1", now).await.unwrap();
+                access::decide(policy, user, &held, request, now).unwrap()
+            }
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);
