@@ -11,7 +11,7 @@ use crate::events::Events;
 use crate::grants::desk::GrantDesk;
 use crate::grants::store::{GrantFilter, GrantStore};
 use crate::grants::{self, Actor, Decision, GrantError, GrantState};
-use crate::server::verbs::grants::{table, when};
+use crate::server::verbs::grants::{grant_json, table, when};
 use crate::{policy, store};
 
 /// `gatehouse grants …`.
@@ -71,23 +71,24 @@ pub fn run(config: Config, command: GrantsCommand) -> anyhow::Result<ExitCode> {
         let now = grants::now();
         match command {
             GrantsCommand::List { all, user, json } => {
-                let states = if all { vec![] } else { vec![GrantState::Pending, GrantState::Active] };
-                let found = store.list(&GrantFilter { user, states, limit: Some(10_000) }).await?;
-                let shown: Vec<_> = found.iter().filter(|g| all || !g.state_at(now, ttl).is_final()).collect();
+                let states = if all {
+                    vec![]
+                } else {
+                    vec![GrantState::Pending, GrantState::Active]
+                };
+                let found = store
+                    .list(&GrantFilter {
+                        user,
+                        states,
+                        limit: Some(10_000),
+                    })
+                    .await?;
+                let shown: Vec<_> = found
+                    .iter()
+                    .filter(|g| all || !g.state_at(now, ttl).is_final())
+                    .collect();
                 if json {
-                    let items: Vec<_> = shown
-                        .iter()
-                        .map(|g| {
-                            serde_json::json!({
-                                "id": g.id, "user": g.user, "role": g.role, "target": g.target,
-                                "reason": g.reason, "state": g.state_at(now, ttl).as_str(),
-                                "duration": crate::duration::format(g.duration), "requested_at": g.requested_at,
-                                "activated_at": g.activated_at, "expires_at": g.expires_at,
-                                "approvals": g.approvals.iter().map(|a| a.approver.clone()).collect::<Vec<_>>(),
-                                "break_glass": g.break_glass,
-                            })
-                        })
-                        .collect();
+                    let items: Vec<_> = shown.iter().map(|g| grant_json(g, now, ttl)).collect();
                     println!("{}", serde_json::Value::Array(items));
                 } else {
                     print!("{}", table(&shown, now, ttl));
@@ -114,11 +115,19 @@ pub fn run(config: Config, command: GrantsCommand) -> anyhow::Result<ExitCode> {
                     println!("expires      {}", when(t));
                 }
                 for a in &g.approvals {
-                    let comment = a.comment.as_deref().map(|c| format!(" ({})", c.escape_debug())).unwrap_or_default();
+                    let comment = a
+                        .comment
+                        .as_deref()
+                        .map(|c| format!(" ({})", c.escape_debug()))
+                        .unwrap_or_default();
                     println!("approved by  {} at {}{comment}", a.approver, when(a.at));
                 }
                 if let (Some(by), Some(t)) = (&g.ended_by, g.ended_at) {
-                    let why = g.end_reason.as_deref().map(|r| format!(" ({})", r.escape_debug())).unwrap_or_default();
+                    let why = g
+                        .end_reason
+                        .as_deref()
+                        .map(|r| format!(" ({})", r.escape_debug()))
+                        .unwrap_or_default();
                     println!("ended by     {by} at {}{why}", when(t));
                 }
                 if g.break_glass {
@@ -126,9 +135,15 @@ pub fn run(config: Config, command: GrantsCommand) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            GrantsCommand::Approve { id, comment } => decide(&config, &store, id, Decision::Approve(comment)).await,
-            GrantsCommand::Deny { id, reason } => decide(&config, &store, id, Decision::Deny(reason)).await,
-            GrantsCommand::Revoke { id, reason } => decide(&config, &store, id, Decision::Revoke(reason)).await,
+            GrantsCommand::Approve { id, comment } => {
+                decide(&config, &store, id, Decision::Approve(comment)).await
+            }
+            GrantsCommand::Deny { id, reason } => {
+                decide(&config, &store, id, Decision::Deny(reason)).await
+            }
+            GrantsCommand::Revoke { id, reason } => {
+                decide(&config, &store, id, Decision::Revoke(reason)).await
+            }
         }
     })
 }

@@ -241,15 +241,7 @@ pub async fn list(bastion: &Bastion, policy: &Policy, user: &Arc<User>, raw: &st
         .filter(|g| a.has("all") || !g.state_at(now, ttl).is_final())
         .collect();
     if a.has("json") {
-        let item = |g: &Grant| {
-            json!({
-                "id": g.id, "user": g.user, "role": g.role, "target": g.target, "reason": g.reason,
-                "state": g.state_at(now, ttl).as_str(), "duration": crate::duration::format(g.duration),
-                "requested_at": g.requested_at, "activated_at": g.activated_at, "expires_at": g.expires_at,
-                "approvals": g.approvals.iter().map(|ap| ap.approver.clone()).collect::<Vec<_>>(),
-                "break_glass": g.break_glass,
-            })
-        };
+        let item = |g: &Grant| grant_json(g, now, ttl);
         let body = json!({
             "grants": mine.iter().map(|g| item(g)).collect::<Vec<_>>(),
             "pending_for_you": decidable.iter().map(|g| item(g)).collect::<Vec<_>>(),
@@ -269,6 +261,21 @@ pub async fn list(bastion: &Bastion, policy: &Policy, user: &Arc<User>, raw: &st
         out.push_str(&table(&decidable, now, ttl));
     }
     Reply::ok(out)
+}
+
+/// One grant as JSON, for `grants --json` and `gatehouse grants list --json`.
+pub fn grant_json(
+    g: &Grant,
+    now: grants::Timestamp,
+    ttl: std::time::Duration,
+) -> serde_json::Value {
+    json!({
+        "id": g.id, "user": g.user, "role": g.role, "target": g.target, "reason": g.reason,
+        "state": g.state_at(now, ttl).as_str(), "duration": crate::duration::format(g.duration),
+        "requested_at": g.requested_at, "activated_at": g.activated_at, "expires_at": g.expires_at,
+        "approvals": g.approvals.iter().map(|ap| ap.approver.clone()).collect::<Vec<_>>(),
+        "break_glass": g.break_glass,
+    })
 }
 
 /// An aligned table of grants.
