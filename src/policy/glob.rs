@@ -8,36 +8,68 @@ pub fn is_pattern(pattern: &str) -> bool {
     pattern.contains(['*', '?'])
 }
 
+/// One piece of a glob pattern. Patterns are tokens rather than text so that a quoted `*` in a
+/// command rule can be a literal character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    /// This character exactly.
+    Char(char),
+    /// Any run of characters.
+    Star,
+    /// Exactly one character.
+    One,
+}
+
+/// Reads a name pattern: `*` and `?` are wildcards, everything else is literal.
+pub fn tokens(pattern: &str) -> Vec<Token> {
+    pattern
+        .chars()
+        .map(|c| match c {
+            '*' => Token::Star,
+            '?' => Token::One,
+            c => Token::Char(c),
+        })
+        .collect()
+}
+
 /// Matches `name` against `pattern` (`*` any run, `?` one character, everything else literal).
-///
-/// Iterative with one backtrack point, so it runs in O(len(pattern) × len(name)) at worst and
-/// cannot be made to explode by a hostile name.
 pub fn matches(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0, 0);
+    matches_tokens(&tokens(pattern), name)
+}
+
+/// Matches `text` against a tokenised pattern.
+///
+/// Iterative with one backtrack point, so it runs in O(len(pattern) × len(text)) at worst and
+/// cannot be made to explode by a hostile name or command word.
+pub fn matches_tokens(pattern: &[Token], text: &str) -> bool {
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ni));
-                pi += 1;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(Token::Star) => {
+                star = Some((p, t));
+                p += 1;
             }
-            Some(&c) if c == '?' || c == n[ni] => {
-                pi += 1;
-                ni += 1;
+            Some(Token::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(Token::Char(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
             }
             _ => match star {
-                Some((sp, sn)) => {
-                    pi = sp + 1;
-                    ni = sn + 1;
-                    star = Some((sp, sn + 1));
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
                 }
                 None => return false,
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    pattern[p..].iter().all(|token| *token == Token::Star)
 }
 
 #[cfg(test)]

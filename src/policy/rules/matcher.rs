@@ -6,6 +6,7 @@ use std::str::FromStr;
 use super::option_guard::{OptionGuard, basename};
 use super::tokenize::{TokenizeError, Word, split_words};
 use super::{RuleError, shown};
+use crate::policy::glob::Token;
 
 /// One command rule from a policy, such as `"systemctl status *"`, parsed once when the policy
 /// loads.
@@ -68,17 +69,6 @@ impl RuleWord {
             RuleWord::Any | RuleWord::Rest => Ok(()),
         }
     }
-}
-
-/// One piece of a glob pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token {
-    /// This character exactly.
-    Char(char),
-    /// Any run of characters within one path segment (no `/`).
-    Star,
-    /// Exactly one character other than `/`.
-    One,
 }
 
 /// A glob over one word.
@@ -148,37 +138,10 @@ impl Glob {
     }
 }
 
-/// Matches one path segment (no `/` on either side). Iterative with one backtrack point, so it
-/// takes O(pattern × text) at worst and a hostile word cannot make it explode.
+/// Matches one path segment (no `/` on either side): `*` and `?` cannot cross a `/` because
+/// the word was split on `/` before matching.
 fn segment_matches(pattern: &[Token], text: &str) -> bool {
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(Token::Star) => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(Token::One) => {
-                p += 1;
-                t += 1;
-            }
-            Some(Token::Char(c)) if *c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|token| *token == Token::Star)
+    crate::policy::glob::matches_tokens(pattern, text)
 }
 
 /// What one rule says about one argv.
