@@ -119,9 +119,14 @@ fn request_then_approval_by_another_user_opens_the_session() {
     );
 }
 
-/// Starts `sleep 60` on the target through the bastion and returns the running ssh.
-fn long_session(gh: &Gatehouse, who: &Person, target: &str) -> std::process::Child {
-    gh.ssh_command(who, &[], &[target, "echo started; sleep 60"])
+/// A session that prints `started` and then sits idle.
+const IDLE: &str = "echo started; sleep 60";
+/// A session that prints `started` and then streams output without pause.
+const STREAMING: &str = "echo started; yes streaming-output-line";
+
+/// Starts `command` on `target` through the bastion and returns the running ssh.
+fn long_session(gh: &Gatehouse, who: &Person, target: &str, command: &str) -> std::process::Child {
+    gh.ssh_command(who, &[], &[target, command])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -131,9 +136,12 @@ fn long_session(gh: &Gatehouse, who: &Person, target: &str) -> std::process::Chi
 
 fn wait_started(child: &mut std::process::Child) {
     use std::io::Read;
+    let mut stdout = child.stdout.take().unwrap();
     let mut buf = [0u8; 8];
-    child.stdout.as_mut().unwrap().read_exact(&mut buf).unwrap();
+    stdout.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"started\n");
+    // Keep reading, so that a streaming session really streams instead of waiting on a pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
 }
 
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> (i32, String) {
@@ -153,34 +161,50 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> (i32, String) 
     }
 }
 
-#[test]
-fn a_revocation_closes_running_sessions_within_a_second() {
-    let s = setup();
+/// A grant of `web-ops` on web-01 for alice, approved by bob.
+fn approved_grant(s: &Setup, reason: &str) -> i64 {
     let gh = &s.world.gatehouse;
     let id = request(
         gh,
         &s.alice,
         &[
-            "web-01", "--role", "web-ops", "--for", "1h", "--reason", "revoke", "test",
+            "web-01", "--role", "web-ops", "--for", "1h", "--reason", reason,
         ],
     );
     assert_eq!(gh.ssh(&s.bob, &["approve", &id.to_string()]).code(), 0);
+    id
+}
 
-    // Revoked over SSH by the approver.
-    let mut session = long_session(gh, &s.alice, "web-01");
+/// Runs `command` as alice on web-01, calls `revoke` once it has started, and returns the
+/// session's exit code and stderr after checking that it ended within about a second.
+fn revoke_under_session(s: &Setup, command: &str, revoke: impl FnOnce()) -> (i32, String) {
+    let mut session = long_session(&s.world.gatehouse, &s.alice, "web-01", command);
     wait_started(&mut session);
-    let out = gh.ssh(
-        &s.bob,
-        &["revoke", &id.to_string(), "--reason", "done", "here"],
-    );
-    assert_eq!(out.code(), 0, "{}", out.err());
+    revoke();
     let revoked_at = Instant::now();
-    let (code, err) = wait_exit(&mut session, Duration::from_secs(5));
+    let ended = wait_exit(&mut session, Duration::from_secs(5));
     assert!(
         revoked_at.elapsed() < Duration::from_millis(1500),
         "took {:?}",
         revoked_at.elapsed()
     );
+    ended
+}
+
+#[test]
+fn a_revocation_closes_running_sessions_within_a_second() {
+    let s = setup();
+    let gh = &s.world.gatehouse;
+
+    // Revoked over SSH by the approver, while the session is idle.
+    let id = approved_grant(&s, "revoke over ssh");
+    let (code, err) = revoke_under_session(&s, IDLE, || {
+        let out = gh.ssh(
+            &s.bob,
+            &["revoke", &id.to_string(), "--reason", "done", "here"],
+        );
+        assert_eq!(out.code(), 0, "{}", out.err());
+    });
     assert_eq!(code, 126);
     assert!(
         err.contains(&format!("grant {id} was revoked by bob")),
@@ -193,37 +217,35 @@ fn a_revocation_closes_running_sessions_within_a_second() {
     );
 
     // Revoked by the operator CLI, a separate process.
-    let id = request(
-        gh,
-        &s.alice,
-        &[
-            "web-01", "--role", "web-ops", "--for", "1h", "--reason", "cli", "revoke",
-        ],
-    );
-    assert_eq!(gh.ssh(&s.bob, &["approve", &id.to_string()]).code(), 0);
-    let mut session = long_session(gh, &s.alice, "web-01");
-    wait_started(&mut session);
-    let out = run(
-        gh.command(&[
-            "grants",
-            "revoke",
-            &id.to_string(),
-            "--reason",
-            "operator says so",
-        ]),
-        b"",
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.code(), 0, "{}", out.err());
-    let revoked_at = Instant::now();
-    let (code, err) = wait_exit(&mut session, Duration::from_secs(5));
-    assert!(
-        revoked_at.elapsed() < Duration::from_millis(1500),
-        "took {:?}",
-        revoked_at.elapsed()
-    );
+    let id = approved_grant(&s, "revoke from the cli");
+    let (code, err) = revoke_under_session(&s, IDLE, || {
+        let out = run(
+            gh.command(&[
+                "grants",
+                "revoke",
+                &id.to_string(),
+                "--reason",
+                "operator says so",
+            ]),
+            b"",
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.code(), 0, "{}", out.err());
+    });
     assert_eq!(code, 126);
     assert!(err.contains("revoked by operator:"), "{err}");
+
+    // Revoked while the session streams output as fast as it can.
+    let id = approved_grant(&s, "revoke while streaming");
+    let (code, err) = revoke_under_session(&s, STREAMING, || {
+        let out = gh.ssh(&s.bob, &["revoke", &id.to_string()]);
+        assert_eq!(out.code(), 0, "{}", out.err());
+    });
+    assert_eq!(code, 126);
+    assert!(
+        err.contains(&format!("grant {id} was revoked by bob")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -238,7 +260,7 @@ fn a_short_grant_ends_a_running_session_at_expiry() {
         ],
     );
     let started = Instant::now();
-    let mut session = long_session(gh, &s.alice, "web-01:quick");
+    let mut session = long_session(gh, &s.alice, "web-01:quick", IDLE);
     wait_started(&mut session);
     let (code, err) = wait_exit(&mut session, Duration::from_secs(15));
     let lasted = started.elapsed();
