@@ -310,23 +310,7 @@ mod tests {
     }
 
     fn stored(new: NewGrant, id: i64) -> Grant {
-        Grant {
-            id,
-            user: new.user,
-            role: new.role,
-            target: new.target,
-            reason: new.reason,
-            duration: new.duration,
-            state: new.state,
-            break_glass: new.break_glass,
-            requested_at: new.requested_at,
-            activated_at: new.activated_at,
-            expires_at: new.expires_at,
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-            approvals: vec![],
-        }
+        new.into_grant(id)
     }
 
     fn apply(grant: &mut Grant, change: Change) {

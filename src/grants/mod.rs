@@ -189,6 +189,29 @@ pub struct NewGrant {
     pub expires_at: Option<Timestamp>,
 }
 
+impl NewGrant {
+    /// The grant as the store holds it once inserted under `id`, before any decision.
+    pub fn into_grant(self, id: i64) -> Grant {
+        Grant {
+            id,
+            user: self.user,
+            role: self.role,
+            target: self.target,
+            reason: self.reason,
+            duration: self.duration,
+            state: self.state,
+            break_glass: self.break_glass,
+            requested_at: self.requested_at,
+            activated_at: self.activated_at,
+            expires_at: self.expires_at,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            approvals: Vec::new(),
+        }
+    }
+}
+
 /// A decision on an existing grant, ready for the store to apply if the grant is still in
 /// `expected` state.
 #[derive(Debug, Clone, PartialEq, Eq)]
