@@ -10,14 +10,15 @@ use tracing::warn;
 
 use super::auth::Identity;
 use super::command::{self, Command};
+use super::dial::Dialer;
+use super::shell::RestrictedShell;
 use super::verbs::{self, Reply};
 use super::{bridge, env};
 use crate::access::{self, Allowed, SessionRequest};
 use crate::bastion::Bastion;
-use crate::ca::CertRequest;
 use crate::events::{Event, EventKind};
 use crate::grants::{self, watch::GrantLifetime};
-use crate::upstream::{self, PtyRequest, Start};
+use crate::upstream::{PtyRequest, Start};
 
 /// Exit status of an access denial.
 pub const EXIT_DENIED: u32 = 126;
@@ -227,87 +228,79 @@ async fn session(
         }
     }
     let session_id = uuid::Uuid::now_v7().to_string();
-    let role = permit.role().clone();
-    let target = permit.target().clone();
-    let (start, upstream_pty) = match permit.allowed() {
-        Allowed::Shell => (Start::Shell, opened.pty.as_ref()),
-        Allowed::Exec { command } => {
-            let pty = if role.exec_pty {
-                opened.pty.as_ref()
-            } else {
-                None
-            };
-            (Start::Exec(command.as_str()), pty)
-        }
-        Allowed::RestrictedShell => {
-            let denial = access::Denial::new(format!(
-                "role {:?} has a restricted shell, which this bastion does not serve yet",
-                role.name
-            ));
-            deny(&bastion, &opened, &identity, &request, denial).await;
-            return;
-        }
-    };
-    let force_command = match start {
-        Start::Exec(command) => Some(command),
-        Start::Shell => None,
-    };
-    let credential = match bastion.ca.issue(&CertRequest {
-        login: &role.login,
-        key_id: permit.key_id(&session_id),
-        pty: upstream_pty.is_some(),
-        force_command,
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            target_failed(&opened, &target.name, &e.to_string()).await;
-            return;
-        }
-    };
     let event = |kind| Event {
         user: Some(user.name.clone()),
-        target: Some(target.name.clone()),
-        role: Some(role.name.clone()),
+        target: Some(permit.target().name.clone()),
+        role: Some(permit.role().name.clone()),
         grant_id: Some(permit.grant_id()),
         session_id: Some(session_id.clone()),
         ..Event::new(kind)
     };
-    let spec = upstream::SessionSpec {
-        login: &role.login,
-        pty: upstream_pty,
-        env: &opened.env,
-        start,
+    let Opened {
+        mut read,
+        write,
+        pty,
+        env,
+    } = opened;
+    let dialer = Dialer {
+        bastion: &bastion,
+        permit: &permit,
+        session_id: &session_id,
+        env: &env,
     };
-    let connected = upstream::open(
-        bastion.upstream.clone(),
-        target.clone(),
-        credential,
-        spec,
-        bastion.config.upstream.connect_timeout,
-    )
-    .await;
-    let upstream = match connected {
-        Ok(u) => u,
-        Err(e) => {
-            warn!(session = %session_id, target = %target.name, error = %e, "target unavailable");
-            target_failed(&opened, &target.name, &e.to_string()).await;
-            return;
+    let detail = match permit.allowed() {
+        Allowed::RestrictedShell => {
+            bastion.events.emit(event(EventKind::SessionStarted));
+            let outcome = RestrictedShell::new(&mut read, &write, dialer, &mut lifetime)
+                .run()
+                .await;
+            Event {
+                reason: outcome.grant_ended.clone(),
+                detail: Some(serde_json::json!({
+                    "commands_run": outcome.commands_run,
+                    "commands_denied": outcome.commands_denied,
+                })),
+                ..event(EventKind::SessionEnded)
+            }
+        }
+        allowed => {
+            let (start, upstream_pty) = match allowed {
+                Allowed::Exec { command } => (
+                    Start::Exec(command.as_str()),
+                    pty.as_ref().filter(|_| permit.role().exec_pty),
+                ),
+                _ => (Start::Shell, pty.as_ref()),
+            };
+            let upstream = match dialer.open(start, upstream_pty).await {
+                Ok(u) => u,
+                Err(e) => {
+                    warn!(session = %session_id, target = %permit.target().name, error = %e, "target unavailable");
+                    let opened = Opened {
+                        read,
+                        write,
+                        pty,
+                        env: Vec::new(),
+                    };
+                    target_failed(&opened, &permit.target().name, &e).await;
+                    return;
+                }
+            };
+            bastion.events.emit(event(EventKind::SessionStarted));
+            let outcome = bridge::run(read, write, handle, upstream, &mut lifetime).await;
+            Event {
+                reason: outcome.grant_ended.clone(),
+                detail: Some(serde_json::json!({
+                    "exit_status": outcome.exit_status,
+                    "exit_signal": outcome.exit_signal,
+                    "bytes_in": outcome.bytes_in,
+                    "bytes_out": outcome.bytes_out,
+                    "user_left": outcome.user_left,
+                })),
+                ..event(EventKind::SessionEnded)
+            }
         }
     };
-    bastion.events.emit(event(EventKind::SessionStarted));
-    let Opened { read, write, .. } = opened;
-    let outcome = bridge::run(read, write, handle, upstream, &mut lifetime).await;
-    bastion.events.emit(Event {
-        reason: outcome.grant_ended.clone(),
-        detail: Some(serde_json::json!({
-            "exit_status": outcome.exit_status,
-            "exit_signal": outcome.exit_signal,
-            "bytes_in": outcome.bytes_in,
-            "bytes_out": outcome.bytes_out,
-            "user_left": outcome.user_left,
-        })),
-        ..event(EventKind::SessionEnded)
-    });
+    bastion.events.emit(detail);
 }
 
 async fn deny(

@@ -8,8 +8,11 @@ pub mod auth;
 pub mod bridge;
 pub mod channel;
 pub mod command;
+pub mod dial;
 pub mod env;
 pub mod handler;
+pub mod line_editor;
+pub mod shell;
 pub mod verbs;
 
 use std::sync::Arc;

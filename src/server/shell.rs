@@ -1,0 +1,359 @@
+//! The restricted shell: a prompt served by Gatehouse itself on the user's terminal. Its own
+//! messages (denials, warnings) go to the terminal like everything else in the session.
+//!
+//! Each line is checked exactly like an exec request (tokenised, matched, option-guarded) and,
+//! if allowed, run on the target as its own exec with a fresh certificate whose `force-command`
+//! is the re-quoted approved argv. The user never holds a shell on the target, and the line that
+//! runs is always the line that was checked (see `line_editor`).
+//!
+//! While a command runs, the user's keystrokes are not passed to it (commands get no stdin and
+//! no pty). What is typed meanwhile is kept and read as the next lines once the command ends, as
+//! a terminal's type-ahead would be, each line checked on its own; Ctrl-C interrupts the command
+//! (a second Ctrl-C abandons it) and throws the type-ahead away.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+use russh::server::Msg;
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
+
+use super::dial::Dialer;
+use super::line_editor::{LineEditor, LineEvent};
+use crate::events::{Event, EventKind};
+use crate::grants::watch::{GrantLifetime, LifetimeEvent};
+use crate::policy::rules;
+use crate::upstream::{Start, UpstreamChannel};
+
+/// How a restricted shell session ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShellOutcome {
+    /// Lines that ran on the target.
+    pub commands_run: u32,
+    /// Lines refused by the rules.
+    pub commands_denied: u32,
+    /// Why the bastion closed the session, when its grant ended.
+    pub grant_ended: Option<String>,
+}
+
+/// What handling one line led to.
+enum Next {
+    Prompt,
+    Exit,
+    Ended(String),
+    UserLeft,
+}
+
+/// The shell for one session.
+pub struct RestrictedShell<'a> {
+    read: &'a mut ChannelReadHalf,
+    write: &'a ChannelWriteHalf<Msg>,
+    dialer: Dialer<'a>,
+    lifetime: &'a mut GrantLifetime,
+    editor: LineEditor,
+    pending: VecDeque<u8>,
+    input_ended: bool,
+    outcome: ShellOutcome,
+}
+
+impl<'a> RestrictedShell<'a> {
+    /// A shell on the permitted target, reading the user's channel.
+    pub fn new(
+        read: &'a mut ChannelReadHalf,
+        write: &'a ChannelWriteHalf<Msg>,
+        dialer: Dialer<'a>,
+        lifetime: &'a mut GrantLifetime,
+    ) -> RestrictedShell<'a> {
+        let permit = dialer.permit;
+        let prompt = format!(
+            "{}@{} [{}]$ ",
+            permit.user().name,
+            permit.target().name,
+            permit.role().name
+        );
+        RestrictedShell {
+            read,
+            write,
+            dialer,
+            lifetime,
+            editor: LineEditor::new(prompt),
+            pending: VecDeque::new(),
+            input_ended: false,
+            outcome: ShellOutcome::default(),
+        }
+    }
+
+    /// Serves prompts until the user leaves or the grant ends, then closes the channel.
+    pub async fn run(mut self) -> ShellOutcome {
+        let permit = self.dialer.permit;
+        let banner = format!(
+            "Gatehouse restricted shell on {} as role {} (grant {}).\r\nType help for the allowed commands, exit to leave.\r\n",
+            permit.target().name,
+            permit.role().name,
+            permit.grant_id()
+        );
+        self.say(banner.as_bytes()).await;
+        let prompt = self.editor.prompt().as_bytes().to_vec();
+        self.say(&prompt).await;
+        let status = loop {
+            match self.next_line().await {
+                Next::Prompt => {
+                    let prompt = self.editor.prompt().as_bytes().to_vec();
+                    self.say(&prompt).await;
+                }
+                Next::Exit => break Some(0),
+                Next::UserLeft => break None,
+                Next::Ended(text) => {
+                    let line = format!("\r\ngatehouse: {text}: closing the session\r\n");
+                    let _ = self.write.data_bytes(line.into_bytes()).await;
+                    self.outcome.grant_ended = Some(text);
+                    break Some(super::bridge::EXIT_GRANT_ENDED);
+                }
+            }
+        };
+        if let Some(status) = status {
+            let _ = self.write.exit_status(status).await;
+        }
+        let _ = self.write.eof().await;
+        let _ = self.write.close().await;
+        self.outcome
+    }
+
+    async fn say(&self, bytes: &[u8]) {
+        let _ = self.write.data_bytes(bytes.to_vec()).await;
+    }
+
+    /// Reads input until a line is complete (or something ends the session) and handles it.
+    async fn next_line(&mut self) -> Next {
+        loop {
+            while let Some(byte) = self.pending.pop_front() {
+                let mut echo = Vec::new();
+                let event = self.editor.push(byte, &mut echo);
+                if !echo.is_empty() {
+                    self.say(&echo).await;
+                }
+                match event {
+                    None => {}
+                    Some(LineEvent::Cancel) => return Next::Prompt,
+                    Some(LineEvent::Eof) => return Next::Exit,
+                    Some(LineEvent::Submit(line)) => return self.handle(&line).await,
+                }
+            }
+            if self.input_ended {
+                return Next::Exit;
+            }
+            tokio::select! {
+                msg = self.read.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => self.pending.extend(data.iter()),
+                    // End of input ends the shell once everything typed before it has run.
+                    Some(ChannelMsg::Eof) => self.input_ended = true,
+                    Some(ChannelMsg::Close) | None => return Next::UserLeft,
+                    _ => {}
+                },
+                event = self.lifetime.next() => match event {
+                    LifetimeEvent::Warning(text) => {
+                        let mut out = format!("\r\ngatehouse: {text}\r\n").into_bytes();
+                        out.extend_from_slice(&self.editor.redraw());
+                        self.say(&out).await;
+                    }
+                    LifetimeEvent::End(text) => return Next::Ended(text),
+                },
+            }
+        }
+    }
+
+    /// Checks one line and runs it if the rules allow it.
+    async fn handle(&mut self, line: &[u8]) -> Next {
+        let trimmed = trim(line);
+        match trimmed {
+            b"" => return Next::Prompt,
+            b"exit" | b"logout" => return Next::Exit,
+            b"help" => {
+                let text = self.help();
+                self.say(text.as_bytes()).await;
+                return Next::Prompt;
+            }
+            _ => {}
+        }
+        let permit = self.dialer.permit;
+        let checked = rules::tokenize(trimmed)
+            .map_err(|e| (format!("the command was refused: {e}"), None))
+            .and_then(|argv| {
+                permit
+                    .role()
+                    .allow
+                    .check(&argv)
+                    .map(|()| argv)
+                    .map_err(|d| (d.reason, d.hint))
+            });
+        let argv = match checked {
+            Ok(argv) => argv,
+            Err((reason, hint)) => {
+                self.outcome.commands_denied += 1;
+                self.dialer.bastion.events.emit(Event {
+                    user: Some(permit.user().name.clone()),
+                    target: Some(permit.target().name.clone()),
+                    role: Some(permit.role().name.clone()),
+                    grant_id: Some(permit.grant_id()),
+                    session_id: Some(self.dialer.session_id.to_owned()),
+                    reason: Some(reason.clone()),
+                    detail: Some(serde_json::json!({ "line": String::from_utf8_lossy(trimmed) })),
+                    ..Event::new(EventKind::SessionDenied)
+                });
+                let mut text = format!("gatehouse: denied: {reason}\r\n");
+                if let Some(hint) = hint {
+                    let _ = write!(text, "gatehouse: hint: {hint}\r\n");
+                }
+                let _ = self.write.data_bytes(text.into_bytes()).await;
+                return Next::Prompt;
+            }
+        };
+        let command = rules::quote(&argv);
+        let upstream = match self.dialer.open(Start::Exec(&command), None).await {
+            Ok(upstream) => upstream,
+            Err(e) => {
+                let text = format!("gatehouse: target {}: {e}\r\n", permit.target().name);
+                let _ = self.write.data_bytes(text.into_bytes()).await;
+                return Next::Prompt;
+            }
+        };
+        self.outcome.commands_run += 1;
+        self.run_command(upstream).await
+    }
+
+    /// Streams one command's output to the user until it exits.
+    async fn run_command(&mut self, upstream: UpstreamChannel) -> Next {
+        let UpstreamChannel {
+            channel,
+            connection,
+            early,
+        } = upstream;
+        let (mut target_read, target_write) = channel.split();
+        let mut early = early.into_iter();
+        let mut status = None;
+        let mut interrupts = 0;
+        let next = loop {
+            let msg = match early.next() {
+                Some(msg) => Some(msg),
+                None => tokio::select! {
+                    msg = target_read.wait() => msg,
+                    input = self.read.wait() => match input {
+                        Some(ChannelMsg::Data { data }) if data.contains(&0x03) => {
+                            self.pending.clear();
+                            interrupts += 1;
+                            if interrupts > 1 {
+                                break Next::Prompt;
+                            }
+                            let _ = target_write.signal(Sig::INT).await;
+                            continue;
+                        }
+                        Some(ChannelMsg::Data { data }) => {
+                            if self.pending.len() < super::line_editor::MAX_LINE * 4 {
+                                self.pending.extend(data.iter());
+                            }
+                            continue;
+                        }
+                        // The command finishes and the type-ahead still runs; the shell ends
+                        // when it has read everything.
+                        Some(ChannelMsg::Eof) => {
+                            self.input_ended = true;
+                            continue;
+                        }
+                        Some(ChannelMsg::Close) | None => break Next::UserLeft,
+                        _ => continue,
+                    },
+                    event = self.lifetime.next() => match event {
+                        LifetimeEvent::Warning(text) => {
+                            let _ = self.write.data_bytes(format!("\r\ngatehouse: {text}\r\n").into_bytes()).await;
+                            continue;
+                        }
+                        LifetimeEvent::End(text) => break Next::Ended(text),
+                    },
+                },
+            };
+            match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    let _ = self.write.data_bytes(to_crlf(&data)).await;
+                }
+                Some(ChannelMsg::ExtendedData { data, ext }) => {
+                    let _ = self.write.extended_data_bytes(ext, to_crlf(&data)).await;
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
+                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                    let _ = self
+                        .write
+                        .data_bytes(format!("[killed by {signal_name:?}]\r\n").into_bytes())
+                        .await;
+                }
+                Some(ChannelMsg::Close) | None => break Next::Prompt,
+                Some(_) => {}
+            }
+        };
+        let _ = target_write.close().await;
+        let _ = connection
+            .disconnect(russh::Disconnect::ByApplication, "command done", "en")
+            .await;
+        if let (Next::Prompt, Some(code)) = (&next, status)
+            && code != 0
+        {
+            self.say(format!("[exit {code}]\r\n").as_bytes()).await;
+        }
+        next
+    }
+
+    fn help(&self) -> String {
+        let role = self.dialer.permit.role();
+        let mut text = format!(
+            "Commands allowed for role {} (a * stands for one word; a trailing * for any further words):\r\n",
+            role.name
+        );
+        for rule in role.allow.rules() {
+            let _ = write!(text, "  {}\r\n", rule.source());
+        }
+        text.push_str("Also: help, exit. Ctrl-C interrupts a running command.\r\n");
+        text
+    }
+}
+
+/// The line without surrounding spaces and tabs.
+fn trim(line: &[u8]) -> &[u8] {
+    let start = line
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
+    &line[start..end]
+}
+
+/// Output of a command without a pty uses bare LF; the user's terminal is in raw mode and needs
+/// CR LF to return to the first column.
+fn to_crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 16);
+    let mut previous = 0u8;
+    for &b in data {
+        if b == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        previous = b;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ends_become_crlf_once() {
+        assert_eq!(to_crlf(b"a\nb\r\nc"), b"a\r\nb\r\nc");
+    }
+
+    #[test]
+    fn trimming_keeps_inner_bytes() {
+        assert_eq!(trim(b"  ls -l \t"), b"ls -l");
+        assert_eq!(trim(b"   "), b"");
+    }
+}
