@@ -71,3 +71,45 @@ fn dangling_references_and_bad_names_are_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn rules_wider_than_they_look_are_warned_about_with_their_line() {
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPuoCV2J6s+cnPviceslUyzzzfAj20Qrr9Hcmx0qPxGE a";
+    let (_tmp, gh) = deployment(&format!(
+        "[[user]]\nname = \"alice\"\nkeys = [\"{key}\"]\ngroups = [\"sre\"]\n\n[[target]]\nname = \"web-01\"\naddress = \"127.0.0.1\"\nhost_keys = [\"{key}\"]\n\n\
+         [[role]]\nname = \"ops\"\nmembers = [\"sre\"]\ntargets = [\"web-01\"]\nlogin = \"ops\"\napprovals = 0\nshell = \"none\"\ncommands = [\n  \"systemctl status *\",\n  \"less *\",\n  \"awk *\",\n]\n"
+    ));
+    let out = run(gh.command(&["check"]), b"", Duration::from_secs(30));
+    assert_eq!(
+        out.code(),
+        0,
+        "warnings do not fail the check: {}",
+        out.err()
+    );
+    let err = out.err();
+    assert!(
+        err.contains("main.toml:20: role \"ops\", rule \"less *\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("main.toml:21: role \"ops\", rule \"awk *\""),
+        "{err}"
+    );
+    assert!(!err.contains("systemctl status"), "{err}");
+    // A rule that cannot be parsed is an error with its line.
+    std::fs::write(
+        gh.dir.join("policies/main.toml"),
+        std::fs::read_to_string(gh.dir.join("policies/main.toml"))
+            .unwrap()
+            .replace("\"awk *\"", "\"* anything\""),
+    )
+    .unwrap();
+    let out = run(gh.command(&["check"]), b"", Duration::from_secs(30));
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.err()
+            .contains("main.toml:21: command rule \"* anything\""),
+        "{}",
+        out.err()
+    );
+}

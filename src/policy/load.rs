@@ -148,6 +148,8 @@ struct Placed<T> {
 struct RoleRefs {
     groups: Vec<(String, usize)>,
     targets: Vec<(String, usize)>,
+    /// The line of each command rule, in order.
+    commands: Vec<usize>,
 }
 
 /// Loads every `*.toml` file in `dir` (sorted by name) into one policy.
@@ -237,6 +239,11 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Policy, LoadError> {
                     .targets
                     .iter()
                     .map(|t| (t.get_ref().clone(), line_of(text, t.span().start)))
+                    .collect(),
+                commands: raw_role
+                    .commands
+                    .iter()
+                    .map(|c| line_of(text, c.span().start))
                     .collect(),
             };
             if let Some(role) = build_role(at, raw_role, &mut errors) {
@@ -606,6 +613,19 @@ fn link(
         }
         if role.shell == ShellMode::Full && !role.commands.is_empty() {
             policy.warnings.push(format!("{}:{}: role {:?} has shell = \"full\", so its commands are ignored (any command may run)", r.file.display(), r.line, role.name));
+        }
+        if role.shell != ShellMode::Full {
+            // Rules that parse but are wider than they look (shell escapes, code as arguments).
+            for (rule, line) in role.allow.rules().iter().zip(&refs.commands) {
+                for warning in rules::lint(rule) {
+                    policy.warnings.push(format!(
+                        "{}:{line}: role {:?}, rule {:?}: {warning}",
+                        r.file.display(),
+                        role.name,
+                        rule.source()
+                    ));
+                }
+            }
         }
         if role.shell != ShellMode::Full && role.commands.is_empty() {
             policy.warnings.push(format!(
