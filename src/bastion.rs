@@ -14,6 +14,7 @@ use crate::events::Events;
 use crate::grants::store::GrantStore;
 use crate::grants::watch::GrantWatch;
 use crate::policy::{self, Policy};
+use crate::store::sessions::SessionIndex;
 
 /// Shared state of one running bastion.
 pub struct Bastion {
@@ -27,6 +28,8 @@ pub struct Bastion {
     pub upstream: Arc<russh::client::Config>,
     /// Grants.
     pub grants: Arc<dyn GrantStore>,
+    /// The session index.
+    pub sessions: Arc<dyn SessionIndex>,
     /// Sessions waiting on their grants.
     pub watch: Arc<GrantWatch>,
     /// Where decisions and state changes are reported.
@@ -41,6 +44,7 @@ impl Bastion {
         ca: Ca,
         policy: Policy,
         grants: Arc<dyn GrantStore>,
+        sessions: Arc<dyn SessionIndex>,
     ) -> anyhow::Result<Bastion> {
         let mut trusted_user_cas = Vec::new();
         for line in &config.ca.trusted_user_ca_keys {
@@ -57,6 +61,7 @@ impl Bastion {
             trusted_user_cas,
             upstream: crate::upstream::client_config(),
             grants,
+            sessions,
             watch: Arc::new(GrantWatch::default()),
             events: Events,
             policy: RwLock::new(Arc::new(policy)),

@@ -5,6 +5,7 @@ mod check;
 mod grants;
 mod init;
 mod serve;
+mod sessions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,24 @@ pub enum Command {
         #[command(subcommand)]
         command: grants::GrantsCommand,
     },
+    /// Find sessions and check their recordings.
+    Sessions {
+        /// Config file.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: sessions::SessionsCommand,
+    },
+    /// Play a session's recording in the terminal (space pauses, q quits).
+    Replay {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// What to play, and how.
+        #[command(flatten)]
+        args: sessions::ReplayArgs,
+    },
     /// The user CA.
     Ca {
         /// What to do with it.
@@ -86,6 +105,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ca {
             command: CaCommand::PublicKey(arg),
         } => ca::public_key(arg.load()?),
+        Command::Sessions { config, command } => {
+            sessions::run(Config::discover(config.as_deref())?, command)
+        }
+        Command::Replay { config, args } => {
+            sessions::replay(Config::discover(config.as_deref())?, args)
+        }
         Command::Grants { config, command } => {
             grants::run(Config::discover(config.as_deref())?, command)
         }

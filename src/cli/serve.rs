@@ -54,7 +54,14 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
     let ca = Ca::new(ca_key, config.ca.cert_ttl, config.ca.source_address.clone());
     info!(ca = %ca.public_key_line(), "targets must trust this CA (TrustedUserCAKeys)");
-    let bastion = Arc::new(Bastion::new(config.clone(), ca, policy, Arc::new(store))?);
+    let store = Arc::new(store);
+    let bastion = Arc::new(Bastion::new(
+        config.clone(),
+        ca,
+        policy,
+        store.clone(),
+        store,
+    )?);
     crate::grants::watch::spawn_poller(bastion.grants.clone(), bastion.watch.clone());
     spawn_sweeper(bastion.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)

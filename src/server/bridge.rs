@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig, client, server};
 use tracing::debug;
 
+use super::record::{RecordingFault, SessionRecording};
 use crate::grants::watch::{GrantLifetime, LifetimeEvent};
 use crate::upstream::UpstreamChannel;
 
@@ -27,9 +28,12 @@ pub struct BridgeOutcome {
     pub user_left: bool,
     /// Why the bastion closed the session, when its grant ended.
     pub grant_ended: Option<String>,
+    /// Why the bastion closed the session, when its recording failed.
+    pub recording_failed: Option<String>,
 }
 
-/// Exit status sent when the grant ends under a running session.
+/// Exit status sent when the bastion closes a running session (its grant ended, or its
+/// recording failed).
 pub const EXIT_GRANT_ENDED: u32 = 126;
 
 /// Things that happen on the user's side that the bridge forwards to the target.
@@ -44,6 +48,7 @@ pub async fn run(
     user_handle: server::Handle,
     upstream: UpstreamChannel,
     lifetime: &mut GrantLifetime,
+    recording: &SessionRecording,
 ) -> BridgeOutcome {
     let UpstreamChannel {
         channel,
@@ -60,6 +65,7 @@ pub async fn run(
             let sent = match msg {
                 ChannelMsg::Data { data } => {
                     bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    recording.input(&data)?;
                     target_write.data_bytes(data).await
                 }
                 ChannelMsg::Eof => target_write.eof().await,
@@ -69,6 +75,7 @@ pub async fn run(
                     pix_width,
                     pix_height,
                 } => {
+                    recording.resize(col_width, row_height)?;
                     target_write
                         .window_change(col_width, row_height, pix_width, pix_height)
                         .await
@@ -83,6 +90,7 @@ pub async fn run(
                 break;
             }
         }
+        Ok::<(), RecordingFault>(())
     };
 
     let to_user = async {
@@ -98,12 +106,15 @@ pub async fn run(
                 },
             };
             let sent = match msg {
+                // Recorded before it is shown: nothing reaches the user unrecorded.
                 ChannelMsg::Data { data } => {
                     bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    recording.output(&data)?;
                     user_write.data_bytes(data).await
                 }
                 ChannelMsg::ExtendedData { data, ext } => {
                     bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    recording.output(&data)?;
                     user_write.extended_data_bytes(ext, data).await
                 }
                 ChannelMsg::Eof => user_write.eof().await,
@@ -136,38 +147,63 @@ pub async fn run(
                 break;
             }
         }
-        (status, signal)
+        Ok::<_, RecordingFault>((status, signal))
     };
 
     tokio::pin!(to_target);
     tokio::pin!(to_user);
-    loop {
+    let mut tick = tokio::time::interval(recording.tick_period());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Why the bastion itself ends the session, if it does.
+    let closing: Option<String> = loop {
         tokio::select! {
-            (status, signal) = &mut to_user => {
-                outcome.exit_status = status;
-                outcome.exit_signal = signal;
-                break;
-            }
-            () = &mut to_target => {
-                outcome.user_left = true;
-                debug!("user closed the channel first");
-                break;
+            ended = &mut to_user => match ended {
+                Ok((status, signal)) => {
+                    outcome.exit_status = status;
+                    outcome.exit_signal = signal;
+                    break None;
+                }
+                Err(RecordingFault(why)) => {
+                    outcome.recording_failed = Some(why.clone());
+                    break Some(why);
+                }
+            },
+            ended = &mut to_target => match ended {
+                Ok(()) => {
+                    outcome.user_left = true;
+                    debug!("user closed the channel first");
+                    break None;
+                }
+                Err(RecordingFault(why)) => {
+                    outcome.recording_failed = Some(why.clone());
+                    break Some(why);
+                }
+            },
+            _ = tick.tick() => {
+                if let Err(RecordingFault(why)) = recording.tick() {
+                    outcome.recording_failed = Some(why.clone());
+                    break Some(why);
+                }
             }
             event = lifetime.next() => match event {
                 LifetimeEvent::Warning(text) => {
                     let line = format!("\r\ngatehouse: {text}\r\n");
+                    let _ = recording.output(line.as_bytes());
                     let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
                 }
                 LifetimeEvent::End(text) => {
-                    let line = format!("\r\ngatehouse: {text}: closing the session\r\n");
-                    let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
-                    let _ = user_write.exit_status(EXIT_GRANT_ENDED).await;
-                    let _ = user_write.eof().await;
-                    outcome.grant_ended = Some(text);
-                    break;
+                    outcome.grant_ended = Some(text.clone());
+                    break Some(text);
                 }
             },
         }
+    };
+    if let Some(why) = closing {
+        let line = format!("\r\ngatehouse: {why}: closing the session\r\n");
+        let _ = recording.output(line.as_bytes());
+        let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
+        let _ = user_write.exit_status(EXIT_GRANT_ENDED).await;
+        let _ = user_write.eof().await;
     }
     outcome.bytes_in = bytes_in.load(Ordering::Relaxed);
     outcome.bytes_out = bytes_out.load(Ordering::Relaxed);

@@ -1,29 +1,21 @@
 //! The life of one session channel: collect its pty and env, take its one request, then answer a
-//! verb or run a session through the decision, the certificate and the bridge.
+//! verb, or decide a session and hand the permit to `session`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use tracing::warn;
 
 use super::auth::Identity;
 use super::command::{self, Command};
-use super::dial::Dialer;
-use super::shell::RestrictedShell;
+use super::env;
 use super::verbs::{self, Reply};
-use super::{bridge, env};
 use crate::access::{self, Allowed, SessionRequest};
 use crate::bastion::Bastion;
 use crate::events::{Event, EventKind};
 use crate::grants::{self, watch::GrantLifetime};
-use crate::upstream::{PtyRequest, Start};
-
-/// Exit status of an access denial.
-pub const EXIT_DENIED: u32 = 126;
-/// Exit status when the target cannot be reached or refuses the session.
-pub const EXIT_TARGET: u32 = 255;
+use crate::upstream::PtyRequest;
 
 /// How long a client may take between opening a channel and sending its request.
 const REQUEST_WAIT: Duration = Duration::from_secs(60);
@@ -43,11 +35,15 @@ pub struct SessionChannel {
 }
 
 /// The channel's state once its request arrived.
-struct Opened {
-    read: ChannelReadHalf,
-    write: ChannelWriteHalf<Msg>,
-    pty: Option<PtyRequest>,
-    env: Vec<(String, String)>,
+pub(super) struct Opened {
+    /// What the user sends.
+    pub read: ChannelReadHalf,
+    /// What the user receives.
+    pub write: ChannelWriteHalf<Msg>,
+    /// The terminal the user asked for.
+    pub pty: Option<PtyRequest>,
+    /// Locale variables to pass on.
+    pub env: Vec<(String, String)>,
 }
 
 impl SessionChannel {
@@ -144,13 +140,15 @@ impl SessionChannel {
                 } else {
                     Reply::ok(verbs::help_text())
                 };
-                finish(&opened, reply).await;
+                finish(&opened.write, opened.pty.is_some(), reply).await;
             }
             Request::Exec(raw) => match command::parse(&raw, opened.pty.is_some()) {
-                Err(usage) => finish(&opened, Reply::usage(&usage.0)).await,
+                Err(usage) => {
+                    finish(&opened.write, opened.pty.is_some(), Reply::usage(&usage.0)).await
+                }
                 Ok(Command::Verb { name, rest }) => {
                     let reply = verbs::dispatch(&bastion, &identity, name, &rest).await;
-                    finish(&opened, reply).await;
+                    finish(&opened.write, opened.pty.is_some(), reply).await;
                 }
                 Ok(Command::Session(request)) => {
                     session(bastion, identity, handle, opened, request).await
@@ -160,7 +158,7 @@ impl SessionChannel {
     }
 }
 
-/// Decides, connects and bridges one session on a target.
+/// Decides a session request and, when permitted, runs the session.
 async fn session(
     bastion: Arc<Bastion>,
     identity: Arc<Identity>,
@@ -206,7 +204,7 @@ async fn session(
     };
     // Watch the grant before the last look at it, so that no revocation falls between the two.
     let interactive = !matches!(permit.allowed(), Allowed::Exec { .. });
-    let mut lifetime = GrantLifetime::new(
+    let lifetime = GrantLifetime::new(
         &bastion.watch,
         permit.grant_id(),
         permit.expires_at(),
@@ -227,82 +225,10 @@ async fn session(
             return;
         }
     }
-    let session_id = uuid::Uuid::now_v7().to_string();
-    let event = |kind| Event {
-        user: Some(user.name.clone()),
-        target: Some(permit.target().name.clone()),
-        role: Some(permit.role().name.clone()),
-        grant_id: Some(permit.grant_id()),
-        session_id: Some(session_id.clone()),
-        ..Event::new(kind)
-    };
-    let Opened {
-        mut read,
-        write,
-        pty,
-        env,
-    } = opened;
-    let dialer = Dialer {
-        bastion: &bastion,
-        permit: &permit,
-        session_id: &session_id,
-        env: &env,
-    };
-    let detail = match permit.allowed() {
-        Allowed::RestrictedShell => {
-            bastion.events.emit(event(EventKind::SessionStarted));
-            let outcome = RestrictedShell::new(&mut read, &write, dialer, &mut lifetime)
-                .run()
-                .await;
-            Event {
-                reason: outcome.grant_ended.clone(),
-                detail: Some(serde_json::json!({
-                    "commands_run": outcome.commands_run,
-                    "commands_denied": outcome.commands_denied,
-                })),
-                ..event(EventKind::SessionEnded)
-            }
-        }
-        allowed => {
-            let (start, upstream_pty) = match allowed {
-                Allowed::Exec { command } => (
-                    Start::Exec(command.as_str()),
-                    pty.as_ref().filter(|_| permit.role().exec_pty),
-                ),
-                _ => (Start::Shell, pty.as_ref()),
-            };
-            let upstream = match dialer.open(start, upstream_pty).await {
-                Ok(u) => u,
-                Err(e) => {
-                    warn!(session = %session_id, target = %permit.target().name, error = %e, "target unavailable");
-                    let opened = Opened {
-                        read,
-                        write,
-                        pty,
-                        env: Vec::new(),
-                    };
-                    target_failed(&opened, &permit.target().name, &e).await;
-                    return;
-                }
-            };
-            bastion.events.emit(event(EventKind::SessionStarted));
-            let outcome = bridge::run(read, write, handle, upstream, &mut lifetime).await;
-            Event {
-                reason: outcome.grant_ended.clone(),
-                detail: Some(serde_json::json!({
-                    "exit_status": outcome.exit_status,
-                    "exit_signal": outcome.exit_signal,
-                    "bytes_in": outcome.bytes_in,
-                    "bytes_out": outcome.bytes_out,
-                    "user_left": outcome.user_left,
-                })),
-                ..event(EventKind::SessionEnded)
-            }
-        }
-    };
-    bastion.events.emit(detail);
+    super::session::run(&bastion, handle, opened, permit, lifetime, now).await;
 }
 
+/// Refuses a session: reports the denial and answers `gatehouse: denied: …` with exit 126.
 async fn deny(
     bastion: &Bastion,
     opened: &Opened,
@@ -317,40 +243,19 @@ async fn deny(
         reason: Some(denial.reason.clone()),
         ..Event::new(EventKind::SessionDenied)
     });
-    let mut text = format!("gatehouse: denied: {}\n", denial.reason);
-    if let Some(hint) = &denial.hint {
-        text.push_str(&format!("gatehouse: hint: {hint}\n"));
-    }
-    finish(
-        opened,
-        Reply {
-            stderr: text,
-            status: EXIT_DENIED,
-            ..Reply::default()
-        },
-    )
-    .await;
-}
-
-async fn target_failed(opened: &Opened, target: &str, why: &str) {
-    let reply = Reply {
-        stderr: format!("gatehouse: target {target}: {why}\n"),
-        status: EXIT_TARGET,
-        ..Reply::default()
-    };
-    finish(opened, reply).await;
+    let reply = Reply::denied(&denial.reason, denial.hint.as_deref());
+    finish(&opened.write, opened.pty.is_some(), reply).await;
 }
 
 /// Sends a reply and closes the channel. On a pty, line ends become CR LF so text lines up.
-async fn finish(opened: &Opened, reply: Reply) {
+pub(super) async fn finish(write: &ChannelWriteHalf<Msg>, pty: bool, reply: Reply) {
     let fix = |text: String| {
-        if opened.pty.is_some() && !text.contains("\r\n") {
+        if pty && !text.contains("\r\n") {
             text.replace('\n', "\r\n")
         } else {
             text
         }
     };
-    let write = &opened.write;
     if !reply.stdout.is_empty() {
         let _ = write.data_bytes(fix(reply.stdout).into_bytes()).await;
     }

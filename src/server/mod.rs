@@ -12,6 +12,8 @@ pub mod dial;
 pub mod env;
 pub mod handler;
 pub mod line_editor;
+pub mod record;
+pub mod session;
 pub mod shell;
 pub mod verbs;
 

@@ -9,7 +9,11 @@
 //! While a command runs, the user's keystrokes are not passed to it (commands get no stdin and
 //! no pty). What is typed meanwhile is kept and read as the next lines once the command ends, as
 //! a terminal's type-ahead would be, each line checked on its own; Ctrl-C interrupts the command
-//! (a second Ctrl-C abandons it) and throws the type-ahead away.
+//! (a second Ctrl-C abandons it) and throws the type-ahead away. Command output (stdout and
+//! stderr alike) is shown on the terminal.
+//!
+//! Everything shown is recorded before it is shown, input when the role records it, and each
+//! denial and each command as a marker; a recording that fails closes the session.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -19,6 +23,7 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 
 use super::dial::Dialer;
 use super::line_editor::{LineEditor, LineEvent};
+use super::record::{RecordingFault, SessionRecording};
 use crate::events::{Event, EventKind};
 use crate::grants::watch::{GrantLifetime, LifetimeEvent};
 use crate::policy::rules;
@@ -31,15 +36,16 @@ pub struct ShellOutcome {
     pub commands_run: u32,
     /// Lines refused by the rules.
     pub commands_denied: u32,
-    /// Why the bastion closed the session, when its grant ended.
-    pub grant_ended: Option<String>,
+    /// Why the bastion closed the session (the grant ended, the recording failed).
+    pub closed: Option<String>,
 }
 
 /// What handling one line led to.
 enum Next {
     Prompt,
     Exit,
-    Ended(String),
+    /// The bastion closes the session: the grant ended or the recording failed.
+    Closed(String),
     UserLeft,
 }
 
@@ -49,9 +55,14 @@ pub struct RestrictedShell<'a> {
     write: &'a ChannelWriteHalf<Msg>,
     dialer: Dialer<'a>,
     lifetime: &'a mut GrantLifetime,
+    recording: &'a SessionRecording,
     editor: LineEditor,
     pending: VecDeque<u8>,
     input_ended: bool,
+    /// Paces the recording's flushes.
+    tick: tokio::time::Interval,
+    /// Set when the recording failed: the session must close.
+    fault: Option<String>,
     outcome: ShellOutcome,
 }
 
@@ -62,6 +73,7 @@ impl<'a> RestrictedShell<'a> {
         write: &'a ChannelWriteHalf<Msg>,
         dialer: Dialer<'a>,
         lifetime: &'a mut GrantLifetime,
+        recording: &'a SessionRecording,
     ) -> RestrictedShell<'a> {
         let permit = dialer.permit;
         let prompt = format!(
@@ -75,9 +87,12 @@ impl<'a> RestrictedShell<'a> {
             write,
             dialer,
             lifetime,
+            recording,
             editor: LineEditor::new(prompt),
             pending: VecDeque::new(),
             input_ended: false,
+            tick: tokio::time::interval(recording.tick_period()),
+            fault: None,
             outcome: ShellOutcome::default(),
         }
     }
@@ -95,17 +110,24 @@ impl<'a> RestrictedShell<'a> {
         let prompt = self.editor.prompt().as_bytes().to_vec();
         self.say(&prompt).await;
         let status = loop {
-            match self.next_line().await {
+            let next = self.next_line().await;
+            // A recording that failed closes the session before anything else is shown.
+            let next = match self.fault.take() {
+                Some(why) => Next::Closed(why),
+                None => next,
+            };
+            match next {
                 Next::Prompt => {
                     let prompt = self.editor.prompt().as_bytes().to_vec();
                     self.say(&prompt).await;
                 }
                 Next::Exit => break Some(0),
                 Next::UserLeft => break None,
-                Next::Ended(text) => {
+                Next::Closed(text) => {
                     let line = format!("\r\ngatehouse: {text}: closing the session\r\n");
+                    let _ = self.recording.output(line.as_bytes());
                     let _ = self.write.data_bytes(line.into_bytes()).await;
-                    self.outcome.grant_ended = Some(text);
+                    self.outcome.closed = Some(text);
                     break Some(super::bridge::EXIT_GRANT_ENDED);
                 }
             }
@@ -118,13 +140,36 @@ impl<'a> RestrictedShell<'a> {
         self.outcome
     }
 
-    async fn say(&self, bytes: &[u8]) {
+    /// Shows bytes to the user, recording them first. A recording failure is remembered and
+    /// closes the session at the next step.
+    async fn say(&mut self, bytes: &[u8]) {
+        if let Err(RecordingFault(why)) = self.recording.output(bytes) {
+            self.fault.get_or_insert(why);
+            return;
+        }
         let _ = self.write.data_bytes(bytes.to_vec()).await;
+    }
+
+    /// Records typed input (when the role records input).
+    fn typed(&mut self, bytes: &[u8]) {
+        if let Err(RecordingFault(why)) = self.recording.input(bytes) {
+            self.fault.get_or_insert(why);
+        }
+    }
+
+    /// Records a marker.
+    fn mark(&mut self, label: &str) {
+        if let Err(RecordingFault(why)) = self.recording.marker(label) {
+            self.fault.get_or_insert(why);
+        }
     }
 
     /// Reads input until a line is complete (or something ends the session) and handles it.
     async fn next_line(&mut self) -> Next {
         loop {
+            if self.fault.is_some() {
+                return Next::Prompt;
+            }
             while let Some(byte) = self.pending.pop_front() {
                 let mut echo = Vec::new();
                 let event = self.editor.push(byte, &mut echo);
@@ -142,8 +187,16 @@ impl<'a> RestrictedShell<'a> {
                 return Next::Exit;
             }
             tokio::select! {
+                _ = self.tick.tick() => {
+                    if let Err(RecordingFault(why)) = self.recording.tick() {
+                        return Next::Closed(why);
+                    }
+                }
                 msg = self.read.wait() => match msg {
-                    Some(ChannelMsg::Data { data }) => self.pending.extend(data.iter()),
+                    Some(ChannelMsg::Data { data }) => {
+                        self.typed(&data);
+                        self.pending.extend(data.iter());
+                    }
                     // End of input ends the shell once everything typed before it has run.
                     Some(ChannelMsg::Eof) => self.input_ended = true,
                     Some(ChannelMsg::Close) | None => return Next::UserLeft,
@@ -155,7 +208,7 @@ impl<'a> RestrictedShell<'a> {
                         out.extend_from_slice(&self.editor.redraw());
                         self.say(&out).await;
                     }
-                    LifetimeEvent::End(text) => return Next::Ended(text),
+                    LifetimeEvent::End(text) => return Next::Closed(text),
                 },
             }
         }
@@ -199,20 +252,22 @@ impl<'a> RestrictedShell<'a> {
                     detail: Some(serde_json::json!({ "line": String::from_utf8_lossy(trimmed) })),
                     ..Event::new(EventKind::SessionDenied)
                 });
+                self.mark(&format!("denied: {reason}"));
                 let mut text = format!("gatehouse: denied: {reason}\r\n");
                 if let Some(hint) = hint {
                     let _ = write!(text, "gatehouse: hint: {hint}\r\n");
                 }
-                let _ = self.write.data_bytes(text.into_bytes()).await;
+                self.say(text.as_bytes()).await;
                 return Next::Prompt;
             }
         };
         let command = rules::quote(&argv);
+        self.mark(&format!("run: {command}"));
         let upstream = match self.dialer.open(Start::Exec(&command), None).await {
             Ok(upstream) => upstream,
             Err(e) => {
                 let text = format!("gatehouse: target {}: {e}\r\n", permit.target().name);
-                let _ = self.write.data_bytes(text.into_bytes()).await;
+                self.say(text.as_bytes()).await;
                 return Next::Prompt;
             }
         };
@@ -236,8 +291,15 @@ impl<'a> RestrictedShell<'a> {
                 Some(msg) => Some(msg),
                 None => tokio::select! {
                     msg = target_read.wait() => msg,
+                    _ = self.tick.tick() => {
+                        if let Err(RecordingFault(why)) = self.recording.tick() {
+                            break Next::Closed(why);
+                        }
+                        continue;
+                    }
                     input = self.read.wait() => match input {
                         Some(ChannelMsg::Data { data }) if data.contains(&0x03) => {
+                            self.typed(&data);
                             self.pending.clear();
                             interrupts += 1;
                             if interrupts > 1 {
@@ -247,6 +309,7 @@ impl<'a> RestrictedShell<'a> {
                             continue;
                         }
                         Some(ChannelMsg::Data { data }) => {
+                            self.typed(&data);
                             if self.pending.len() < super::line_editor::MAX_LINE * 4 {
                                 self.pending.extend(data.iter());
                             }
@@ -263,25 +326,23 @@ impl<'a> RestrictedShell<'a> {
                     },
                     event = self.lifetime.next() => match event {
                         LifetimeEvent::Warning(text) => {
-                            let _ = self.write.data_bytes(format!("\r\ngatehouse: {text}\r\n").into_bytes()).await;
+                            self.say(format!("\r\ngatehouse: {text}\r\n").as_bytes()).await;
                             continue;
                         }
-                        LifetimeEvent::End(text) => break Next::Ended(text),
+                        LifetimeEvent::End(text) => break Next::Closed(text),
                     },
                 },
             };
             match msg {
-                Some(ChannelMsg::Data { data }) => {
-                    let _ = self.write.data_bytes(to_crlf(&data)).await;
-                }
-                Some(ChannelMsg::ExtendedData { data, ext }) => {
-                    let _ = self.write.extended_data_bytes(ext, to_crlf(&data)).await;
+                Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
+                    self.say(&to_crlf(&data)).await;
+                    if let Some(why) = self.fault.take() {
+                        break Next::Closed(why);
+                    }
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                    let _ = self
-                        .write
-                        .data_bytes(format!("[killed by {signal_name:?}]\r\n").into_bytes())
+                    self.say(format!("[killed by {signal_name:?}]\r\n").as_bytes())
                         .await;
                 }
                 Some(ChannelMsg::Close) | None => break Next::Prompt,

@@ -3,6 +3,7 @@
 //! SQLite (WAL mode) is the embedded default. Migrations are applied when the store opens, so a
 //! fresh data directory needs no setup step.
 
+pub mod sessions;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -11,7 +11,10 @@ use sqlx::sqlite::{
 use super::StoreError;
 
 /// Schema versions, applied in order inside one transaction each.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_grants.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_grants.sql"),
+    include_str!("../../migrations/0002_sessions.sql"),
+];
 
 /// A SQLite database file.
 #[derive(Clone)]

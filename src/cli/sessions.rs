@@ -1,0 +1,311 @@
+//! `gatehouse sessions list|show|search|verify` and `gatehouse replay`: what reviewers use to
+//! find sessions and see what happened in them.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::recording::{self, ReplayOptions};
+use crate::server::verbs::grants::when;
+use crate::store::sessions::{SessionFilter, SessionIndex, SessionRecord};
+use crate::store::{self, SqliteStore};
+
+/// `gatehouse sessions …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Sessions, newest first.
+    List(Filter),
+    /// One session in full.
+    Show {
+        /// Session id (or a unique prefix of it).
+        id: String,
+    },
+    /// Sessions whose output, input or command contains TEXT.
+    Search {
+        /// The text to look for (exact, case-sensitive).
+        text: String,
+        /// Narrow the search.
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Check that a session's recording still matches the hash taken when it ended.
+    Verify {
+        /// Session id (or a unique prefix of it).
+        id: String,
+    },
+}
+
+/// Filters shared by `list` and `search`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Filter {
+    /// Only this user's sessions.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only sessions on this target.
+    #[arg(long)]
+    target: Option<String>,
+    /// Only sessions started within this long (e.g. 2h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Filter {
+    fn to_store(&self) -> anyhow::Result<SessionFilter> {
+        let since = match &self.since {
+            Some(text) => {
+                Some(crate::grants::now() - crate::duration::parse(text)?.as_secs() as i64)
+            }
+            None => None,
+        };
+        Ok(SessionFilter {
+            user: self.user.clone(),
+            target: self.target.clone(),
+            since,
+            limit: Some(100_000),
+        })
+    }
+}
+
+/// Options of `gatehouse replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Session id (or a unique prefix of it).
+    id: String,
+    /// Playback speed (2 = twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Longest pause between outputs, in seconds.
+    #[arg(long)]
+    idle_limit: Option<f64>,
+    /// Play the recorded bytes unchanged, escape sequences and all (only for trusted sessions).
+    #[arg(long)]
+    raw: bool,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs one sessions subcommand.
+pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let store = store::open(&config.store).await?;
+        match command {
+            SessionsCommand::List(filter) => {
+                let found = store.sessions(&filter.to_store()?).await?;
+                print_sessions(&found, filter.json);
+                Ok(ExitCode::SUCCESS)
+            }
+            SessionsCommand::Show { id } => {
+                let Some(s) = resolve(&store, &id).await? else {
+                    return Ok(no_such(&id));
+                };
+                print!("{}", describe(&s));
+                Ok(ExitCode::SUCCESS)
+            }
+            SessionsCommand::Search { text, filter } => {
+                if text.is_empty() {
+                    anyhow::bail!("the search text is empty");
+                }
+                let mut hits = Vec::new();
+                for s in store.sessions(&filter.to_store()?).await? {
+                    if s.command.as_deref().is_some_and(|c| c.contains(&text)) {
+                        hits.push(s);
+                        continue;
+                    }
+                    let Some(path) = &s.recording else { continue };
+                    match recording::read_cast(Path::new(path)) {
+                        Ok(cast) if recording::contains_text(&cast, &text) => hits.push(s),
+                        Ok(_) => {}
+                        Err(e) => eprintln!("warning: session {}: {e}", s.id),
+                    }
+                }
+                print_sessions(&hits, filter.json);
+                Ok(if hits.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            }
+            SessionsCommand::Verify { id } => {
+                let Some(s) = resolve(&store, &id).await? else {
+                    return Ok(no_such(&id));
+                };
+                let (Some(path), Some(want)) = (&s.recording, &s.sha256) else {
+                    println!("session {}: no recording hash was taken (the session did not end cleanly, or was not recorded)", s.id);
+                    return Ok(ExitCode::FAILURE);
+                };
+                match recording::sha256_file(Path::new(path)) {
+                    Ok(have) if &have == want => {
+                        println!("ok: {path} matches sha256 {want}");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Ok(have) => {
+                        println!("MODIFIED: {path} has sha256 {have}, but {want} was recorded when the session ended");
+                        Ok(ExitCode::FAILURE)
+                    }
+                    Err(e) => {
+                        println!("MISSING: {path}: {e}");
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Plays a session's recording in the terminal.
+pub fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        anyhow::bail!("--speed must be a positive number");
+    }
+    runtime()?.block_on(async move {
+        let store = store::open(&config.store).await?;
+        let Some(s) = resolve(&store, &args.id).await? else {
+            return Ok(no_such(&args.id));
+        };
+        let Some(path) = &s.recording else {
+            anyhow::bail!("session {} has no recording", s.id);
+        };
+        let cast = recording::read_cast(Path::new(path))?;
+        if cast.truncated {
+            eprintln!("note: the recording ends in a partial line (the bastion stopped during the session)");
+        }
+        let options = ReplayOptions { speed: args.speed, idle_limit: args.idle_limit, raw: args.raw };
+        let interactive = std::io::stdin().is_terminal();
+        // Keys come from the terminal; without one, playback just runs to the end.
+        let (_keep_open, keys) = if interactive {
+            (None, recording::spawn_key_reader(std::io::stdin()))
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            (Some(tx), rx)
+        };
+        let raw_mode = if interactive { recording::RawMode::enable(0).ok() } else { None };
+        let ended = recording::replay(&cast, options, keys, tokio::io::stdout()).await;
+        if std::io::stdout().is_terminal() {
+            print!("{}", recording::replay::TERMINAL_RESET);
+        }
+        drop(raw_mode);
+        ended?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn no_such(id: &str) -> ExitCode {
+    eprintln!("gatehouse: there is no session {id:?}");
+    ExitCode::from(2)
+}
+
+/// A session by id, or by a unique prefix of at least 8 characters.
+async fn resolve(store: &SqliteStore, id: &str) -> anyhow::Result<Option<SessionRecord>> {
+    if let Some(s) = store.session(id).await? {
+        return Ok(Some(s));
+    }
+    if id.len() < 8 {
+        return Ok(None);
+    }
+    let all = store
+        .sessions(&SessionFilter {
+            limit: Some(1_000_000),
+            ..SessionFilter::default()
+        })
+        .await?;
+    let mut matching = all.into_iter().filter(|s| s.id.starts_with(id));
+    match (matching.next(), matching.next()) {
+        (Some(one), None) => Ok(Some(one)),
+        (Some(_), Some(_)) => {
+            anyhow::bail!("{id:?} names more than one session; give more of the id")
+        }
+        _ => Ok(None),
+    }
+}
+
+fn print_sessions(sessions: &[SessionRecord], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(sessions).unwrap_or_else(|_| "[]".into())
+        );
+        return;
+    }
+    let mut out = format!(
+        "{:36}  {:23}  {:10}  {:14}  {:12}  {:>5}  {:10}  {:>4}  COMMAND\n",
+        "SESSION", "STARTED", "USER", "TARGET", "ROLE", "GRANT", "KIND", "EXIT"
+    );
+    for s in sessions {
+        let exit = s
+            .exit_status
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into());
+        let command: String = s
+            .command
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:36}  {:23}  {:10}  {:14}  {:12}  {:>5}  {:10}  {:>4}  {}",
+            s.id,
+            when(s.started_at),
+            s.user,
+            s.target,
+            s.role,
+            s.grant_id,
+            s.kind,
+            exit,
+            command.escape_debug()
+        );
+    }
+    print!("{out}");
+}
+
+fn describe(s: &SessionRecord) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "{k:12} {v}");
+    };
+    line("session", s.id.clone());
+    line("user", s.user.clone());
+    line("target", s.target.clone());
+    line("role", s.role.clone());
+    line("grant", s.grant_id.to_string());
+    line("kind", s.kind.clone());
+    if let Some(c) = &s.command {
+        line("command", c.escape_debug().to_string());
+    }
+    if s.break_glass {
+        line("break-glass", "yes".into());
+    }
+    line("started", when(s.started_at));
+    line(
+        "ended",
+        s.ended_at
+            .map(when)
+            .unwrap_or_else(|| "(no end recorded)".into()),
+    );
+    if let Some(code) = s.exit_status {
+        line("exit", code.to_string());
+    }
+    if let (Some(i), Some(o)) = (s.bytes_in, s.bytes_out) {
+        line("bytes", format!("{i} in, {o} out"));
+    }
+    if let Some(r) = &s.end_reason {
+        line("closed", r.escape_debug().to_string());
+    }
+    line(
+        "recording",
+        s.recording.clone().unwrap_or_else(|| "(none)".into()),
+    );
+    line(
+        "sha256",
+        s.sha256.clone().unwrap_or_else(|| "(none)".into()),
+    );
+    out
+}

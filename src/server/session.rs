@@ -1,0 +1,243 @@
+//! A permitted session, from its recording to its end: index it, record it, reach the target
+//! (or serve the restricted shell), and when it ends, seal the recording and complete the index.
+
+use russh::server::Handle;
+use tracing::{error, warn};
+
+use super::bridge;
+use super::channel::{Opened, finish};
+use super::dial::Dialer;
+use super::record::{RecordingFault, SessionRecording};
+use super::shell::RestrictedShell;
+use super::verbs::Reply;
+use crate::access::{Allowed, Permit};
+use crate::bastion::Bastion;
+use crate::events::{Event, EventKind};
+use crate::grants::{self, watch::GrantLifetime};
+use crate::recording::CastHeader;
+use crate::store::sessions::{SessionEnd, SessionRecord};
+use crate::upstream::{PtyRequest, Start};
+
+/// Exit status when the target cannot be reached or refuses the session.
+pub const EXIT_TARGET: u32 = 255;
+
+/// Runs a permitted session to its end.
+pub(super) async fn run(
+    bastion: &Bastion,
+    handle: Handle,
+    opened: Opened,
+    permit: Permit,
+    mut lifetime: GrantLifetime,
+    now: grants::Timestamp,
+) {
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let event = |kind| Event {
+        user: Some(permit.user().name.clone()),
+        target: Some(permit.target().name.clone()),
+        role: Some(permit.role().name.clone()),
+        grant_id: Some(permit.grant_id()),
+        session_id: Some(session_id.clone()),
+        ..Event::new(kind)
+    };
+
+    // No recording, no session (unless the operator chose otherwise), and no unindexed session.
+    let recording = match SessionRecording::start(
+        &bastion.config.recordings,
+        &session_id,
+        cast_header(&permit, opened.pty.as_ref(), now),
+        permit.role().record_input || permit.break_glass(),
+    ) {
+        Ok(recording) => recording,
+        Err(RecordingFault(why)) => {
+            return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
+        }
+    };
+    let record = SessionRecord {
+        id: session_id.clone(),
+        user: permit.user().name.clone(),
+        target: permit.target().name.clone(),
+        role: permit.role().name.clone(),
+        grant_id: permit.grant_id(),
+        kind: kind(&permit).to_owned(),
+        command: match permit.allowed() {
+            Allowed::Exec { command } => Some(command.clone()),
+            _ => None,
+        },
+        break_glass: permit.break_glass(),
+        started_at: now,
+        ended_at: None,
+        bytes_in: None,
+        bytes_out: None,
+        exit_status: None,
+        end_reason: None,
+        recording: recording.path().map(|p| p.display().to_string()),
+        sha256: None,
+    };
+    if let Err(e) = bastion.sessions.started(&record).await {
+        let _ = recording.finish();
+        let why = format!("the session cannot be indexed ({e})");
+        return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
+    }
+
+    let Opened {
+        mut read,
+        write,
+        pty,
+        env,
+    } = opened;
+    let dialer = Dialer {
+        bastion,
+        permit: &permit,
+        session_id: &session_id,
+        env: &env,
+    };
+    let (mut end, detail) = match permit.allowed() {
+        Allowed::RestrictedShell => {
+            bastion.events.emit(event(EventKind::SessionStarted));
+            let outcome =
+                RestrictedShell::new(&mut read, &write, dialer, &mut lifetime, &recording)
+                    .run()
+                    .await;
+            let detail = serde_json::json!({
+                "commands_run": outcome.commands_run,
+                "commands_denied": outcome.commands_denied,
+            });
+            (
+                SessionEnd {
+                    end_reason: outcome.closed,
+                    ..SessionEnd::default()
+                },
+                detail,
+            )
+        }
+        allowed => {
+            let (start, upstream_pty) = match allowed {
+                Allowed::Exec { command } => (
+                    Start::Exec(command.as_str()),
+                    pty.as_ref().filter(|_| permit.role().exec_pty),
+                ),
+                _ => (Start::Shell, pty.as_ref()),
+            };
+            match dialer.open(start, upstream_pty).await {
+                Err(e) => {
+                    warn!(session = %session_id, target = %permit.target().name, error = %e, "target unavailable");
+                    let text = format!("gatehouse: target {}: {e}\n", permit.target().name);
+                    let _ = recording.output(text.as_bytes());
+                    let reply = Reply {
+                        stderr: text,
+                        status: EXIT_TARGET,
+                        ..Reply::default()
+                    };
+                    finish(&write, pty.is_some(), reply).await;
+                    let end = SessionEnd {
+                        exit_status: Some(EXIT_TARGET),
+                        end_reason: Some(format!("target unavailable: {e}")),
+                        ..SessionEnd::default()
+                    };
+                    (end, serde_json::json!({ "error": e }))
+                }
+                Ok(upstream) => {
+                    bastion.events.emit(event(EventKind::SessionStarted));
+                    let outcome =
+                        bridge::run(read, write, handle, upstream, &mut lifetime, &recording).await;
+                    let end = SessionEnd {
+                        bytes_in: outcome.bytes_in,
+                        bytes_out: outcome.bytes_out,
+                        exit_status: outcome.exit_status,
+                        end_reason: outcome
+                            .grant_ended
+                            .clone()
+                            .or(outcome.recording_failed.clone()),
+                        ..SessionEnd::default()
+                    };
+                    let detail = serde_json::json!({
+                        "exit_status": outcome.exit_status,
+                        "exit_signal": outcome.exit_signal,
+                        "bytes_in": outcome.bytes_in,
+                        "bytes_out": outcome.bytes_out,
+                        "user_left": outcome.user_left,
+                    });
+                    (end, detail)
+                }
+            }
+        }
+    };
+
+    end.ended_at = grants::now();
+    let summary = recording.finish();
+    end.sha256 = summary.as_ref().map(|s| s.sha256.clone());
+    if let Err(e) = bastion.sessions.ended(&session_id, &end).await {
+        error!(session = %session_id, error = %e, "the session index could not be completed");
+    }
+    let mut detail = detail;
+    if let (Some(summary), serde_json::Value::Object(map)) = (&summary, &mut detail) {
+        map.insert(
+            "recording".into(),
+            serde_json::json!(summary.path.display().to_string()),
+        );
+        map.insert("recording_sha256".into(), serde_json::json!(summary.sha256));
+    }
+    bastion.events.emit(Event {
+        reason: end.end_reason.clone(),
+        detail: Some(detail),
+        ..event(EventKind::SessionEnded)
+    });
+}
+
+/// Refuses a permitted session that cannot be recorded or indexed (fail closed).
+async fn refuse(bastion: &Bastion, opened: &Opened, denied: Event, why: String) {
+    bastion.events.emit(Event {
+        reason: Some(why.clone()),
+        ..denied
+    });
+    finish(
+        &opened.write,
+        opened.pty.is_some(),
+        Reply::denied(&why, None),
+    )
+    .await;
+}
+
+/// The kind of session, as indexed.
+fn kind(permit: &Permit) -> &'static str {
+    match permit.allowed() {
+        Allowed::Exec { .. } => "exec",
+        Allowed::Shell => "shell",
+        Allowed::RestrictedShell => "restricted",
+    }
+}
+
+/// The recording's header: terminal size, time, command and a title naming person, target,
+/// role and grant.
+fn cast_header(permit: &Permit, pty: Option<&PtyRequest>, now: grants::Timestamp) -> CastHeader {
+    let (width, height) = pty
+        .map(|p| {
+            (
+                p.cols.clamp(1, u16::MAX as u32) as u16,
+                p.rows.clamp(1, u16::MAX as u32) as u16,
+            )
+        })
+        .unwrap_or((80, 24));
+    let command = match permit.allowed() {
+        Allowed::Exec { command } => Some(command.clone()),
+        Allowed::Shell | Allowed::RestrictedShell => None,
+    };
+    let mut env = std::collections::BTreeMap::new();
+    if let Some(p) = pty {
+        env.insert("TERM".to_owned(), p.term.clone());
+    }
+    CastHeader {
+        width,
+        height,
+        timestamp: now,
+        command,
+        title: Some(format!(
+            "{}@{} [{}] grant {}",
+            permit.user().name,
+            permit.target().name,
+            permit.role().name,
+            permit.grant_id()
+        )),
+        env,
+    }
+}

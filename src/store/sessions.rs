@@ -1,0 +1,236 @@
+//! The session index: who was where, when, for how long, with what result, and which recording
+//! (with its hash) shows it.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{SqliteStore, StoreError};
+use crate::grants::Timestamp;
+
+/// One session as indexed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionRecord {
+    /// The session id (a UUID v7, so ids sort by time).
+    pub id: String,
+    /// The person.
+    pub user: String,
+    /// The target.
+    pub target: String,
+    /// The role.
+    pub role: String,
+    /// The grant it ran under.
+    pub grant_id: i64,
+    /// `exec`, `shell` or `restricted`.
+    pub kind: String,
+    /// The command sent to the target, for exec sessions.
+    pub command: Option<String>,
+    /// Whether it ran under break-glass.
+    pub break_glass: bool,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it ended (none if the bastion stopped meanwhile).
+    pub ended_at: Option<Timestamp>,
+    /// Bytes from the user.
+    pub bytes_in: Option<i64>,
+    /// Bytes to the user.
+    pub bytes_out: Option<i64>,
+    /// The target's exit status.
+    pub exit_status: Option<i64>,
+    /// Why the bastion ended it, if it did.
+    pub end_reason: Option<String>,
+    /// The recording file.
+    pub recording: Option<String>,
+    /// SHA-256 of the finished recording.
+    pub sha256: Option<String>,
+}
+
+/// How a session ended, for [`SessionIndex::ended`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionEnd {
+    /// When.
+    pub ended_at: Timestamp,
+    /// Bytes from the user.
+    pub bytes_in: u64,
+    /// Bytes to the user.
+    pub bytes_out: u64,
+    /// The target's exit status.
+    pub exit_status: Option<u32>,
+    /// Why the bastion ended it.
+    pub end_reason: Option<String>,
+    /// SHA-256 of the finished recording.
+    pub sha256: Option<String>,
+}
+
+/// Which sessions to list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    /// Only this user's.
+    pub user: Option<String>,
+    /// Only on this target.
+    pub target: Option<String>,
+    /// Only those started at or after.
+    pub since: Option<Timestamp>,
+    /// At most this many, newest first.
+    pub limit: Option<u32>,
+}
+
+/// The operations the session index offers; SQLite implements it, another backend may.
+#[async_trait]
+pub trait SessionIndex: Send + Sync {
+    /// Records a session that is starting.
+    async fn started(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// Completes a session's row.
+    async fn ended(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError>;
+    /// One session.
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Sessions matching `filter`, newest first.
+    async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError>;
+}
+
+fn from_row(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
+    Ok(SessionRecord {
+        id: row.try_get("id")?,
+        user: row.try_get("user")?,
+        target: row.try_get("target")?,
+        role: row.try_get("role")?,
+        grant_id: row.try_get("grant_id")?,
+        kind: row.try_get("kind")?,
+        command: row.try_get("command")?,
+        break_glass: row.try_get::<i64, _>("break_glass")? != 0,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        bytes_in: row.try_get("bytes_in")?,
+        bytes_out: row.try_get("bytes_out")?,
+        exit_status: row.try_get("exit_status")?,
+        end_reason: row.try_get("end_reason")?,
+        recording: row.try_get("recording")?,
+        sha256: row.try_get("sha256")?,
+    })
+}
+
+#[async_trait]
+impl SessionIndex for SqliteStore {
+    async fn started(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user, target, role, grant_id, kind, command, break_glass, started_at, recording) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.user)
+        .bind(&s.target)
+        .bind(&s.role)
+        .bind(s.grant_id)
+        .bind(&s.kind)
+        .bind(&s.command)
+        .bind(s.break_glass as i64)
+        .bind(s.started_at)
+        .bind(&s.recording)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn ended(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET ended_at = ?, bytes_in = ?, bytes_out = ?, exit_status = ?, end_reason = ?, sha256 = ? WHERE id = ?",
+        )
+        .bind(end.ended_at)
+        .bind(end.bytes_in as i64)
+        .bind(end.bytes_out as i64)
+        .bind(end.exit_status.map(i64::from))
+        .bind(&end.end_reason)
+        .bind(&end.sha256)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR target = ?2) \
+             AND (?3 IS NULL OR started_at >= ?3) ORDER BY started_at DESC, id DESC LIMIT ?4",
+        )
+        .bind(&filter.user)
+        .bind(&filter.target)
+        .bind(filter.since)
+        .bind(filter.limit.unwrap_or(1000) as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_are_indexed_and_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let record = SessionRecord {
+            id: "0190-a".into(),
+            user: "alice".into(),
+            target: "web-01".into(),
+            role: "web-ops".into(),
+            grant_id: 7,
+            kind: "exec".into(),
+            command: Some("'uptime'".into()),
+            break_glass: false,
+            started_at: 100,
+            ended_at: None,
+            bytes_in: None,
+            bytes_out: None,
+            exit_status: None,
+            end_reason: None,
+            recording: Some("recordings/x.cast".into()),
+            sha256: None,
+        };
+        store.started(&record).await.unwrap();
+        let end = SessionEnd {
+            ended_at: 105,
+            bytes_out: 42,
+            exit_status: Some(0),
+            sha256: Some("ab".into()),
+            ..Default::default()
+        };
+        store.ended("0190-a", &end).await.unwrap();
+        let got = store.session("0190-a").await.unwrap().unwrap();
+        assert_eq!(got.ended_at, Some(105));
+        assert_eq!(got.sha256.as_deref(), Some("ab"));
+        let by_user = store
+            .sessions(&SessionFilter {
+                user: Some("alice".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_user.len(), 1);
+        let other = store
+            .sessions(&SessionFilter {
+                target: Some("db-01".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(other.is_empty());
+        let later = store
+            .sessions(&SessionFilter {
+                since: Some(101),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(later.is_empty());
+    }
+}
