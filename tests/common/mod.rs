@@ -397,6 +397,17 @@ pub struct World {
 impl World {
     /// Generates keys for `names`, prepares the bastion with `config_extra`, starts a target.
     pub fn new(names: &[&str], config_extra: &str) -> (World, Vec<Person>) {
+        World::with_target_config(names, config_extra, |_| String::new())
+    }
+
+    /// Like [`World::new`], with `target_extra(dir)` appended to the target's `sshd_config`.
+    /// `dir` is the world's temporary directory, where `target_extra` may create files that
+    /// the configuration lines refer to (the target itself lives in `dir/target`).
+    pub fn with_target_config(
+        names: &[&str],
+        config_extra: &str,
+        target_extra: impl FnOnce(&Path) -> String,
+    ) -> (World, Vec<Person>) {
         let tmp = tempfile::tempdir().unwrap();
         let people = names
             .iter()
@@ -411,7 +422,8 @@ impl World {
             })
             .collect();
         let (gatehouse, ca) = Gatehouse::prepare(&tmp.path().join("bastion"), config_extra);
-        let target = Target::start(&tmp.path().join("target"), &ca, "");
+        let extra = target_extra(tmp.path());
+        let target = Target::start(&tmp.path().join("target"), &ca, &extra);
         (
             World {
                 tmp,
