@@ -72,6 +72,19 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// Limits that keep one user or one connection from exhausting the bastion.
     pub limits: LimitsConfig,
+    /// Break-glass limits.
+    pub breakglass: BreakglassConfig,
+}
+
+/// Break-glass (`[breakglass]`).
+#[derive(Debug, Clone)]
+pub struct BreakglassConfig {
+    /// Uses allowed per user within `window`.
+    pub max_uses: u32,
+    /// The window the uses are counted in.
+    pub window: Duration,
+    /// Longest wait for the alert sinks before the session starts anyway.
+    pub alert_wait: Duration,
 }
 
 /// The user CA (`[ca]`).
@@ -144,6 +157,8 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    breakglass: RawBreakglass,
+    #[serde(default)]
     alerts: Option<toml::Value>,
     #[serde(default)]
     http: Option<toml::Value>,
@@ -171,6 +186,14 @@ struct RawRecordings {
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     connect_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreakglass {
+    max_uses: Option<u32>,
+    window: Option<String>,
+    alert_wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,6 +314,11 @@ impl Config {
                 max_connections: raw.limits.max_connections.unwrap_or(10_000),
                 max_channels_per_connection: raw.limits.max_channels_per_connection.unwrap_or(10),
                 login_grace: dur("limits.login_grace", raw.limits.login_grace, "30s")?,
+            },
+            breakglass: BreakglassConfig {
+                max_uses: raw.breakglass.max_uses.unwrap_or(3),
+                window: dur("breakglass.window", raw.breakglass.window, "24h")?,
+                alert_wait: dur("breakglass.alert_wait", raw.breakglass.alert_wait, "3s")?,
             },
             data_dir,
             source,

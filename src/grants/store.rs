@@ -57,6 +57,8 @@ pub trait GrantStore: Send + Sync {
     /// Marks active grants past their end as expired, and pending ones older than `ttl_secs`
     /// as lapsed; returns the grants it ended.
     async fn sweep(&self, now: Timestamp, ttl_secs: i64) -> Result<Vec<Grant>, GrantError>;
+    /// How many break-glass grants `user` received since `since` (the rate limit).
+    async fn count_break_glass(&self, user: &str, since: Timestamp) -> Result<u64, GrantError>;
     /// The store revision now.
     async fn revision(&self) -> Result<i64, GrantError>;
     /// Grants changed after revision `since`.
@@ -330,6 +332,18 @@ impl GrantStore for SqliteStore {
             }
         }
         Ok(ended)
+    }
+
+    async fn count_break_glass(&self, user: &str, since: Timestamp) -> Result<u64, GrantError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM grants WHERE user = ? AND break_glass = 1 AND requested_at >= ?",
+        )
+        .bind(user)
+        .bind(since)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db)?;
+        Ok(n.max(0) as u64)
     }
 
     async fn revision(&self) -> Result<i64, GrantError> {

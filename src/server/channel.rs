@@ -146,6 +146,10 @@ impl SessionChannel {
                 Err(usage) => {
                     finish(&opened.write, opened.pty.is_some(), Reply::usage(&usage.0)).await
                 }
+                Ok(Command::Verb {
+                    name: "breakglass",
+                    rest,
+                }) => super::breakglass::run(bastion, identity, handle, opened, &rest).await,
                 Ok(Command::Verb { name, rest }) => {
                     let reply = verbs::dispatch(&bastion, &identity, name, &rest).await;
                     finish(&opened.write, opened.pty.is_some(), reply).await;
@@ -159,7 +163,7 @@ impl SessionChannel {
 }
 
 /// Decides a session request and, when permitted, runs the session.
-async fn session(
+pub(super) async fn session(
     bastion: Arc<Bastion>,
     identity: Arc<Identity>,
     handle: Handle,

@@ -5,6 +5,7 @@
 //! decides, [`crate::ca`] signs, [`crate::upstream`] connects, and [`bridge`] moves the bytes.
 
 pub mod auth;
+pub mod breakglass;
 pub mod bridge;
 pub mod channel;
 pub mod command;

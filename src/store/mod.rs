@@ -17,6 +17,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The change conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
     /// Creating the database's directory failed.
     #[error("{path}: {source}")]
     Io {

@@ -45,6 +45,17 @@ pub struct SessionRecord {
     pub sha256: Option<String>,
 }
 
+/// A review of a break-glass session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Review {
+    /// Who reviewed it.
+    pub reviewer: String,
+    /// What they found.
+    pub note: String,
+    /// When.
+    pub at: Timestamp,
+}
+
 /// How a session ended, for [`SessionIndex::ended`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionEnd {
@@ -86,6 +97,13 @@ pub trait SessionIndex: Send + Sync {
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// Sessions matching `filter`, newest first.
     async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Break-glass sessions with their review, oldest first; `pending_only` leaves out reviewed ones.
+    async fn review_queue(
+        &self,
+        pending_only: bool,
+    ) -> Result<Vec<(SessionRecord, Option<Review>)>, StoreError>;
+    /// Records a review; a session is reviewed once.
+    async fn acknowledge(&self, session_id: &str, review: &Review) -> Result<(), StoreError>;
 }
 
 fn from_row(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
@@ -167,6 +185,100 @@ impl SessionIndex for SqliteStore {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn review_queue(
+        &self,
+        pending_only: bool,
+    ) -> Result<Vec<(SessionRecord, Option<Review>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.*, r.reviewer AS r_reviewer, r.note AS r_note, r.at AS r_at FROM sessions s \
+             LEFT JOIN reviews r ON r.session_id = s.id WHERE s.break_glass = 1 AND (?1 = 0 OR r.session_id IS NULL) \
+             ORDER BY s.started_at, s.id",
+        )
+        .bind(pending_only as i64)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let review = match row.try_get::<Option<String>, _>("r_reviewer")? {
+                Some(reviewer) => Some(Review {
+                    reviewer,
+                    note: row.try_get("r_note")?,
+                    at: row.try_get("r_at")?,
+                }),
+                None => None,
+            };
+            out.push((from_row(row)?, review));
+        }
+        Ok(out)
+    }
+
+    async fn acknowledge(&self, session_id: &str, review: &Review) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO reviews (session_id, reviewer, note, at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(session_id)
+        .bind(&review.reviewer)
+        .bind(&review.note)
+        .bind(review.at)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "session {session_id} has already been reviewed"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn break_glass_sessions_wait_for_one_review() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        for (id, bg) in [("a", true), ("b", false)] {
+            let record = SessionRecord {
+                id: id.into(),
+                user: "carol".into(),
+                target: "db-01".into(),
+                role: "emergency".into(),
+                grant_id: 1,
+                kind: "shell".into(),
+                command: None,
+                break_glass: bg,
+                started_at: 1,
+                ended_at: None,
+                bytes_in: None,
+                bytes_out: None,
+                exit_status: None,
+                end_reason: None,
+                recording: None,
+                sha256: None,
+            };
+            store.started(&record).await.unwrap();
+        }
+        let queue = store.review_queue(true).await.unwrap();
+        assert_eq!(queue.len(), 1, "only break-glass sessions");
+        let review = Review {
+            reviewer: "bob".into(),
+            note: "restart was needed".into(),
+            at: 5,
+        };
+        store.acknowledge("a", &review).await.unwrap();
+        assert!(store.review_queue(true).await.unwrap().is_empty());
+        assert_eq!(
+            store.review_queue(false).await.unwrap()[0].1.as_ref(),
+            Some(&review)
+        );
+        assert!(
+            store.acknowledge("a", &review).await.is_err(),
+            "reviewed once"
+        );
     }
 }
 

@@ -14,6 +14,7 @@ use super::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_grants.sql"),
     include_str!("../../migrations/0002_sessions.sql"),
+    include_str!("../../migrations/0003_reviews.sql"),
 ];
 
 /// A SQLite database file.
