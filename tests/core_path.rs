@@ -390,3 +390,57 @@ fn env_requests_pass_only_locales() {
     let out = run(cmd, b"", Duration::from_secs(30));
     assert_eq!(out.out(), "C.UTF-8||\n");
 }
+
+#[test]
+fn an_exit_signal_is_passed_through() {
+    let s = setup();
+    let out = run(
+        s.world
+            .gatehouse
+            .ssh_command(&s.alice, &["-v"], &["web-01", "kill -TERM $$"]),
+        b"",
+        Duration::from_secs(30),
+    );
+    // OpenSSH reports a remote signal in its debug output and exits 255.
+    assert!(out.err().contains("exit-signal"), "{}", out.err());
+    assert_eq!(out.code(), 255);
+}
+
+#[test]
+fn window_changes_reach_the_target_and_the_recording() {
+    let s = setup();
+    let gh = &s.world.gatehouse;
+    // A real terminal on the client side, resized in the middle of the session.
+    let ssh = gh.ssh_command(&s.alice, &["-t"], &["web-01"]);
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/pty_session.py"
+    ))
+    .arg("send:stty size\\n;;size:40x100;;send:stty size\\n;;send:exit\\n")
+    .arg("--")
+    .arg(ssh.get_program())
+    .args(ssh.get_args());
+    let out = run(cmd, b"", Duration::from_secs(60));
+    let text = out.out();
+    assert_eq!(out.code(), 0, "{text}");
+    assert!(text.contains("24 80"), "{text}");
+    assert!(
+        text.contains("40 100"),
+        "the resize reached the target: {text}"
+    );
+    let list = run(
+        gh.command(&["sessions", "list", "--json"]),
+        b"",
+        Duration::from_secs(30),
+    );
+    let sessions: serde_json::Value = serde_json::from_str(&list.out()).unwrap();
+    let path = sessions[0]["recording"].as_str().unwrap().to_owned();
+    let cast = gatehouse::recording::read_cast(std::path::Path::new(&path)).unwrap();
+    assert!(
+        cast.events
+            .iter()
+            .any(|e| e.kind == gatehouse::recording::EventKind::Resize && e.data == "100x40"),
+        "the recording has the resize"
+    );
+}
