@@ -15,6 +15,7 @@ use crate::grants::store::GrantStore;
 use crate::grants::watch::GrantWatch;
 use crate::policy::{self, Policy};
 use crate::store::sessions::SessionIndex;
+use crate::upstream::pool::WarmPool;
 
 /// Shared state of one running bastion.
 pub struct Bastion {
@@ -24,8 +25,8 @@ pub struct Bastion {
     pub ca: Ca,
     /// CAs whose user certificates may log in to the bastion.
     pub trusted_user_cas: Vec<Fingerprint>,
-    /// Client configuration for connections to targets.
-    pub upstream: Arc<russh::client::Config>,
+    /// Connections to targets, with one kept ready per recently used target.
+    pub upstream: Arc<WarmPool>,
     /// Grants.
     pub grants: Arc<dyn GrantStore>,
     /// The session index.
@@ -45,6 +46,7 @@ impl Bastion {
         policy: Policy,
         grants: Arc<dyn GrantStore>,
         sessions: Arc<dyn SessionIndex>,
+        events: Events,
     ) -> anyhow::Result<Bastion> {
         let mut trusted_user_cas = Vec::new();
         for line in &config.ca.trusted_user_ca_keys {
@@ -55,15 +57,20 @@ impl Bastion {
             })?;
             trusted_user_cas.push(key.fingerprint(HashAlg::Sha256));
         }
+        let upstream = WarmPool::new(
+            crate::upstream::client_config(),
+            config.upstream.connect_timeout,
+            config.upstream.prewarm,
+        );
         Ok(Bastion {
             config,
             ca,
             trusted_user_cas,
-            upstream: crate::upstream::client_config(),
+            upstream,
             grants,
             sessions,
             watch: Arc::new(GrantWatch::default()),
-            events: Events,
+            events,
             policy: RwLock::new(Arc::new(policy)),
         })
     }

@@ -74,6 +74,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Break-glass limits.
     pub breakglass: BreakglassConfig,
+    /// The hash-chained audit log.
+    pub audit_log: PathBuf,
 }
 
 /// Break-glass (`[breakglass]`).
@@ -126,6 +128,9 @@ pub struct RecordingsConfig {
 pub struct UpstreamConfig {
     /// How long to wait for a target's TCP connect, key exchange and authentication.
     pub connect_timeout: Duration,
+    /// Keep one connection (key exchange done, nobody logged in) ready for the next session to
+    /// a recently used target, which takes the key exchange out of session setup.
+    pub prewarm: bool,
 }
 
 /// Resource limits (`[limits]`).
@@ -147,6 +152,7 @@ struct RawConfig {
     policies: Option<PathBuf>,
     store: Option<String>,
     host_key: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
     request_ttl: Option<String>,
     #[serde(default)]
     ca: RawCa,
@@ -186,6 +192,7 @@ struct RawRecordings {
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     connect_timeout: Option<String>,
+    prewarm: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,12 +316,17 @@ impl Config {
                     raw.upstream.connect_timeout,
                     "10s",
                 )?,
+                prewarm: raw.upstream.prewarm.unwrap_or(true),
             },
             limits: LimitsConfig {
                 max_connections: raw.limits.max_connections.unwrap_or(10_000),
                 max_channels_per_connection: raw.limits.max_channels_per_connection.unwrap_or(10),
                 login_grace: dur("limits.login_grace", raw.limits.login_grace, "30s")?,
             },
+            audit_log: raw
+                .audit_log
+                .map(resolve)
+                .unwrap_or_else(|| data_dir.join("audit.jsonl")),
             breakglass: BreakglassConfig {
                 max_uses: raw.breakglass.max_uses.unwrap_or(3),
                 window: dur("breakglass.window", raw.breakglass.window, "24h")?,

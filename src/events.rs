@@ -5,11 +5,25 @@
 //! caller needs to know who listens.
 
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
+
+use crate::audit::{AuditLog, AuditWriter};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum EventKind {
+    /// A user logged in.
+    #[serde(rename = "login")]
+    Login,
+    /// A login was refused.
+    #[serde(rename = "login.refused")]
+    LoginRefused,
+    /// The policy was reloaded (or a reload failed).
+    #[serde(rename = "policy.reloaded")]
+    PolicyReloaded,
+    /// The bastion started.
+    #[serde(rename = "bastion.started")]
+    BastionStarted,
     /// Emergency access was taken.
     #[serde(rename = "breakglass.activated")]
     BreakglassActivated,
@@ -52,6 +66,10 @@ impl EventKind {
     /// The dotted name used in logs, audit lines and alerts.
     pub fn name(self) -> &'static str {
         match self {
+            EventKind::Login => "login",
+            EventKind::LoginRefused => "login.refused",
+            EventKind::PolicyReloaded => "policy.reloaded",
+            EventKind::BastionStarted => "bastion.started",
             EventKind::BreakglassActivated => "breakglass.activated",
             EventKind::ReviewAcked => "review.acked",
             EventKind::GrantRequested => "grant.requested",
@@ -101,11 +119,37 @@ impl Event {
     }
 }
 
-/// The event hub.
+/// Where events go besides the log: the audit log (always, when configured), and later the
+/// alert sinks.
 #[derive(Default)]
-pub struct Events;
+pub struct Events {
+    audit: Option<AuditRecorder>,
+}
+
+/// How events reach the audit log: queued to the server's writer thread, or appended at once
+/// by a short-lived operator command.
+pub enum AuditRecorder {
+    /// The bastion's batching writer.
+    Queued(AuditWriter),
+    /// Direct appends (the operator CLI).
+    Direct(AuditLog),
+}
 
 impl Events {
+    /// Events that go to the log and the audit log.
+    pub fn new(audit: Option<AuditRecorder>) -> Events {
+        Events { audit }
+    }
+
+    /// Waits (briefly) until every event so far is in the audit log; used at shutdown.
+    pub fn flush(&self) {
+        if let Some(AuditRecorder::Queued(writer)) = &self.audit
+            && !writer.flush(std::time::Duration::from_secs(5))
+        {
+            error!("the audit log could not be flushed at shutdown");
+        }
+    }
+
     /// Records a critical event and notifies every alert sink, waiting at most `wait` for them;
     /// returns a short account of who was told, for the user's banner.
     pub async fn emit_critical(&self, event: Event, wait: std::time::Duration) -> String {
@@ -119,13 +163,41 @@ impl Events {
         let name = event.kind.map(EventKind::name).unwrap_or("event");
         let denied = matches!(
             event.kind,
-            Some(EventKind::SessionDenied | EventKind::GrantDenied)
+            Some(
+                EventKind::SessionDenied
+                    | EventKind::GrantDenied
+                    | EventKind::LoginRefused
+                    | EventKind::BreakglassActivated
+            )
         );
-        let fields = serde_json::to_string(&event).unwrap_or_default();
+        let fields = audit_fields(&event);
+        let text = serde_json::Value::Object(fields.clone());
         if denied {
-            warn!(event = name, %fields);
+            warn!(event = name, fields = %text);
         } else {
-            info!(event = name, %fields);
+            info!(event = name, fields = %text);
         }
+        match &self.audit {
+            Some(AuditRecorder::Queued(writer)) => writer.record(name, fields),
+            Some(AuditRecorder::Direct(log)) => {
+                if let Err(e) = log.append(name, fields) {
+                    error!(event = name, error = %e, "AUDIT LOG WRITE FAILED");
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// The event's fields for an audit line: everything set, nothing null, no `kind` (the event
+/// name is the line's `event`).
+fn audit_fields(event: &Event) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.remove("kind");
+            map.retain(|_, v| !v.is_null());
+            map
+        }
+        _ => serde_json::Map::new(),
     }
 }

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::events::Events;
+use crate::events::{AuditRecorder, Events};
 use crate::grants::desk::GrantDesk;
 use crate::grants::store::{GrantFilter, GrantStore};
 use crate::grants::{self, Actor, Decision, GrantError, GrantState};
@@ -158,7 +159,9 @@ async fn decide(
     let operator = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into());
-    let events = Events;
+    let events = Events::new(Some(AuditRecorder::Direct(AuditLog::open(
+        &config.audit_log,
+    )?)));
     let desk = GrantDesk {
         store,
         events: &events,

@@ -1,5 +1,6 @@
 //! The operator's command line: one subcommand, one function.
 
+mod audit;
 mod ca;
 mod check;
 mod grants;
@@ -77,6 +78,15 @@ pub enum Command {
         #[command(subcommand)]
         command: review::ReviewCommand,
     },
+    /// The hash-chained audit log.
+    Audit {
+        /// Config file.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// The user CA.
     Ca {
         /// What to do with it.
@@ -120,6 +130,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Replay { config, args } => {
             sessions::replay(Config::discover(config.as_deref())?, args)
+        }
+        Command::Audit { config, command } => {
+            audit::run(Config::discover(config.as_deref())?, command)
         }
         Command::Review { config, command } => {
             review::run(Config::discover(config.as_deref())?, command)

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::events::{Event, EventKind, Events};
+use crate::events::{AuditRecorder, Event, EventKind, Events};
 use crate::server::verbs::grants::when;
 use crate::store::sessions::{Review, SessionIndex};
 use crate::store::{self, StoreError};
@@ -112,7 +113,8 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                Events.emit(Event {
+                let events = Events::new(Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)));
+                events.emit(Event {
                     user: Some(session.user.clone()),
                     actor: Some(reviewer),
                     target: Some(session.target.clone()),

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::{error, info, warn};
 
+use crate::audit::{AuditLog, AuditWriter};
 use crate::bastion::Bastion;
 use crate::ca::Ca;
 use crate::config::Config;
-use crate::events::{Event, EventKind};
+use crate::events::{AuditRecorder, Event, EventKind, Events};
 use crate::{keys, policy, server, store};
 
 /// Starts the bastion and runs it until SIGINT or SIGTERM. Missing keys and the database are
@@ -55,13 +56,26 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let ca = Ca::new(ca_key, config.ca.cert_ttl, config.ca.source_address.clone());
     info!(ca = %ca.public_key_line(), "targets must trust this CA (TrustedUserCAKeys)");
     let store = Arc::new(store);
+    // A log that was tampered with stops the bastion: it must not write evidence after a gap.
+    let audit = AuditLog::open(&config.audit_log)
+        .with_context(|| format!("opening the audit log {}", config.audit_log.display()))?;
+    let (audit, audit_thread) = AuditWriter::start(audit);
+    let events = Events::new(Some(AuditRecorder::Queued(audit)));
     let bastion = Arc::new(Bastion::new(
         config.clone(),
         ca,
         policy,
         store.clone(),
         store,
+        events,
     )?);
+    bastion.events.emit(Event {
+        detail: Some(serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "listen": config.listen.to_string(),
+        })),
+        ..Event::new(EventKind::BastionStarted)
+    });
     crate::grants::watch::spawn_poller(bastion.grants.clone(), bastion.watch.clone());
     spawn_sweeper(bastion.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -70,7 +84,10 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     info!(listen = %listener.local_addr()?, "gatehouse is ready");
     spawn_reload_on_hangup(bastion.clone());
     let ssh = server::ssh_config(host_key);
-    server::serve(bastion, listener, ssh, shutdown_signal()).await?;
+    server::serve(bastion.clone(), listener, ssh, shutdown_signal()).await?;
+    // Sessions may still hold the bastion; what has been queued so far is written before exit.
+    bastion.events.flush();
+    drop(audit_thread);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -122,17 +139,28 @@ fn spawn_reload_on_hangup(bastion: Arc<Bastion>) {
         };
         while hangups.recv().await.is_some() {
             match bastion.reload_policy() {
-                Ok(p) => info!(
-                    users = p.users().count(),
-                    targets = p.targets().count(),
-                    roles = p.roles().count(),
-                    "policy reloaded"
-                ),
+                Ok(p) => bastion.events.emit(Event {
+                    detail: Some(serde_json::json!({
+                        "ok": true,
+                        "users": p.users().count(),
+                        "targets": p.targets().count(),
+                        "roles": p.roles().count(),
+                    })),
+                    ..Event::new(EventKind::PolicyReloaded)
+                }),
                 Err(errors) => {
                     for e in &errors.0 {
                         error!("{e}");
                     }
-                    error!("policy reload failed; the previous policy stays in force");
+                    let errors: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+                    bastion.events.emit(Event {
+                        reason: Some(
+                            "the new policy did not load; the previous policy stays in force"
+                                .into(),
+                        ),
+                        detail: Some(serde_json::json!({ "ok": false, "errors": errors })),
+                        ..Event::new(EventKind::PolicyReloaded)
+                    });
                 }
             }
         }

@@ -48,9 +48,14 @@ impl Dialer<'_> {
             env: self.env,
             start,
         };
-        upstream::open(
-            self.bastion.upstream.clone(),
-            self.permit.target().clone(),
+        let connected = self
+            .bastion
+            .upstream
+            .get(self.permit.target())
+            .await
+            .map_err(|e| e.to_string())?;
+        upstream::start(
+            connected,
             credential,
             spec,
             self.bastion.config.upstream.connect_timeout,

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::events::{Event, EventKind};
 use russh::keys::Certificate;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
-use tracing::{info, warn};
 
 use super::auth::{self, Identity};
 use super::{channel, env};
@@ -68,7 +68,14 @@ impl ConnectionHandler {
     ) -> Auth {
         match result {
             Ok((user, method)) => {
-                info!(user = %user.name, peer = ?self.peer, %method, "login");
+                self.bastion.events.emit(Event {
+                    user: Some(user.name.clone()),
+                    detail: Some(serde_json::json!({
+                        "peer": self.peer.map(|p| p.to_string()),
+                        "method": method.to_string(),
+                    })),
+                    ..Event::new(EventKind::Login)
+                });
                 self.identity = Some(Arc::new(Identity {
                     user,
                     method,
@@ -78,7 +85,7 @@ impl ConnectionHandler {
                 Auth::Accept
             }
             Err(why) => {
-                warn!(login, peer = ?self.peer, reason = %why, "login refused");
+                self.login_refused(login, why);
                 Self::publickey_only()
             }
         }
@@ -100,10 +107,26 @@ impl ConnectionHandler {
         Ok(true)
     }
 
+    fn login_refused(&self, login: &str, why: String) {
+        self.bastion.events.emit(Event {
+            user: Some(login.chars().take(64).collect()),
+            reason: Some(why),
+            detail: Some(serde_json::json!({ "peer": self.peer.map(|p| p.to_string()) })),
+            ..Event::new(EventKind::LoginRefused)
+        });
+    }
+
+    /// Reports a refused channel or request (forwarding, agent, X11, subsystems).
     fn refuse(&mut self, what: &str, channel: Option<ChannelId>) {
-        if let Some(identity) = &self.identity {
-            warn!(user = %identity.user.name, peer = ?self.peer, ?channel, "refused {what}");
-        }
+        self.bastion.events.emit(Event {
+            user: self.identity.as_ref().map(|i| i.user.name.clone()),
+            reason: Some(format!("{what} is not allowed")),
+            detail: Some(serde_json::json!({
+                "peer": self.peer.map(|p| p.to_string()),
+                "channel": channel.map(|c| format!("{c:?}")),
+            })),
+            ..Event::new(EventKind::SessionDenied)
+        });
     }
 }
 
@@ -126,10 +149,10 @@ impl russh::server::Handler for ConnectionHandler {
         // A certificate is offered under its subject key, which no policy lists; when user CAs
         // are trusted, let it proceed to the full check once its signature is verified.
         let policy = self.bastion.policy();
-        if auth::by_key(&policy, user, offer.public_key).is_ok()
-            || !self.bastion.trusted_user_cas.is_empty()
-        {
-            return Ok(Auth::Accept);
+        match auth::by_key(&policy, user, offer.public_key) {
+            Ok(_) => return Ok(Auth::Accept),
+            Err(_) if !self.bastion.trusted_user_cas.is_empty() => return Ok(Auth::Accept),
+            Err(why) => self.login_refused(user, why),
         }
         Ok(Self::publickey_only())
     }

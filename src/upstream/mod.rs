@@ -16,6 +16,8 @@ use russh::{Channel, ChannelMsg, Pty};
 use crate::ca::SessionCredential;
 use crate::policy::{HostTrust, Target};
 
+pub mod pool;
+
 /// Why a target could not be used. The session prints it as `gatehouse: target NAME: …` and
 /// exits 255.
 #[derive(Debug, thiserror::Error)]
@@ -181,11 +183,74 @@ pub struct SessionSpec<'a> {
     pub start: Start<'a>,
 }
 
+/// A connection to a target whose host key has been verified, not yet logged in. Holding one
+/// grants nothing: the session's certificate is presented only in [`start`].
+pub struct Connected {
+    handle: client::Handle<HostVerifier>,
+    opened_at: std::time::Instant,
+}
+
+impl Connected {
+    /// How long ago the connection was made.
+    pub fn age(&self) -> Duration {
+        self.opened_at.elapsed()
+    }
+
+    /// Whether the target has closed it meanwhile.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Closes it politely.
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "not needed", "en")
+            .await;
+    }
+}
+
+/// Opens a TCP connection to `target` and completes the key exchange, verifying its host key.
+pub async fn connect(
+    config: Arc<client::Config>,
+    target: Arc<Target>,
+    timeout: Duration,
+) -> Result<Connected, UpstreamError> {
+    let refusal = Arc::new(Mutex::new(None));
+    let verifier = HostVerifier {
+        target: target.clone(),
+        refusal: refusal.clone(),
+    };
+    let addr = (target.address.clone(), target.port);
+    match tokio::time::timeout(timeout, client::connect(config, addr, verifier)).await {
+        Err(_) => Err(UpstreamError::Timeout(timeout)),
+        Ok(Ok(handle)) => Ok(Connected {
+            handle,
+            opened_at: std::time::Instant::now(),
+        }),
+        Ok(Err(e)) => match refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(why) => Err(UpstreamError::HostKey(why)),
+            None => Err(UpstreamError::Ssh(describe(&e))),
+        },
+    }
+}
+
 /// Connects to `target`, logs in with `credential`, and starts what `spec` says on a new session
 /// channel. Each step is bounded by `timeout`.
 pub async fn open(
     config: Arc<client::Config>,
     target: Arc<Target>,
+    credential: SessionCredential,
+    spec: SessionSpec<'_>,
+    timeout: Duration,
+) -> Result<UpstreamChannel, UpstreamError> {
+    let connected = connect(config, target, timeout).await?;
+    start(connected, credential, spec, timeout).await
+}
+
+/// Logs in on a verified connection with the session's certificate and starts what `spec` says.
+pub async fn start(
+    connected: Connected,
     credential: SessionCredential,
     spec: SessionSpec<'_>,
     timeout: Duration,
@@ -196,23 +261,7 @@ pub async fn open(
         env,
         start,
     } = spec;
-    let refusal = Arc::new(Mutex::new(None));
-    let verifier = HostVerifier {
-        target: target.clone(),
-        refusal: refusal.clone(),
-    };
-    let addr = (target.address.clone(), target.port);
-    let connected = tokio::time::timeout(timeout, client::connect(config, addr, verifier)).await;
-    let mut connection = match connected {
-        Err(_) => return Err(UpstreamError::Timeout(timeout)),
-        Ok(Ok(handle)) => handle,
-        Ok(Err(e)) => {
-            if let Some(why) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return Err(UpstreamError::HostKey(why));
-            }
-            return Err(UpstreamError::Ssh(describe(&e)));
-        }
-    };
+    let mut connection = connected.handle;
     let mut early = Vec::new();
     let steps = async {
         let auth = connection

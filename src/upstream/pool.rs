@@ -1,0 +1,106 @@
+//! Connections kept ready for the next session to a target.
+//!
+//! The slowest step of a session's setup is the key exchange with the target. After a session
+//! to a target takes a connection, the pool opens the next one in the background (key exchange
+//! and host key check done, nobody logged in), so the next session to that target only logs in
+//! with its own certificate. An idle connection grants nothing, is never shared, and is closed
+//! after [`MAX_IDLE`] (well inside sshd's `LoginGraceTime`); a target that is not used again
+//! is not reconnected. A change of the target in the policy (address, port or trusted keys)
+//! makes its idle connection unusable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client;
+
+use super::{Connected, UpstreamError, connect};
+use crate::policy::{HostTrust, Target, fingerprint};
+
+/// How long a ready connection may wait before it is closed.
+pub const MAX_IDLE: Duration = Duration::from_secs(60);
+
+/// Ready connections by target identity.
+pub struct WarmPool {
+    config: Arc<client::Config>,
+    timeout: Duration,
+    enabled: bool,
+    idle: Mutex<HashMap<String, Connected>>,
+}
+
+/// What a pooled connection was verified against: name, address, port and trusted keys.
+fn identity(target: &Target) -> String {
+    let trust = match &target.trust {
+        HostTrust::Pinned(keys) => keys.iter().map(fingerprint).collect::<Vec<_>>().join(","),
+        HostTrust::Ca(ca) => format!("ca:{}", fingerprint(ca)),
+    };
+    format!("{}|{}|{}|{trust}", target.name, target.address, target.port)
+}
+
+impl WarmPool {
+    /// A pool that connects with `config` within `timeout`; when not `enabled`, every session
+    /// connects afresh.
+    pub fn new(config: Arc<client::Config>, timeout: Duration, enabled: bool) -> Arc<WarmPool> {
+        Arc::new(WarmPool {
+            config,
+            timeout,
+            enabled,
+            idle: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A verified connection to `target`: a ready one if there is one, else a new one. Either
+    /// way, the next one is prepared in the background.
+    pub async fn get(self: &Arc<Self>, target: &Arc<Target>) -> Result<Connected, UpstreamError> {
+        if !self.enabled {
+            return connect(self.config.clone(), target.clone(), self.timeout).await;
+        }
+        let key = identity(target);
+        let ready = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        self.refill(key, target.clone());
+        match ready {
+            Some(c) if !c.is_closed() && c.age() < MAX_IDLE => Ok(c),
+            stale => {
+                if let Some(c) = stale {
+                    c.close().await;
+                }
+                connect(self.config.clone(), target.clone(), self.timeout).await
+            }
+        }
+    }
+
+    /// Opens the next connection to `target` in the background, and closes it if nobody takes
+    /// it within [`MAX_IDLE`].
+    fn refill(self: &Arc<Self>, key: String, target: Arc<Target>) {
+        let pool = self.clone();
+        tokio::spawn(async move {
+            let Ok(connected) = connect(pool.config.clone(), target, pool.timeout).await else {
+                // The session's own connection reports the problem; nothing to keep.
+                return;
+            };
+            let replaced = pool
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone(), connected);
+            if let Some(old) = replaced {
+                old.close().await;
+            }
+            tokio::time::sleep(MAX_IDLE).await;
+            let expired = {
+                let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+                match idle.get(&key) {
+                    Some(c) if c.age() >= MAX_IDLE => idle.remove(&key),
+                    _ => None,
+                }
+            };
+            if let Some(c) = expired {
+                c.close().await;
+            }
+        });
+    }
+}
