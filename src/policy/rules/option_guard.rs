@@ -186,7 +186,11 @@ impl Program {
                 matches!(&d.form, Form::DashLong(long)
                     if long == name || (long_enough && long.starts_with(name)))
             });
-            return dash_long.or_else(|| self.short_in(rest));
+            // Pagers read a `+command` even inside a bundle of short flags (`-N+!sh`).
+            let bundled_plus = (!rest.starts_with('-') && rest.contains('+'))
+                .then(|| self.denied.iter().find(|d| d.form == Form::Plus))
+                .flatten();
+            return dash_long.or_else(|| self.short_in(rest)).or(bundled_plus);
         }
         if word.starts_with('+')
             && let Some(plus) = self.denied.iter().find(|d| d.form == Form::Plus)
@@ -717,6 +721,7 @@ static BUILTIN: &[Row] = &[
                 Why::Writes,
                 &["-P", "--absolute-names", "--index-file", "--volno-file"],
             ),
+            (Why::Reads, &["-T", "--files-from", "-X", "--exclude-from"]),
         ],
     )
     .bare_first_word_is_options(),
@@ -970,7 +975,29 @@ static BUILTIN: &[Row] = &[
                 ],
             ),
             (Why::Config, &["-K", "--config"]),
-            (Why::Reads, &["-T", "--upload-file"]),
+            // Each of these takes `@file` and sends, prints or expands that file's contents.
+            (
+                Why::Reads,
+                &[
+                    "-T",
+                    "--upload-file",
+                    "-d",
+                    "--data",
+                    "--data-ascii",
+                    "--data-binary",
+                    "--data-urlencode",
+                    "--json",
+                    "-F",
+                    "--form",
+                    "-H",
+                    "--header",
+                    "--proxy-header",
+                    "-w",
+                    "--write-out",
+                    "--url-query",
+                    "--variable",
+                ],
+            ),
         ],
     ),
     row(
@@ -1304,6 +1331,22 @@ mod tests {
     }
 
     #[test]
+    fn options_that_read_a_file_given_as_at_file_or_a_name_list() {
+        for cmd in [
+            "curl -d",
+            "curl --data-binary=@/etc/shadow",
+            "curl -Ff=@/etc/shadow",
+            "curl -H",
+            "curl -w@/etc/shadow",
+            "tar -tzf x.tgz -T",
+            "tar -tzf x.tgz --files-from=/etc/shadow",
+        ] {
+            assert!(refused(cmd), "{cmd}");
+        }
+        assert!(!refused("curl -sS https://example.invalid/health"));
+    }
+
+    #[test]
     fn plus_commands_for_pagers_and_editors() {
         assert!(refused("less +!sh"));
         assert!(refused("more +/x"));
@@ -1311,6 +1354,8 @@ mod tests {
         assert!(refused("vi +1"));
         assert!(!refused("nano +10"));
         assert!(!refused("cat +x"));
+        assert!(refused("less -N+!sh"), "inside a bundle of short flags");
+        assert!(!refused("less -N"));
         let reason = last(&OptionGuard::builtin(), "less +!sh").unwrap_or_default();
         assert_eq!(
             reason,
