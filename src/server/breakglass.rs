@@ -47,8 +47,14 @@ pub fn split_command(raw: &[u8]) -> (&[u8], Option<&[u8]>) {
                     .position(|&c| c != b' ' && c != b'\t')
                     .unwrap_or(rest.len());
                 let before = &raw[..i];
-                let end = before.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(0, |e| e + 1);
-                return (&before[..end], Some(&rest[start..]).filter(|r| !r.is_empty()));
+                let end = before
+                    .iter()
+                    .rposition(|&c| c != b' ' && c != b'\t')
+                    .map_or(0, |e| e + 1);
+                return (
+                    &before[..end],
+                    Some(&rest[start..]).filter(|r| !r.is_empty()),
+                );
             }
             None => {}
         }
