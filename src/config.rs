@@ -76,6 +76,8 @@ pub struct Config {
     pub breakglass: BreakglassConfig,
     /// The hash-chained audit log.
     pub audit_log: PathBuf,
+    /// Alert sinks.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// Break-glass (`[breakglass]`).
@@ -165,7 +167,7 @@ struct RawConfig {
     #[serde(default)]
     breakglass: RawBreakglass,
     #[serde(default)]
-    alerts: Option<toml::Value>,
+    alerts: crate::alerts::AlertsConfig,
     #[serde(default)]
     http: Option<toml::Value>,
 }
@@ -295,7 +297,11 @@ impl Config {
                 "ca.cert_ttl: keep certificates short-lived (at most 1h)".into(),
             ));
         }
+        raw.alerts
+            .validate()
+            .map_err(|e| invalid(format!("alerts: {e}")))?;
         let config = Config {
+            alerts: raw.alerts,
             listen,
             policies: resolve(raw.policies.unwrap_or_else(|| "policies".into())),
             store,
@@ -335,7 +341,7 @@ impl Config {
             data_dir,
             source,
         };
-        let _ = (raw.alerts, raw.http);
+        let _ = raw.http;
         Ok(config)
     }
 }

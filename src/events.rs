@@ -7,6 +7,9 @@
 use serde::Serialize;
 use tracing::{error, info, warn};
 
+use std::sync::Mutex;
+
+use crate::alerts::{Alert, Alerts, DeliveryObserver};
 use crate::audit::{AuditLog, AuditWriter};
 
 /// What happened.
@@ -119,11 +122,14 @@ impl Event {
     }
 }
 
-/// Where events go besides the log: the audit log (always, when configured), and later the
-/// alert sinks.
+/// Where events go besides the log: the audit log, and the alert sinks for the events that
+/// alert.
 #[derive(Default)]
 pub struct Events {
     audit: Option<AuditRecorder>,
+    alerts: Option<Alerts>,
+    /// Alerts being written to the outbox, so a short-lived command can wait for them.
+    queued: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// How events reach the audit log: queued to the server's writer thread, or appended at once
@@ -136,9 +142,23 @@ pub enum AuditRecorder {
 }
 
 impl Events {
-    /// Events that go to the log and the audit log.
-    pub fn new(audit: Option<AuditRecorder>) -> Events {
-        Events { audit }
+    /// Events that go to the log, the audit log and the alert sinks.
+    pub fn new(audit: Option<AuditRecorder>, alerts: Option<Alerts>) -> Events {
+        Events {
+            audit,
+            alerts,
+            queued: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Waits until every alert emitted so far is in the durable outbox (for operator commands,
+    /// which exit right after).
+    pub async fn settle(&self) {
+        let pending: Vec<_> =
+            std::mem::take(&mut *self.queued.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in pending {
+            let _ = handle.await;
+        }
     }
 
     /// Waits (briefly) until every event so far is in the audit log; used at shutdown.
@@ -153,13 +173,34 @@ impl Events {
     /// Records a critical event and notifies every alert sink, waiting at most `wait` for them;
     /// returns a short account of who was told, for the user's banner.
     pub async fn emit_critical(&self, event: Event, wait: std::time::Duration) -> String {
-        let _ = wait;
-        self.emit(event);
-        "no alert sinks are configured".to_owned()
+        self.record(&event);
+        let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(&event)) else {
+            return "no alert sinks are configured".to_owned();
+        };
+        if alerts.sink_labels().is_empty() {
+            return "no alert sinks are configured".to_owned();
+        }
+        alerts.send_now(&alert, wait).await.to_string()
     }
 
-    /// Records an event.
+    /// Records an event, and queues its alert if it is one that alerts.
     pub fn emit(&self, event: Event) {
+        self.record(&event);
+        if let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(&event)) {
+            let alerts = alerts.clone();
+            let handle = tokio::spawn(async move {
+                if let Err(e) = alerts.enqueue(&alert).await {
+                    error!(alert = %alert.id, error = %e, "ALERT NOT QUEUED");
+                }
+            });
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            queued.retain(|h| !h.is_finished());
+            queued.push(handle);
+        }
+    }
+
+    /// Logs an event and writes it to the audit log.
+    fn record(&self, event: &Event) {
         let name = event.kind.map(EventKind::name).unwrap_or("event");
         let denied = matches!(
             event.kind,
@@ -170,7 +211,7 @@ impl Events {
                     | EventKind::BreakglassActivated
             )
         );
-        let fields = audit_fields(&event);
+        let fields = audit_fields(event);
         let text = serde_json::Value::Object(fields.clone());
         if denied {
             warn!(event = name, fields = %text);
@@ -199,5 +240,26 @@ fn audit_fields(event: &Event) -> serde_json::Map<String, serde_json::Value> {
             map
         }
         _ => serde_json::Map::new(),
+    }
+}
+
+/// Reports alert deliveries and failures to the audit log.
+pub struct AuditedDeliveries(pub AuditWriter);
+
+impl DeliveryObserver for AuditedDeliveries {
+    fn delivered(&self, alert_id: uuid::Uuid, sink: &str) {
+        let mut fields = serde_json::Map::new();
+        fields.insert("alert_id".into(), alert_id.to_string().into());
+        fields.insert("sink".into(), sink.into());
+        self.0.record("alert.delivered", fields);
+    }
+
+    fn failed(&self, alert_id: uuid::Uuid, sink: &str, attempt: u32, error: &str) {
+        let mut fields = serde_json::Map::new();
+        fields.insert("alert_id".into(), alert_id.to_string().into());
+        fields.insert("sink".into(), sink.into());
+        fields.insert("attempt".into(), attempt.into());
+        fields.insert("error".into(), error.into());
+        self.0.record("alert.failed", fields);
     }
 }

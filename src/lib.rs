@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod bastion;
 pub mod ca;

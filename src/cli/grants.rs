@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use std::sync::Arc;
+
+use crate::alerts::{Alerts, NoopObserver};
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::events::{AuditRecorder, Events};
@@ -13,6 +16,7 @@ use crate::grants::desk::GrantDesk;
 use crate::grants::store::{GrantFilter, GrantStore};
 use crate::grants::{self, Actor, Decision, GrantError, GrantState};
 use crate::server::verbs::grants::{grant_json, table, when};
+use crate::store::SqliteStore;
 use crate::{policy, store};
 
 /// `gatehouse grants …`.
@@ -151,7 +155,7 @@ pub fn run(config: Config, command: GrantsCommand) -> anyhow::Result<ExitCode> {
 
 async fn decide(
     config: &Config,
-    store: &dyn GrantStore,
+    store: &SqliteStore,
     id: i64,
     decision: Decision,
 ) -> anyhow::Result<ExitCode> {
@@ -159,19 +163,26 @@ async fn decide(
     let operator = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into());
-    let events = Events::new(Some(AuditRecorder::Direct(AuditLog::open(
-        &config.audit_log,
-    )?)));
+    let events = Events::new(
+        Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)),
+        Some(Alerts::new(
+            store.clone(),
+            &config.alerts,
+            Arc::new(NoopObserver),
+        )?),
+    );
     let desk = GrantDesk {
         store,
         events: &events,
         watch: None,
         request_ttl: config.request_ttl,
     };
-    match desk
+    let decided = desk
         .decide(&policy, &Actor::Operator(operator), id, &decision)
-        .await
-    {
+        .await;
+    // The decision's alert is in the outbox before this command exits; the bastion delivers it.
+    events.settle().await;
+    match decided {
         Ok(g) => {
             println!("grant {} is now {}", g.id, g.state);
             Ok(ExitCode::SUCCESS)

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use std::sync::Arc;
+
+use crate::alerts::{Alerts, NoopObserver};
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::events::{AuditRecorder, Event, EventKind, Events};
@@ -113,7 +116,10 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                let events = Events::new(Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)));
+                let events = Events::new(
+        Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)),
+        Some(Alerts::new(store.clone(), &config.alerts, Arc::new(NoopObserver))?),
+    );
                 events.emit(Event {
                     user: Some(session.user.clone()),
                     actor: Some(reviewer),
@@ -124,6 +130,7 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     reason: Some(note),
                     ..Event::new(EventKind::ReviewAcked)
                 });
+                events.settle().await;
                 println!("session {} reviewed", session.id);
                 Ok(ExitCode::SUCCESS)
             }

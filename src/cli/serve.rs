@@ -6,11 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::{error, info, warn};
 
+use crate::alerts::Alerts;
 use crate::audit::{AuditLog, AuditWriter};
 use crate::bastion::Bastion;
 use crate::ca::Ca;
 use crate::config::Config;
-use crate::events::{AuditRecorder, Event, EventKind, Events};
+use crate::events::{AuditRecorder, AuditedDeliveries, Event, EventKind, Events};
 use crate::{keys, policy, server, store};
 
 /// Starts the bastion and runs it until SIGINT or SIGTERM. Missing keys and the database are
@@ -60,7 +61,14 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let audit = AuditLog::open(&config.audit_log)
         .with_context(|| format!("opening the audit log {}", config.audit_log.display()))?;
     let (audit, audit_thread) = AuditWriter::start(audit);
-    let events = Events::new(Some(AuditRecorder::Queued(audit)));
+    let alerts = Alerts::new(
+        (*store).clone(),
+        &config.alerts,
+        Arc::new(AuditedDeliveries(audit.clone())),
+    )?;
+    let dispatcher = alerts.spawn_dispatcher();
+    info!(sinks = ?alerts.sink_labels(), "alert sinks");
+    let events = Events::new(Some(AuditRecorder::Queued(audit)), Some(alerts));
     let bastion = Arc::new(Bastion::new(
         config.clone(),
         ca,
@@ -87,6 +95,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     server::serve(bastion.clone(), listener, ssh, shutdown_signal()).await?;
     // Sessions may still hold the bastion; what has been queued so far is written before exit.
     bastion.events.flush();
+    dispatcher.shutdown().await;
     drop(audit_thread);
     Ok(ExitCode::SUCCESS)
 }

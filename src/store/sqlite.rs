@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_grants.sql"),
     include_str!("../../migrations/0002_sessions.sql"),
     include_str!("../../migrations/0003_reviews.sql"),
+    include_str!("../../migrations/0004_alerts.sql"),
 ];
 
 /// A SQLite database file.
@@ -43,8 +44,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5))
             .foreign_keys(true);
+        // WAL lets readers run side by side; writes still take turns. A burst of session starts
+        // queues briefly for a connection, which is expected and not worth a warning.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
+            .acquire_slow_threshold(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await?;
         let store = SqliteStore {
