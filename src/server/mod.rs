@@ -61,6 +61,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let active = Arc::new(AtomicUsize::new(0));
+    spawn_memory_return(active.clone());
     let max = bastion.config.limits.max_connections;
     let grace = bastion.config.limits.login_grace;
     tokio::pin!(shutdown);
@@ -124,6 +125,38 @@ pub async fn serve(
         });
     }
 }
+
+/// Gives memory back to the system after a wave of connections has ended.
+///
+/// The allocator keeps freed memory for reuse; after thousands of sessions close that is a lot
+/// of resident memory doing nothing. Every few seconds, when the number of connections has
+/// fallen well below where it was at the last trim, the heap is trimmed.
+fn spawn_memory_return(active: Arc<AtomicUsize>) {
+    tokio::spawn(async move {
+        let mut high = 0usize;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let now = active.load(Ordering::Relaxed);
+            high = high.max(now);
+            if high >= 16 && now <= high / 2 {
+                trim_heap();
+                high = now;
+            }
+        }
+    });
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 /// Counts a connection as active until dropped.
 struct ActiveGuard(Arc<AtomicUsize>);
