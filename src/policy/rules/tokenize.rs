@@ -358,11 +358,20 @@ pub fn check_char(offset: usize, ch: char) -> Result<(), TokenizeError> {
         Err(TokenizeError::ControlChar { offset, ch })
     } else if is_format(ch) {
         Err(TokenizeError::FormatChar { offset, ch })
-    } else if ch.is_whitespace() && ch != ' ' {
+    } else if (ch.is_whitespace() && ch != ' ') || is_blank_letter(ch) {
         Err(TokenizeError::UnicodeWhitespace { offset, ch })
     } else {
         Ok(())
     }
+}
+
+/// Characters that are letters to Unicode but print as nothing: the Hangul fillers and the
+/// blank Braille pattern. They would let two different words look the same.
+fn is_blank_letter(ch: char) -> bool {
+    matches!(
+        ch,
+        '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}'
+    )
 }
 
 /// Unicode general category Cf (as of Unicode 15), plus the line and paragraph separators. The
@@ -403,6 +412,14 @@ fn is_format(ch: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_letters_are_refused() {
+        for ch in ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}', '\u{2800}'] {
+            let cmd = format!("ls{ch} /tmp");
+            assert!(tokenize(cmd.as_bytes()).is_err(), "{:?}", ch);
+        }
+    }
 
     fn words(input: &str) -> Vec<String> {
         match tokenize(input.as_bytes()) {
