@@ -57,11 +57,7 @@ impl Bastion {
             })?;
             trusted_user_cas.push(key.fingerprint(HashAlg::Sha256));
         }
-        let upstream = WarmPool::new(
-            crate::upstream::client_config(),
-            config.upstream.connect_timeout,
-            config.upstream.prewarm,
-        );
+        let upstream = WarmPool::new(config.upstream.connect_timeout, config.upstream.prewarm);
         Ok(Bastion {
             config,
             ca,

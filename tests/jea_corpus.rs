@@ -886,13 +886,10 @@ fn cases() -> Vec<Case> {
         deny("unicode: U+00AD", "systemctl status ngi\u{ad}nx"),
         deny("unicode: U+E0041 tag", "systemctl status nginx\u{e0041}"),
         deny("unicode: U+180E", "systemctl status ngi\u{180e}nx"),
-        // POLICY: U+3164 (Hangul filler) is invisible but a letter (Lo), neither a format nor a
-        // whitespace character, so SPEC 3.1 does not refuse it.
-        allow(
-            "unicode: U+3164 is a letter",
-            "systemctl status \u{3164}",
-            &["systemctl", "status", "\u{3164}"],
-        ),
+        // U+3164 (Hangul filler) is a letter that prints as nothing: two different words would
+        // look the same, so it is refused like invisible whitespace.
+        deny("unicode: U+3164 blank letter", "systemctl status \u{3164}"),
+        deny("unicode: U+2800 blank Braille", "systemctl status \u{2800}"),
         // ---- Control characters are refused anywhere.
         deny("control: BEL", "echo-args a\u{7}b"),
         deny("control: ESC quoted", "echo-args '\u{1b}[2Jx'"),

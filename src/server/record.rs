@@ -107,6 +107,33 @@ impl SessionRecording {
         self.with(|r| r.tick()).map(drop)
     }
 
+    /// [`SessionRecording::finish`] off the async runtime: syncing a large file can take a
+    /// second, and no session's bytes should wait behind it.
+    pub async fn finish_in_background(self) -> Option<RecordingSummary> {
+        tokio::task::spawn_blocking(move || self.finish())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// [`SessionRecording::start`] off the async runtime (it creates and syncs the file).
+    pub async fn start_in_background(
+        config: RecordingsConfig,
+        session_id: String,
+        header: CastHeader,
+        record_input: bool,
+    ) -> Result<SessionRecording, RecordingFault> {
+        tokio::task::spawn_blocking(move || {
+            SessionRecording::start(&config, &session_id, header, record_input)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(RecordingFault(format!(
+                "the recording could not be started ({e})"
+            )))
+        })
+    }
+
     /// Writes the rest, syncs, and returns the summary (hash, sizes).
     pub fn finish(self) -> Option<RecordingSummary> {
         let recorder = self

@@ -41,12 +41,14 @@ pub(super) async fn run(
     };
 
     // No recording, no session (unless the operator chose otherwise), and no unindexed session.
-    let recording = match SessionRecording::start(
-        &bastion.config.recordings,
-        &session_id,
+    let recording = match SessionRecording::start_in_background(
+        bastion.config.recordings.clone(),
+        session_id.clone(),
         cast_header(&permit, opened.pty.as_ref(), now),
         permit.role().record_input || permit.break_glass(),
-    ) {
+    )
+    .await
+    {
         Ok(recording) => recording,
         Err(RecordingFault(why)) => {
             return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
@@ -74,7 +76,7 @@ pub(super) async fn run(
         sha256: None,
     };
     if let Err(e) = bastion.sessions.started(&record).await {
-        let _ = recording.finish();
+        let _ = recording.finish_in_background().await;
         let why = format!("the session cannot be indexed ({e})");
         return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
     }
@@ -164,7 +166,7 @@ pub(super) async fn run(
     };
 
     end.ended_at = grants::now();
-    let summary = recording.finish();
+    let summary = recording.finish_in_background().await;
     end.sha256 = summary.as_ref().map(|s| s.sha256.clone());
     if let Err(e) = bastion.sessions.ended(&session_id, &end).await {
         error!(session = %session_id, error = %e, "the session index could not be completed");

@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use russh::client;
-
 use super::{Connected, UpstreamError, connect};
 use crate::policy::{HostTrust, Target, fingerprint};
 
@@ -22,7 +20,6 @@ pub const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// Ready connections by target identity.
 pub struct WarmPool {
-    config: Arc<client::Config>,
     timeout: Duration,
     enabled: bool,
     idle: Mutex<HashMap<String, Connected>>,
@@ -38,11 +35,10 @@ fn identity(target: &Target) -> String {
 }
 
 impl WarmPool {
-    /// A pool that connects with `config` within `timeout`; when not `enabled`, every session
+    /// A pool that connects within `timeout`; when not `enabled`, every session
     /// connects afresh.
-    pub fn new(config: Arc<client::Config>, timeout: Duration, enabled: bool) -> Arc<WarmPool> {
+    pub fn new(timeout: Duration, enabled: bool) -> Arc<WarmPool> {
         Arc::new(WarmPool {
-            config,
             timeout,
             enabled,
             idle: Mutex::new(HashMap::new()),
@@ -53,7 +49,7 @@ impl WarmPool {
     /// way, the next one is prepared in the background.
     pub async fn get(self: &Arc<Self>, target: &Arc<Target>) -> Result<Connected, UpstreamError> {
         if !self.enabled {
-            return connect(self.config.clone(), target.clone(), self.timeout).await;
+            return connect(target.clone(), self.timeout).await;
         }
         let key = identity(target);
         let ready = self
@@ -68,7 +64,7 @@ impl WarmPool {
                 if let Some(c) = stale {
                     c.close().await;
                 }
-                connect(self.config.clone(), target.clone(), self.timeout).await
+                connect(target.clone(), self.timeout).await
             }
         }
     }
@@ -78,7 +74,7 @@ impl WarmPool {
     fn refill(self: &Arc<Self>, key: String, target: Arc<Target>) {
         let pool = self.clone();
         tokio::spawn(async move {
-            let Ok(connected) = connect(pool.config.clone(), target, pool.timeout).await else {
+            let Ok(connected) = connect(target, pool.timeout).await else {
                 // The session's own connection reports the problem; nothing to keep.
                 return;
             };
