@@ -444,3 +444,65 @@ fn window_changes_reach_the_target_and_the_recording() {
         "the recording has the resize"
     );
 }
+
+#[test]
+fn a_target_trusted_through_a_host_ca_is_verified_by_its_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let alice_key = tmp.path().join("alice");
+    let alice = Person {
+        name: "alice".into(),
+        public: keygen(&alice_key, "alice"),
+        key: alice_key,
+    };
+    let host_ca = tmp.path().join("host_ca");
+    let host_ca_public = keygen(&host_ca, "host-ca");
+    let (mut gh, ca) = Gatehouse::prepare(&tmp.path().join("bastion"), "");
+    // The target's host key, certified by the host CA for the name Gatehouse connects to.
+    let target_dir = tmp.path().join("target");
+    std::fs::create_dir_all(&target_dir).unwrap();
+    let host_key = target_dir.join("certified_host_ed25519");
+    keygen(&host_key, "target");
+    let signed = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&host_ca)
+        .args([
+            "-I",
+            "web-01",
+            "-h",
+            "-n",
+            "127.0.0.1,web-01",
+            "-V",
+            "-5m:+1h",
+        ])
+        .arg(host_key.with_extension("pub"))
+        .status()
+        .unwrap();
+    assert!(signed.success());
+    let cert = target_dir.join("certified_host_ed25519-cert.pub");
+    let extra = format!(
+        "HostKey {}\nHostCertificate {}",
+        host_key.display(),
+        cert.display()
+    );
+    let target = Target::start(&target_dir, &ca, &extra);
+    let policy = format!(
+        "{}[[target]]\nname = \"web-01\"\naddress = \"127.0.0.1\"\nport = {}\nhost_ca = \"{host_ca_public}\"\n\n\
+         [[role]]\nname = \"ops\"\nmembers = [\"sre\"]\ntargets = [\"web-01\"]\nlogin = \"{}\"\napprovals = 0\nshell = \"full\"\n",
+        user_toml(&alice, &["sre"]),
+        target.port,
+        login()
+    );
+    gh.write_policy("main.toml", &policy);
+    gh.start();
+    assert_eq!(
+        gh.ssh(
+            &alice,
+            &["request", "web-01", "--for", "1h", "--reason", "ca"]
+        )
+        .code(),
+        0
+    );
+    let out = gh.ssh(&alice, &["web-01", "echo", "certified"]);
+    assert_eq!(out.code(), 0, "{}\n{}", out.err(), gh.log());
+    assert_eq!(out.out(), "certified\n");
+}
