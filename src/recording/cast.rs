@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::nul_runs::{NUL_RUNS_CODE, insert_nul_runs};
 use super::utf8::{self, RAW_BYTES_CODE, RawBytesError};
 
 /// The first line of a recording: what the reviewer needs to know before
@@ -173,9 +174,10 @@ pub fn parse_cast(bytes: &[u8]) -> Result<Cast, CastError> {
     let header = parse_header(first)?;
     let mut events: Vec<Event> = Vec::new();
     let mut truncated = false;
-    // Whether the previous line was an output/input event that a raw-bytes
-    // companion line may complete.
-    let mut companion_allowed = false;
+    // Which companion lines may follow: a raw-bytes line right after an output/input
+    // event, a NUL-runs line after the event or its raw-bytes line.
+    let mut raw_allowed = false;
+    let mut nul_runs_allowed = false;
     for (index, line) in lines {
         let line_no = index + 1;
         let complete = line.ends_with(b"\n");
@@ -196,30 +198,39 @@ pub fn parse_cast(bytes: &[u8]) -> Result<Cast, CastError> {
             }
         };
         let Some((time, code, data)) = parsed else {
-            companion_allowed = false;
+            raw_allowed = false;
+            nul_runs_allowed = false;
             continue;
         };
-        if code == RAW_BYTES_CODE {
-            let previous = events
-                .last_mut()
-                .filter(|_| companion_allowed)
-                .ok_or_else(|| CastError::Event {
-                    line: line_no,
-                    message: "raw-bytes line does not follow an output or input event".to_owned(),
-                })?;
-            let raw =
-                utf8::restore_bytes(&previous.data, &data).map_err(|err: RawBytesError| {
-                    CastError::Event {
-                        line: line_no,
-                        message: err.to_string(),
-                    }
-                })?;
-            previous.raw = Some(raw);
-            companion_allowed = false;
+        let bad_line = |message: String| CastError::Event {
+            line: line_no,
+            message,
+        };
+        if code == RAW_BYTES_CODE || code == NUL_RUNS_CODE {
+            let allowed = if code == RAW_BYTES_CODE {
+                raw_allowed
+            } else {
+                nul_runs_allowed
+            };
+            let previous = events.last_mut().filter(|_| allowed).ok_or_else(|| {
+                bad_line(format!(
+                    "{code:?} line does not follow an output or input event"
+                ))
+            })?;
+            let exact = if code == RAW_BYTES_CODE {
+                utf8::restore_bytes(&previous.data, &data)
+                    .map_err(|err: RawBytesError| bad_line(err.to_string()))?
+            } else {
+                insert_nul_runs(previous.bytes(), &data).map_err(|err| bad_line(err.to_string()))?
+            };
+            previous.raw = Some(exact);
+            raw_allowed = false;
+            nul_runs_allowed = code == RAW_BYTES_CODE;
             continue;
         }
         let kind = EventKind::from_code(&code);
-        companion_allowed = matches!(kind, EventKind::Output | EventKind::Input);
+        raw_allowed = matches!(kind, EventKind::Output | EventKind::Input);
+        nul_runs_allowed = raw_allowed;
         events.push(Event {
             time,
             kind,
@@ -276,7 +287,9 @@ fn parse_event_line(text: &str) -> Result<Option<(f64, String, String)>, String>
     let data = match data {
         serde_json::Value::String(data) => data,
         other => match EventKind::from_code(&code) {
-            EventKind::Other(_) if code != RAW_BYTES_CODE => other.to_string(),
+            EventKind::Other(_) if code != RAW_BYTES_CODE && code != NUL_RUNS_CODE => {
+                other.to_string()
+            }
             _ => return Err(format!("event {code:?} needs string data")),
         },
     };

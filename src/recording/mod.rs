@@ -36,6 +36,15 @@
 //! ordinary text costs nothing extra and binary output costs two bytes per
 //! undecodable byte.
 //!
+//! # NUL bytes
+//!
+//! JSON can carry a NUL only as `\u0000`, six bytes for one that no terminal
+//! shows. The recorder leaves NUL runs out of the event data and lists them in
+//! a companion line with code `"n"` (after the `"b"` line, if there is one):
+//! `OFFSET:COUNT` entries giving where runs start in the event's exact bytes.
+//! See [`nul_runs`]. A gigabyte of zeros costs a few hundred kilobytes of
+//! recording.
+//!
 //! This is safe for players because the asciicast v2 specification requires
 //! tools to ignore event codes they do not understand, and the players do:
 //! `asciinema` 2.4 (Python) plays and cats only `"o"` events; `asciinema` 3
@@ -63,6 +72,8 @@
 //! [asciicast v2]: https://docs.asciinema.org/manual/asciicast/v2/
 
 pub mod cast;
+pub mod json;
+pub mod nul_runs;
 pub mod replay;
 pub mod sanitize;
 pub mod search;

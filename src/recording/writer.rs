@@ -18,6 +18,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::cast::CastHeader;
+use super::json;
+use super::nul_runs::{MAX_NULS_PER_EVENT, NUL_RUNS_CODE, NulRuns};
 use super::utf8::{self, RAW_BYTES_CODE, REPLACEMENT, Segment, Utf8Decoder};
 
 /// Mode of the `YYYY/MM/DD` directories: the recordings group may list them,
@@ -144,6 +146,7 @@ pub struct Recorder {
     started: Instant,
     buf: Vec<u8>,
     tokens: String,
+    nul_runs: NulRuns,
     out_decoder: Utf8Decoder,
     in_decoder: Utf8Decoder,
     hasher: Sha256,
@@ -232,6 +235,7 @@ impl Recorder {
             started: clock_start,
             buf,
             tokens: String::new(),
+            nul_runs: NulRuns::default(),
             out_decoder: Utf8Decoder::new(),
             in_decoder: Utf8Decoder::new(),
             hasher: Sha256::new(),
@@ -309,14 +313,28 @@ impl Recorder {
     }
 
     fn output_at(&mut self, data: &[u8], now: Instant) -> Result<(), RecordingError> {
-        self.record_stream(Stream::Output, data, false, now)
+        self.record_chunks(Stream::Output, data, now)
+    }
+
+    /// Records `data` as events of at most [`MAX_NULS_PER_EVENT`] bytes, the most a reader
+    /// accepts in one event's NUL runs.
+    fn record_chunks(
+        &mut self,
+        stream: Stream,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), RecordingError> {
+        for chunk in data.chunks(MAX_NULS_PER_EVENT) {
+            self.record_stream(stream, chunk, false, now)?;
+        }
+        Ok(())
     }
 
     fn input_at(&mut self, data: &[u8], now: Instant) -> Result<(), RecordingError> {
         if !self.cfg.record_input {
             return Ok(());
         }
-        self.record_stream(Stream::Input, data, false, now)
+        self.record_chunks(Stream::Input, data, now)
     }
 
     fn resize_at(&mut self, cols: u32, rows: u32, now: Instant) -> Result<(), RecordingError> {
@@ -391,19 +409,37 @@ impl Recorder {
         push_event_start(&mut self.buf, time, code);
         let content_start = self.buf.len();
         self.tokens.clear();
+        self.nul_runs.clear();
         let mut has_invalid = false;
+        // Exact bytes of this event emitted so far, where the next NUL run would start.
+        let mut offset = 0;
         let buf = &mut self.buf;
         let tokens = &mut self.tokens;
+        let nul_runs = &mut self.nul_runs;
         let mut sink = |segment: Segment<'_>| match segment {
             Segment::Text(text) => {
-                push_json_escaped(buf, text);
-                utf8::push_genuine_tokens(tokens, text);
+                json::push_escaped_folding_nul(buf, text, |at, len| {
+                    nul_runs.push(offset + at, len)
+                });
+                if has_invalid {
+                    utf8::push_genuine_tokens(tokens, text);
+                }
+                offset += text.len();
             }
             Segment::Invalid(byte) => {
+                if !has_invalid {
+                    // Tokens are needed from now on: catch up with the genuine U+FFFD
+                    // already in this event (the escaper leaves them as they are).
+                    utf8::push_genuine_tokens(
+                        tokens,
+                        &String::from_utf8_lossy(&buf[content_start..]),
+                    );
+                    has_invalid = true;
+                }
                 let mut utf8 = [0; 4];
                 buf.extend_from_slice(REPLACEMENT.encode_utf8(&mut utf8).as_bytes());
                 utf8::push_invalid_token(tokens, byte);
-                has_invalid = true;
+                offset += 1;
             }
         };
         if at_end {
@@ -411,7 +447,7 @@ impl Recorder {
         } else {
             decoder.decode(data, &mut sink);
         }
-        if self.buf.len() == content_start {
+        if self.buf.len() == content_start && self.nul_runs.is_empty() {
             // Everything was held back as an incomplete character.
             self.buf.truncate(line_start);
             return Ok(());
@@ -420,6 +456,11 @@ impl Recorder {
         if has_invalid {
             push_event_start(&mut self.buf, time, RAW_BYTES_CODE);
             self.buf.extend_from_slice(self.tokens.as_bytes());
+            self.buf.extend_from_slice(b"\"]\n");
+        }
+        if !self.nul_runs.is_empty() {
+            push_event_start(&mut self.buf, time, NUL_RUNS_CODE);
+            self.nul_runs.write_to(&mut self.buf);
             self.buf.extend_from_slice(b"\"]\n");
         }
         self.commit_line(line_start, now)?;
@@ -439,7 +480,7 @@ impl Recorder {
             now.saturating_duration_since(self.started),
             code,
         );
-        push_json_escaped(&mut self.buf, text);
+        json::push_escaped(&mut self.buf, text);
         self.buf.extend_from_slice(b"\"]\n");
         self.commit_line(line_start, now)
     }
@@ -469,7 +510,7 @@ impl Recorder {
             now.saturating_duration_since(self.started),
             "m",
         );
-        push_json_escaped(&mut self.buf, LIMIT_MARKER_LABEL);
+        json::push_escaped(&mut self.buf, LIMIT_MARKER_LABEL);
         self.buf.extend_from_slice(b"\"]\n");
         self.state = State::Limited;
         match self.flush() {
@@ -596,48 +637,6 @@ fn push_event_start(buf: &mut Vec<u8>, time: Duration, code: &str) {
     );
 }
 
-/// Appends `text` JSON-escaped (without quotes). Control characters, DEL and
-/// C1 controls are escaped so the file is plain printable text and viewing it
-/// with `cat` cannot drive the viewer's terminal.
-fn push_json_escaped(buf: &mut Vec<u8>, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = text.as_bytes();
-    let mut run_start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        let (escaped_len, code) = match byte {
-            b'"' | b'\\' | 0x00..=0x1f | 0x7f => (1, byte),
-            0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => (2, bytes[i + 1]),
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        buf.extend_from_slice(&bytes[run_start..i]);
-        match code {
-            b'"' => buf.extend_from_slice(b"\\\""),
-            b'\\' => buf.extend_from_slice(b"\\\\"),
-            b'\n' => buf.extend_from_slice(b"\\n"),
-            b'\r' => buf.extend_from_slice(b"\\r"),
-            b'\t' => buf.extend_from_slice(b"\\t"),
-            0x08 => buf.extend_from_slice(b"\\b"),
-            0x0c => buf.extend_from_slice(b"\\f"),
-            _ => buf.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(code >> 4)],
-                HEX[usize::from(code & 0x0f)],
-            ]),
-        }
-        i += escaped_len;
-        run_start = i;
-    }
-    buf.extend_from_slice(&bytes[run_start..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::cast::{EventKind, output_bytes, parse_cast, read_cast};
@@ -665,32 +664,6 @@ mod tests {
 
     fn create(dir: &Path, cfg: RecorderConfig) -> Recorder {
         Recorder::create(dir, "sess-1", started(), header(), cfg).unwrap()
-    }
-
-    fn escaped(text: &str) -> String {
-        let mut buf = Vec::new();
-        push_json_escaped(&mut buf, text);
-        String::from_utf8(buf).unwrap()
-    }
-
-    #[test]
-    fn escaping_matches_json_and_hides_controls() {
-        let samples = [
-            "plain",
-            "quote \" backslash \\ slash /",
-            "\n\r\t\u{8}\u{c}\u{0}\u{1b}[31m\u{7f}",
-            "c1 \u{9b}31m \u{85} end",
-            "unicode é € 😀 \u{FFFD} \u{2028}",
-        ];
-        for sample in samples {
-            let json = format!("\"{}\"", escaped(sample));
-            let back: String = serde_json::from_str(&json).unwrap();
-            assert_eq!(back, sample);
-            assert!(!json.bytes().any(|b| b < 0x20 || b == 0x7f), "{json}");
-            assert!(!json.contains('\u{9b}') && !json.contains('\u{85}'));
-        }
-        assert_eq!(escaped("\u{0}"), "\\u0000");
-        assert_eq!(escaped("\u{1b}[1m"), "\\u001b[1m");
     }
 
     #[test]
@@ -813,9 +786,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut rec = create(tmp.path(), RecorderConfig::default());
         let t0 = rec.started;
-        rec.output_at(&[0u8; HIGH_WATER / 4], t0).unwrap();
+        // Each 0x01 is written as `\u0001`, so a quarter of the high water mark passes it.
+        rec.output_at(&[1u8; HIGH_WATER / 4], t0).unwrap();
         let on_disk = read_cast(rec.path()).unwrap();
-        assert_eq!(output_bytes(&on_disk), vec![0u8; HIGH_WATER / 4]);
+        assert_eq!(output_bytes(&on_disk), vec![1u8; HIGH_WATER / 4]);
     }
 
     #[test]
@@ -1094,12 +1068,20 @@ mod tests {
     fn binary_heavy_output_stays_compact() {
         let tmp = tempfile::tempdir().unwrap();
         let mut rec = create(tmp.path(), RecorderConfig::default());
-        let zeros = vec![0u8; 1 << 20];
-        rec.output(&zeros).unwrap();
+        // More than one event's worth in one call, then NULs among invalid bytes and a
+        // genuine U+FFFD.
+        let mut shown = vec![0u8; 3 * MAX_NULS_PER_EVENT + 5];
+        rec.output(&shown).unwrap();
+        let mixed = b"a\0\0\xff\0\xef\xbf\xbd\0b\xfe\0";
+        rec.output(mixed).unwrap();
+        shown.extend_from_slice(mixed);
         let summary = rec.finish().unwrap();
-        // Six bytes per NUL, plus framing.
-        assert!(summary.file_bytes < 7 << 20);
-        assert_eq!(output_bytes(&read_cast(&summary.path).unwrap()), zeros);
+        assert!(summary.file_bytes < 1024, "{} bytes", summary.file_bytes);
+        let cast = read_cast(&summary.path).unwrap();
+        assert_eq!(output_bytes(&cast), shown);
+        // Players see what a terminal shows: NUL is not there, invalid bytes are U+FFFD.
+        let data: String = cast.events.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(data, "a\u{FFFD}\u{FFFD}b\u{FFFD}");
     }
 
     proptest::proptest! {
@@ -1107,7 +1089,18 @@ mod tests {
         #[test]
         fn any_output_and_input_round_trip_through_the_file(
             chunks in proptest::collection::vec(
-                (proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..64)),
+                (
+                    proptest::bool::ANY,
+                    proptest::collection::vec(
+                        proptest::prop_oneof![
+                            proptest::num::u8::ANY,
+                            proptest::strategy::Just(0u8),
+                            proptest::strategy::Just(0xffu8),
+                            proptest::strategy::Just(b'a'),
+                        ],
+                        0..64,
+                    ),
+                ),
                 0..24,
             ),
         ) {
