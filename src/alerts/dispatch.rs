@@ -479,7 +479,7 @@ mod tests {
         let server = HttpServer::start(vec![]).await;
         let h = Harness::new(&json_webhook(server.url("/"))).await;
         sqlx::query("DROP TABLE alert_outbox")
-            .execute(h.store().await.pool())
+            .execute(h.store().await.writer())
             .await
             .unwrap();
         let a = testkit::alert(AlertEvent::BreakglassActivated);

@@ -58,7 +58,7 @@ impl Outbox {
         attempts: u32,
     ) -> Result<Vec<(i64, String)>, sqlx::Error> {
         let now = now_ms();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let mut rows = Vec::with_capacity(sinks.len());
         for sink in sinks {
             let id: Option<i64> = sqlx::query_scalar(
@@ -107,7 +107,7 @@ impl Outbox {
         .bind(now_ms)
         .bind(known)
         .bind(limit as i64)
-        .fetch_all(self.store.pool())
+        .fetch_all(self.store.writer())
         .await?;
         let mut claimed: Vec<Claimed> = rows
             .into_iter()
@@ -143,7 +143,7 @@ impl Outbox {
         sqlx::query("UPDATE alert_outbox SET delivered_ms = ? WHERE id = ?")
             .bind(at_ms)
             .bind(id)
-            .execute(self.store.pool())
+            .execute(self.store.writer())
             .await?;
         Ok(())
     }
@@ -170,7 +170,7 @@ impl Outbox {
         .bind(at_ms)
         .bind(error)
         .bind(id)
-        .execute(self.store.pool())
+        .execute(self.store.writer())
         .await?;
         Ok(())
     }
@@ -197,7 +197,7 @@ impl Outbox {
             "DELETE FROM alert_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?",
         )
         .bind(before_ms)
-        .execute(self.store.pool())
+        .execute(self.store.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -233,7 +233,7 @@ impl Outbox {
     pub(super) async fn forget_sink(&self, sink: &str) -> Result<u64, sqlx::Error> {
         let done = sqlx::query("DELETE FROM alert_outbox WHERE sink = ? AND delivered_ms IS NULL")
             .bind(sink)
-            .execute(self.store.pool())
+            .execute(self.store.writer())
             .await?;
         Ok(done.rows_affected())
     }

@@ -130,7 +130,7 @@ async fn bump(tx: &mut sqlx::SqliteConnection) -> Result<i64, GrantError> {
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn insert(&self, g: &NewGrant) -> Result<i64, GrantError> {
-        let mut tx = self.pool().begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await.map_err(db)?;
         let rev = bump(&mut tx).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO grants (user, role, target, reason, duration_secs, state, break_glass, requested_at, \
@@ -213,7 +213,7 @@ impl GrantStore for SqliteStore {
     }
 
     async fn apply(&self, change: &Change) -> Result<Grant, GrantError> {
-        let mut tx = self.pool().begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await.map_err(db)?;
         let current: Option<String> = sqlx::query_scalar("SELECT state FROM grants WHERE id = ?")
             .bind(change.grant_id)
             .fetch_optional(&mut *tx)
@@ -292,15 +292,24 @@ impl GrantStore for SqliteStore {
     }
 
     async fn sweep(&self, now: Timestamp, ttl_secs: i64) -> Result<Vec<Grant>, GrantError> {
-        let mut tx = self.pool().begin().await.map_err(db)?;
-        let due: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM grants WHERE (state = 'active' AND expires_at <= ?) OR (state = 'pending' AND requested_at <= ?)",
-        )
-        .bind(now)
-        .bind(now - ttl_secs)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
+        const DUE: &str = "SELECT id FROM grants WHERE (state = 'active' AND expires_at <= ?) OR (state = 'pending' AND requested_at <= ?)";
+        // Most sweeps find nothing: look first without queueing for the writer.
+        let due: Vec<i64> = sqlx::query_scalar(DUE)
+            .bind(now)
+            .bind(now - ttl_secs)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await.map_err(db)?;
+        let due: Vec<i64> = sqlx::query_scalar(DUE)
+            .bind(now)
+            .bind(now - ttl_secs)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
         if due.is_empty() {
             return Ok(Vec::new());
         }

@@ -19,9 +19,16 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// A SQLite database file.
+///
+/// Reads go to a pool of connections that run side by side (WAL). Writes go to one connection of
+/// their own: SQLite lets one writer at a time in any case, and writers of one process that
+/// contend for its lock wait in the busy handler's sleeps (up to 100 ms each), which under a
+/// burst of session starts added seconds. Queued for one connection, each write waits only for
+/// the writes before it.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
     path: PathBuf,
 }
 
@@ -44,15 +51,22 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5))
             .foreign_keys(true);
-        // WAL lets readers run side by side; writes still take turns. A burst of session starts
-        // queues briefly for a connection, which is expected and not worth a warning.
+        // A burst of session starts queues briefly for a connection, which is expected and not
+        // worth a warning.
+        let slow = std::time::Duration::from_secs(5);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_slow_threshold(slow)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .acquire_slow_threshold(std::time::Duration::from_secs(5))
+            .acquire_slow_threshold(slow)
             .connect_with(options)
             .await?;
         let store = SqliteStore {
             pool,
+            writer,
             path: path.to_owned(),
         };
         store.migrate().await?;
@@ -64,13 +78,29 @@ impl SqliteStore {
         &self.path
     }
 
-    /// The connection pool, for the store's own modules.
+    /// The read-only connections, for the store's own modules' queries.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
+    /// The one connection that writes, for every statement or transaction that changes
+    /// something (including read-then-write transactions, so their reads see the latest
+    /// committed state and they never have to upgrade a read lock).
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// Begins a write transaction on the writer connection with `BEGIN IMMEDIATE`: it takes
+    /// the database's write lock at once, so a read inside it can never be outdated by a
+    /// commit from another process (the operator CLI) before it writes.
+    pub async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             .execute(&mut *tx)
             .await?;
