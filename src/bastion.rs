@@ -16,6 +16,7 @@ use crate::grants::watch::GrantWatch;
 use crate::policy::{self, Policy};
 use crate::store::sessions::SessionIndex;
 use crate::upstream::pool::WarmPool;
+use crate::upstream::startups::StartupLimiter;
 
 /// Shared state of one running bastion.
 pub struct Bastion {
@@ -57,7 +58,11 @@ impl Bastion {
             })?;
             trusted_user_cas.push(key.fingerprint(HashAlg::Sha256));
         }
-        let upstream = WarmPool::new(config.upstream.connect_timeout, config.upstream.prewarm);
+        let upstream = WarmPool::new(
+            config.upstream.connect_timeout,
+            config.upstream.prewarm,
+            StartupLimiter::new(config.upstream.max_startups, config.upstream.startup_wait),
+        );
         Ok(Bastion {
             config,
             ca,

@@ -133,6 +133,12 @@ pub struct UpstreamConfig {
     /// Keep one connection (key exchange done, nobody logged in) ready for the next session to
     /// a recently used target, which takes the key exchange out of session setup.
     pub prewarm: bool,
+    /// Connections to one target (sshd address and port) that may be starting up (connecting,
+    /// exchanging keys, authenticating) at once; kept below sshd's `MaxStartups` (10 by
+    /// default), past which sshd drops new connections at random.
+    pub max_startups: usize,
+    /// Longest a session waits for one of those slots before it is refused as busy.
+    pub startup_wait: Duration,
 }
 
 /// Resource limits (`[limits]`).
@@ -195,6 +201,8 @@ struct RawRecordings {
 struct RawUpstream {
     connect_timeout: Option<String>,
     prewarm: Option<bool>,
+    max_startups: Option<usize>,
+    startup_wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -323,6 +331,11 @@ impl Config {
                     "10s",
                 )?,
                 prewarm: raw.upstream.prewarm.unwrap_or(true),
+                max_startups: match raw.upstream.max_startups.unwrap_or(8) {
+                    0 => return Err(invalid("upstream.max_startups: must be at least 1".into())),
+                    n => n,
+                },
+                startup_wait: dur("upstream.startup_wait", raw.upstream.startup_wait, "30s")?,
             },
             limits: LimitsConfig {
                 max_connections: raw.limits.max_connections.unwrap_or(10_000),
@@ -387,6 +400,25 @@ mod tests {
         assert_eq!(c.store, "sqlite:///srv/gh/data/gatehouse.db");
         assert_eq!(c.ca.cert_ttl, Duration::from_secs(120));
         assert_eq!(c.recordings.on_failure, OnFailure::Deny);
+        assert_eq!(c.upstream.max_startups, 8);
+        assert_eq!(c.upstream.startup_wait, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn upstream_start_up_slots_are_read_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.toml");
+        std::fs::write(
+            &path,
+            "[upstream]\nmax_startups = 3\nstartup_wait = \"5s\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.upstream.max_startups, 3);
+        assert_eq!(c.upstream.startup_wait, Duration::from_secs(5));
+        std::fs::write(&path, "[upstream]\nmax_startups = 0\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("max_startups"), "{err}");
     }
 
     #[test]

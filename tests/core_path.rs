@@ -20,7 +20,16 @@ struct Setup {
 /// alice is in `sre`, whose role `ops` has a full shell on `web-01`; dave is in no role;
 /// mallory's key is in no policy at all.
 fn setup() -> Setup {
-    let (mut world, mut people) = World::new(&["alice", "dave", "mallory"], "");
+    setup_with("", "")
+}
+
+/// Like [`setup`], with `config_extra` in the bastion's config and `target_extra` in the
+/// target's `sshd_config`.
+fn setup_with(config_extra: &str, target_extra: &str) -> Setup {
+    let (mut world, mut people) =
+        World::with_target_config(&["alice", "dave", "mallory"], config_extra, |_| {
+            target_extra.to_owned()
+        });
     let mallory = people.pop().unwrap();
     let dave = people.pop().unwrap();
     let alice = people.pop().unwrap();
@@ -62,6 +71,34 @@ fn exec_passes_output_and_exit_codes_through() {
     for code in [0, 1, 42] {
         let out = gh.ssh(&s.alice, &["web-01", &format!("exit {code}")]);
         assert_eq!(out.code(), code, "stderr: {}", out.err());
+    }
+}
+
+/// The target's sshd drops any connection beyond three that have not yet authenticated
+/// (`MaxStartups 3`). Gatehouse starts one at a time (`max_startups = 1`) and queues the rest;
+/// sshd also counts the prepared connection waiting in the pool, and a connection for a moment
+/// after it has authenticated. A burst of sessions loses none.
+#[test]
+fn a_burst_of_sessions_queues_for_the_targets_startup_slots() {
+    let s = setup_with("[upstream]\nmax_startups = 1\n", "MaxStartups 3");
+    let (gh, alice) = (&s.world.gatehouse, &s.alice);
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let sessions: Vec<_> = (0..32)
+            .map(|i| {
+                scope.spawn(move || gh.ssh(alice, &["web-01", "echo", &format!("session-{i}")]))
+            })
+            .collect();
+        sessions.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (i, out) in outputs.iter().enumerate() {
+        assert_eq!(
+            out.code(),
+            0,
+            "session {i}: {}\nlog: {}",
+            out.err(),
+            gh.log()
+        );
+        assert_eq!(out.out(), format!("session-{i}\n"));
     }
 }
 

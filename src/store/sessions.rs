@@ -144,7 +144,7 @@ impl SessionIndex for SqliteStore {
         .bind(s.break_glass as i64)
         .bind(s.started_at)
         .bind(&s.recording)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -160,7 +160,7 @@ impl SessionIndex for SqliteStore {
         .bind(&end.end_reason)
         .bind(&end.sha256)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -222,7 +222,7 @@ impl SessionIndex for SqliteStore {
         .bind(&review.reviewer)
         .bind(&review.note)
         .bind(review.at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!(

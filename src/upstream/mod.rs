@@ -20,6 +20,9 @@ use crate::ca::SessionCredential;
 use crate::policy::{HostTrust, Target};
 
 pub mod pool;
+pub mod startups;
+
+use startups::StartupSlot;
 
 /// Why a target could not be used. The session prints it as `gatehouse: target NAME: …` and
 /// exits 255.
@@ -45,6 +48,16 @@ pub enum UpstreamError {
     /// Anything else on the wire.
     #[error("{0}")]
     Ssh(String),
+    /// Too many connections to this target were starting up for the whole wait.
+    #[error(
+        "busy: no free connection slot within {waited:?} ([upstream] max_startups = {max_startups} per target)"
+    )]
+    Busy {
+        /// How long the session waited.
+        waited: Duration,
+        /// The configured slots per target.
+        max_startups: usize,
+    },
 }
 
 /// The terminal a client asked for, passed on to the target unchanged.
@@ -223,12 +236,22 @@ pub struct SessionSpec<'a> {
 pub struct Connected {
     handle: client::Handle<HostVerifier>,
     opened_at: std::time::Instant,
+    /// Held until the session has authenticated: until then sshd counts the connection
+    /// against its `MaxStartups`. A prepared connection gives it back while it waits.
+    startup: Option<StartupSlot>,
 }
 
 impl Connected {
     /// How long ago the connection was made.
     pub fn age(&self) -> Duration {
         self.opened_at.elapsed()
+    }
+
+    /// The connection without its start-up slot, to wait in the pool without holding a slot
+    /// a session may need.
+    pub fn without_startup_slot(mut self) -> Connected {
+        self.startup = None;
+        self
     }
 
     /// Whether the target has closed it meanwhile.
@@ -246,7 +269,12 @@ impl Connected {
 }
 
 /// Opens a TCP connection to `target` and completes the key exchange, verifying its host key.
-pub async fn connect(target: Arc<Target>, timeout: Duration) -> Result<Connected, UpstreamError> {
+/// The connection keeps `startup` until it has authenticated.
+pub async fn connect(
+    target: Arc<Target>,
+    timeout: Duration,
+    startup: Option<StartupSlot>,
+) -> Result<Connected, UpstreamError> {
     let config = client_config(&target.trust);
     let refusal = Arc::new(Mutex::new(None));
     let verifier = HostVerifier {
@@ -259,24 +287,13 @@ pub async fn connect(target: Arc<Target>, timeout: Duration) -> Result<Connected
         Ok(Ok(handle)) => Ok(Connected {
             handle,
             opened_at: std::time::Instant::now(),
+            startup,
         }),
         Ok(Err(e)) => match refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(why) => Err(UpstreamError::HostKey(why)),
             None => Err(UpstreamError::Ssh(describe(&e))),
         },
     }
-}
-
-/// Connects to `target`, logs in with `credential`, and starts what `spec` says on a new session
-/// channel. Each step is bounded by `timeout`.
-pub async fn open(
-    target: Arc<Target>,
-    credential: SessionCredential,
-    spec: SessionSpec<'_>,
-    timeout: Duration,
-) -> Result<UpstreamChannel, UpstreamError> {
-    let connected = connect(target, timeout).await?;
-    start(connected, credential, spec, timeout).await
 }
 
 /// Logs in on a verified connection with the session's certificate and starts what `spec` says.
@@ -293,12 +310,14 @@ pub async fn start(
         start,
     } = spec;
     let mut connection = connected.handle;
+    let startup = connected.startup;
     let mut early = Vec::new();
     let steps = async {
         let auth = connection
             .authenticate_openssh_cert(login, Arc::new(credential.key), credential.certificate)
             .await
             .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+        drop(startup);
         if !matches!(auth, AuthResult::Success) {
             return Err(UpstreamError::AuthRefused {
                 login: login.to_owned(),

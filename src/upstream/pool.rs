@@ -5,24 +5,32 @@
 //! and host key check done, nobody logged in), so the next session to that target only logs in
 //! with its own certificate. An idle connection grants nothing, is never shared, and is closed
 //! after [`MAX_IDLE`] (well inside sshd's `LoginGraceTime`); a target that is not used again
-//! is not reconnected. A change of the target in the policy (address, port or trusted keys)
+//! is not reconnected. Preparing one only ever takes a free start-up slot (see
+//! [`super::startups`]) and gives it back once the key exchange is done, so it never makes a
+//! session wait; sshd still counts the idle connection as starting up, which is why
+//! `max_startups` stays a little below sshd's `MaxStartups`. A change of the target in the policy (address, port or trusted keys)
 //! makes its idle connection unusable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::startups::StartupLimiter;
 use super::{Connected, UpstreamError, connect};
 use crate::policy::{HostTrust, Target, fingerprint};
 
 /// How long a ready connection may wait before it is closed.
 pub const MAX_IDLE: Duration = Duration::from_secs(60);
 
-/// Ready connections by target identity.
+/// Ready connections by target identity, and the start-up slots every new connection takes.
 pub struct WarmPool {
     timeout: Duration,
     enabled: bool,
+    startups: StartupLimiter,
     idle: Mutex<HashMap<String, Connected>>,
+    /// Targets whose next connection is being opened, so a burst of sessions opens one, not
+    /// one per session.
+    refilling: Mutex<HashSet<String>>,
 }
 
 /// What a pooled connection was verified against: name, address, port and trusted keys.
@@ -35,21 +43,29 @@ fn identity(target: &Target) -> String {
 }
 
 impl WarmPool {
-    /// A pool that connects within `timeout`; when not `enabled`, every session
-    /// connects afresh.
-    pub fn new(timeout: Duration, enabled: bool) -> Arc<WarmPool> {
+    /// A pool that connects within `timeout`, taking a slot from `startups` for each new
+    /// connection; when not `enabled`, every session connects afresh.
+    pub fn new(timeout: Duration, enabled: bool, startups: StartupLimiter) -> Arc<WarmPool> {
         Arc::new(WarmPool {
             timeout,
             enabled,
+            startups,
             idle: Mutex::new(HashMap::new()),
+            refilling: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// A new connection: a start-up slot for the target's sshd first, then the key exchange.
+    async fn connect(&self, target: &Arc<Target>) -> Result<Connected, UpstreamError> {
+        let slot = self.startups.acquire(&target.address, target.port).await?;
+        connect(target.clone(), self.timeout, Some(slot)).await
     }
 
     /// A verified connection to `target`: a ready one if there is one, else a new one. Either
     /// way, the next one is prepared in the background.
     pub async fn get(self: &Arc<Self>, target: &Arc<Target>) -> Result<Connected, UpstreamError> {
         if !self.enabled {
-            return connect(target.clone(), self.timeout).await;
+            return self.connect(target).await;
         }
         let key = identity(target);
         let ready = self
@@ -57,24 +73,48 @@ impl WarmPool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
-        self.refill(key, target.clone());
-        match ready {
+        let connected = match ready {
             Some(c) if !c.is_closed() && c.age() < MAX_IDLE => Ok(c),
             stale => {
                 if let Some(c) = stale {
                     c.close().await;
                 }
-                connect(target.clone(), self.timeout).await
+                self.connect(target).await
             }
-        }
+        };
+        self.refill(key, target.clone());
+        connected
     }
 
     /// Opens the next connection to `target` in the background, and closes it if nobody takes
     /// it within [`MAX_IDLE`].
     fn refill(self: &Arc<Self>, key: String, target: Arc<Target>) {
+        if !self
+            .refilling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone())
+        {
+            return;
+        }
+        let Some(slot) = self.startups.try_acquire(&target.address, target.port) else {
+            // Sessions are waiting for this target: they come first.
+            self.refilling
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            return;
+        };
         let pool = self.clone();
         tokio::spawn(async move {
-            let Ok(connected) = connect(target, pool.timeout).await else {
+            let connected = connect(target, pool.timeout, Some(slot))
+                .await
+                .map(Connected::without_startup_slot);
+            pool.refilling
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            let Ok(connected) = connected else {
                 // The session's own connection reports the problem; nothing to keep.
                 return;
             };
