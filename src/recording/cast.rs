@@ -5,13 +5,14 @@
 //! recording that is damaged in the middle is evidence that something other
 //! than the recorder touched it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::nul_runs::{NUL_RUNS_CODE, insert_nul_runs};
+use super::nul_runs::{NUL_RUNS_CODE, insert_nul_runs, parse_nul_runs};
 use super::utf8::{self, RAW_BYTES_CODE, RawBytesError};
 
 /// The first line of a recording: what the reviewer needs to know before
@@ -80,15 +81,27 @@ pub struct Event {
     pub kind: EventKind,
     /// The event data as players see it (undecodable bytes shown as U+FFFD).
     pub data: String,
-    /// The exact recorded bytes when they differ from `data`, restored from
-    /// the raw-bytes companion line; `None` when `data` is already exact.
+    /// The recorded bytes when they differ from `data`, restored from the
+    /// raw-bytes companion line (still without the NUL runs); `None` when
+    /// `data` already is those bytes.
     pub raw: Option<Vec<u8>>,
+    /// NUL runs from the NUL-runs companion line, as `(offset, count)` in the
+    /// exact bytes, checked when the file was read. Kept as runs, not
+    /// expanded, so a recording of a few megabytes that stands for gigabytes
+    /// of NUL output still loads in a few megabytes.
+    pub nul_runs: Vec<(usize, usize)>,
 }
 
 impl Event {
-    /// The exact bytes that were recorded, for lossless export and raw replay.
-    pub fn bytes(&self) -> &[u8] {
-        self.raw.as_deref().unwrap_or(self.data.as_bytes())
+    /// The exact bytes that were recorded, for lossless export and raw
+    /// replay; at most [`super::nul_runs::MAX_NULS_PER_EVENT`] more than the event's data.
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        let without = self.raw.as_deref().unwrap_or(self.data.as_bytes());
+        if self.nul_runs.is_empty() {
+            Cow::Borrowed(without)
+        } else {
+            Cow::Owned(insert_nul_runs(without, &self.nul_runs))
+        }
     }
 }
 
@@ -217,13 +230,15 @@ pub fn parse_cast(bytes: &[u8]) -> Result<Cast, CastError> {
                     "{code:?} line does not follow an output or input event"
                 ))
             })?;
-            let exact = if code == RAW_BYTES_CODE {
-                utf8::restore_bytes(&previous.data, &data)
-                    .map_err(|err: RawBytesError| bad_line(err.to_string()))?
+            if code == RAW_BYTES_CODE {
+                let raw = utf8::restore_bytes(&previous.data, &data)
+                    .map_err(|err: RawBytesError| bad_line(err.to_string()))?;
+                previous.raw = Some(raw);
             } else {
-                insert_nul_runs(previous.bytes(), &data).map_err(|err| bad_line(err.to_string()))?
-            };
-            previous.raw = Some(exact);
+                let without = previous.raw.as_ref().map_or(previous.data.len(), Vec::len);
+                previous.nul_runs =
+                    parse_nul_runs(&data, without).map_err(|err| bad_line(err.to_string()))?;
+            }
             raw_allowed = false;
             nul_runs_allowed = code == RAW_BYTES_CODE;
             continue;
@@ -236,6 +251,7 @@ pub fn parse_cast(bytes: &[u8]) -> Result<Cast, CastError> {
             kind,
             data,
             raw: None,
+            nul_runs: Vec::new(),
         });
     }
     Ok(Cast {
@@ -310,13 +326,14 @@ pub fn input_bytes(cast: &Cast) -> Vec<u8> {
 fn joined_bytes(cast: &Cast, kind: &EventKind) -> Vec<u8> {
     let mut out = Vec::new();
     for event in cast.events.iter().filter(|event| &event.kind == kind) {
-        out.extend_from_slice(event.bytes());
+        out.extend_from_slice(&event.bytes());
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::nul_runs::MAX_NULS_PER_EVENT;
     use super::*;
 
     const HEADER: &str = r#"{"version": 2, "width": 80, "height": 24, "timestamp": 1700000000, "title": "t", "env": {"TERM": "xterm", "SHELL": null}}"#;
@@ -416,6 +433,61 @@ mod tests {
             let text = cast_text(&lines);
             assert!(parse_cast(text.as_bytes()).is_err(), "{lines:?}");
         }
+    }
+
+    #[test]
+    fn nul_runs_companion_follows_the_event_or_its_raw_bytes_line() {
+        let text = cast_text(&[
+            r#"[0.5, "o", "a\ufffdb"]"#,
+            r#"[0.5, "b", "ff"]"#,
+            r#"[0.5, "n", "1:2 5:1"]"#,
+            r#"[0.6, "o", ""]"#,
+            r#"[0.6, "n", "0:3"]"#,
+        ]);
+        let cast = parse_cast(text.as_bytes()).unwrap();
+        assert_eq!(output_bytes(&cast), b"a\0\0\xffb\0\0\0\0");
+        for lines in [
+            // Not after an output event, twice, before the raw-bytes line, out of place.
+            &[r#"[0.5, "m", "x"]"#, r#"[0.5, "n", "0:1"]"#][..],
+            &[
+                r#"[0.5, "o", "a"]"#,
+                r#"[0.5, "n", "0:1"]"#,
+                r#"[0.5, "n", "0:1"]"#,
+            ],
+            &[
+                r#"[0.5, "o", "\ufffd"]"#,
+                r#"[0.5, "n", "0:1"]"#,
+                r#"[0.5, "b", "ff"]"#,
+            ],
+            &[r#"[0.5, "o", "a"]"#, r#"[0.5, "n", "2:1"]"#],
+            &[r#"[0.5, "o", "a"]"#, r#"[0.5, "n", 7]"#],
+        ] {
+            let text = cast_text(lines);
+            assert!(parse_cast(text.as_bytes()).is_err(), "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn nul_runs_stay_runs_in_memory() {
+        // A small file that stands for 200 MiB of NUL output loads in about its own size; the
+        // bytes of one event are expanded only when asked for.
+        let mut lines = Vec::new();
+        for _ in 0..200 {
+            lines.push(r#"[0.1, "o", ""]"#.to_owned());
+            lines.push(format!(r#"[0.1, "n", "0:{MAX_NULS_PER_EVENT}"]"#));
+        }
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let text = cast_text(&lines);
+        assert!(text.len() < 10_000);
+        let cast = parse_cast(text.as_bytes()).unwrap();
+        assert_eq!(cast.events.len(), 200);
+        assert!(
+            cast.events
+                .iter()
+                .all(|e| e.raw.is_none() && e.data.is_empty())
+        );
+        assert_eq!(cast.events[7].nul_runs, vec![(0, MAX_NULS_PER_EVENT)]);
+        assert_eq!(cast.events[7].bytes().len(), MAX_NULS_PER_EVENT);
     }
 
     #[test]

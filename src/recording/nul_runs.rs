@@ -93,36 +93,51 @@ impl fmt::Display for NulRunsError {
 
 impl std::error::Error for NulRunsError {}
 
-/// Rebuilds an event's exact bytes from its bytes without NULs and its companion data.
-pub fn insert_nul_runs(without: &[u8], runs: &str) -> Result<Vec<u8>, NulRunsError> {
-    let mut entries = Vec::new();
+/// Parses and checks companion data against the event it follows, whose bytes without NULs are
+/// `without_len` long: every entry well formed, in order, not overlapping, inside the event, and
+/// no more than [`MAX_NULS_PER_EVENT`] NULs in all. Returns the runs as `(offset, count)`.
+pub fn parse_nul_runs(runs: &str, without_len: usize) -> Result<Vec<(usize, usize)>, NulRunsError> {
+    let mut parsed = Vec::new();
     let mut total = 0usize;
+    // End of the previous run, in exact bytes, and the bytes without NULs used up to there.
+    let (mut end, mut taken) = (0usize, 0usize);
     for entry in runs.split(' ') {
-        let parsed = entry
+        let (offset, count) = entry
             .split_once(':')
             .and_then(|(offset, count)| Some((parse_decimal(offset)?, parse_decimal(count)?)))
             .filter(|&(_, count)| count > 0)
             .ok_or_else(|| NulRunsError::BadEntry(entry.to_owned()))?;
         total = total
-            .checked_add(parsed.1)
+            .checked_add(count)
             .filter(|&total| total <= MAX_NULS_PER_EVENT)
             .ok_or(NulRunsError::TooMany)?;
-        entries.push((entry, parsed));
+        // The bytes between the previous run and this one come from the event's data.
+        taken = offset
+            .checked_sub(end)
+            .map(|between| taken + between)
+            .filter(|&taken| taken <= without_len)
+            .ok_or_else(|| NulRunsError::OutOfPlace(entry.to_owned()))?;
+        end = offset + count;
+        parsed.push((offset, count));
     }
+    Ok(parsed)
+}
+
+/// Rebuilds an event's exact bytes from its bytes without NULs and its runs, as checked by
+/// [`parse_nul_runs`] against `without`.
+pub fn insert_nul_runs(without: &[u8], runs: &[(usize, usize)]) -> Vec<u8> {
+    let total: usize = runs.iter().map(|&(_, count)| count).sum();
     let mut out = Vec::with_capacity(without.len() + total);
     let mut taken = 0;
-    for (entry, (offset, count)) in entries {
+    for &(offset, count) in runs {
         // `offset` counts NULs already put back; the bytes before it come from `without`.
-        let copy = offset
-            .checked_sub(out.len())
-            .filter(|&copy| taken + copy <= without.len())
-            .ok_or_else(|| NulRunsError::OutOfPlace(entry.to_owned()))?;
+        let copy = offset.saturating_sub(out.len()).min(without.len() - taken);
         out.extend_from_slice(&without[taken..taken + copy]);
         taken += copy;
         out.resize(out.len() + count, 0);
     }
     out.extend_from_slice(&without[taken..]);
-    Ok(out)
+    out
 }
 
 /// A plain decimal number (no sign, no leading `+`, at most 12 digits).
@@ -153,14 +168,17 @@ mod tests {
         assert_eq!(written(&[(4, 32768)]), "4:32768");
     }
 
+    fn restored(without: &[u8], runs: &str) -> Result<Vec<u8>, NulRunsError> {
+        let runs = parse_nul_runs(runs, without.len())?;
+        Ok(insert_nul_runs(without, &runs))
+    }
+
     #[test]
     fn runs_are_put_back_where_they_were() {
-        assert_eq!(insert_nul_runs(b"ab", "1:3").unwrap(), b"a\0\0\0b");
-        assert_eq!(insert_nul_runs(b"", "0:4").unwrap(), vec![0; 4]);
-        assert_eq!(
-            insert_nul_runs(b"ab", "0:1 2:1 4:2").unwrap(),
-            b"\0a\0b\0\0"
-        );
+        assert_eq!(restored(b"ab", "1:3").unwrap(), b"a\0\0\0b");
+        assert_eq!(restored(b"", "0:4").unwrap(), vec![0; 4]);
+        assert_eq!(restored(b"ab", "0:1 2:1 4:2").unwrap(), b"\0a\0b\0\0");
+        assert_eq!(restored(b"abc", "1:1 3:1").unwrap(), b"a\0b\0c");
     }
 
     #[test]
@@ -169,24 +187,18 @@ mod tests {
             "", "1", "1:", ":1", "1:0", "-1:2", "+1:2", "1:2:3", "a:1", "1:1  3:1",
         ] {
             assert!(
-                matches!(insert_nul_runs(b"abc", bad), Err(NulRunsError::BadEntry(_))),
+                matches!(restored(b"abc", bad), Err(NulRunsError::BadEntry(_))),
                 "{bad:?}"
             );
         }
         for bad in ["4:1", "2:2 3:1", "1:1 0:1", "0:1 5:1"] {
             assert!(
-                matches!(
-                    insert_nul_runs(b"abc", bad),
-                    Err(NulRunsError::OutOfPlace(_))
-                ),
+                matches!(restored(b"abc", bad), Err(NulRunsError::OutOfPlace(_))),
                 "{bad:?}"
             );
         }
         let huge = format!("0:{}", MAX_NULS_PER_EVENT + 1);
-        assert_eq!(insert_nul_runs(b"", &huge), Err(NulRunsError::TooMany));
-        assert_eq!(
-            insert_nul_runs(b"", "0:999999999999"),
-            Err(NulRunsError::TooMany)
-        );
+        assert_eq!(restored(b"", &huge), Err(NulRunsError::TooMany));
+        assert_eq!(restored(b"", "0:999999999999"), Err(NulRunsError::TooMany));
     }
 }

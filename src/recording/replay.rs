@@ -130,7 +130,7 @@ pub async fn replay(
             }
         }
         if opts.raw {
-            out.write_all(event.bytes()).await?;
+            out.write_all(&event.bytes()).await?;
         } else {
             sanitizer.push(&event.data, &mut text);
             out.write_all(text.as_bytes()).await?;
@@ -303,6 +303,7 @@ mod tests {
             kind: EventKind::Output,
             data: data.to_owned(),
             raw: None,
+            nul_runs: Vec::new(),
         }
     }
 
@@ -333,6 +334,7 @@ mod tests {
                 kind: EventKind::Marker,
                 data: "m".to_owned(),
                 raw: None,
+                nul_runs: Vec::new(),
             },
             output(3.0, "b"),
             output(10.0, "c"),

@@ -115,6 +115,7 @@ mod tests {
             kind,
             data: data.to_owned(),
             raw: None,
+            nul_runs: Vec::new(),
         }
     }
 

@@ -448,22 +448,23 @@ impl Recorder {
             decoder.decode(data, &mut sink);
         }
         if self.buf.len() == content_start && self.nul_runs.is_empty() {
-            // Everything was held back as an incomplete character.
+            // Everything was held back as an incomplete character; it is written with the
+            // next chunk, and counted now.
             self.buf.truncate(line_start);
-            return Ok(());
-        }
-        self.buf.extend_from_slice(b"\"]\n");
-        if has_invalid {
-            push_event_start(&mut self.buf, time, RAW_BYTES_CODE);
-            self.buf.extend_from_slice(self.tokens.as_bytes());
+        } else {
             self.buf.extend_from_slice(b"\"]\n");
+            if has_invalid {
+                push_event_start(&mut self.buf, time, RAW_BYTES_CODE);
+                self.buf.extend_from_slice(self.tokens.as_bytes());
+                self.buf.extend_from_slice(b"\"]\n");
+            }
+            if !self.nul_runs.is_empty() {
+                push_event_start(&mut self.buf, time, NUL_RUNS_CODE);
+                self.nul_runs.write_to(&mut self.buf);
+                self.buf.extend_from_slice(b"\"]\n");
+            }
+            self.commit_line(line_start, now)?;
         }
-        if !self.nul_runs.is_empty() {
-            push_event_start(&mut self.buf, time, NUL_RUNS_CODE);
-            self.nul_runs.write_to(&mut self.buf);
-            self.buf.extend_from_slice(b"\"]\n");
-        }
-        self.commit_line(line_start, now)?;
         let counter = match stream {
             Stream::Output => &mut self.bytes_out,
             Stream::Input => &mut self.bytes_in,
@@ -1062,6 +1063,19 @@ mod tests {
             );
             assert_eq!(String::from_utf8(result.stdout).unwrap(), shown, "{args:?}");
         }
+    }
+
+    #[test]
+    fn bytes_held_back_as_incomplete_characters_are_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rec = create(tmp.path(), RecorderConfig::default());
+        for chunk in [&b"\xe2"[..], b"\x82\0\0", b"\xac", b"\xe2\x82"] {
+            rec.output(chunk).unwrap();
+        }
+        let summary = rec.finish().unwrap();
+        assert_eq!(summary.bytes_out, 7);
+        let cast = read_cast(&summary.path).unwrap();
+        assert_eq!(output_bytes(&cast), b"\xe2\x82\0\0\xac\xe2\x82");
     }
 
     #[test]
