@@ -125,6 +125,10 @@ pub struct RecordingsConfig {
     pub max_bytes: u64,
 }
 
+/// The most `[upstream] max_startups` may be: far above any sshd's `MaxStartups`, and a bound
+/// that keeps a mistyped value from being taken as "unlimited".
+pub const MAX_STARTUPS_LIMIT: usize = 10_000;
+
 /// Connections to targets (`[upstream]`).
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
@@ -332,8 +336,12 @@ impl Config {
                 )?,
                 prewarm: raw.upstream.prewarm.unwrap_or(true),
                 max_startups: match raw.upstream.max_startups.unwrap_or(8) {
-                    0 => return Err(invalid("upstream.max_startups: must be at least 1".into())),
-                    n => n,
+                    n @ 1..=MAX_STARTUPS_LIMIT => n,
+                    _ => {
+                        return Err(invalid(format!(
+                            "upstream.max_startups: must be between 1 and {MAX_STARTUPS_LIMIT}"
+                        )));
+                    }
                 },
                 startup_wait: dur("upstream.startup_wait", raw.upstream.startup_wait, "30s")?,
             },
@@ -416,9 +424,11 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.upstream.max_startups, 3);
         assert_eq!(c.upstream.startup_wait, Duration::from_secs(5));
-        std::fs::write(&path, "[upstream]\nmax_startups = 0\n").unwrap();
-        let err = Config::load(&path).unwrap_err().to_string();
-        assert!(err.contains("max_startups"), "{err}");
+        for bad in ["0", "10001", "9223372036854775807"] {
+            std::fs::write(&path, format!("[upstream]\nmax_startups = {bad}\n")).unwrap();
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(err.contains("max_startups"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -28,6 +28,14 @@ impl Dialer<'_> {
         pty: Option<&PtyRequest>,
     ) -> Result<UpstreamChannel, String> {
         let role = self.permit.role();
+        // The connection first: it may queue for a start-up slot, and the certificate's
+        // lifetime should start when it is about to be used.
+        let connected = self
+            .bastion
+            .upstream
+            .get(self.permit.target())
+            .await
+            .map_err(|e| e.to_string())?;
         let force_command = match start {
             Start::Exec(command) => Some(command),
             Start::Shell => None,
@@ -48,12 +56,6 @@ impl Dialer<'_> {
             env: self.env,
             start,
         };
-        let connected = self
-            .bastion
-            .upstream
-            .get(self.permit.target())
-            .await
-            .map_err(|e| e.to_string())?;
         upstream::start(
             connected,
             credential,
