@@ -102,6 +102,40 @@ fn a_burst_of_sessions_queues_for_the_targets_startup_slots() {
     }
 }
 
+/// After a session has logged in, the next connection to the target is prepared (key exchange
+/// done, nobody logged in), and the next session logs in on it, even with a single start-up slot
+/// per target.
+#[test]
+fn the_next_connection_is_prepared_and_used() {
+    let s = setup_with("[upstream]\nmax_startups = 1\n", "");
+    let (gh, target) = (&s.world.gatehouse, &s.world.target);
+    // The harness's check that sshd listens is a connection too.
+    let base = target.log().matches("Connection from").count();
+    let connections = || target.log().matches("Connection from").count() - base;
+    let settle_at = |expected: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while connections() < expected && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            connections(),
+            expected,
+            "target log:\n{}\ngatehouse log:\n{}",
+            target.log(),
+            gh.log()
+        );
+    };
+    for (session, expected) in [(1, 2), (2, 3)] {
+        let out = gh.ssh(&s.alice, &["web-01", "true"]);
+        assert_eq!(out.code(), 0, "session {session}: {}", out.err());
+        // The session's own connection (the prepared one from the second session on), and
+        // the next one.
+        settle_at(expected);
+    }
+    assert_eq!(target.accepted_logins(), 2);
+}
+
 #[test]
 fn stderr_stays_stderr() {
     let s = setup();

@@ -56,13 +56,15 @@ impl Dialer<'_> {
             env: self.env,
             start,
         };
-        upstream::start(
+        let channel = upstream::start(
             connected,
             credential,
             spec,
             self.bastion.config.upstream.connect_timeout,
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        self.bastion.upstream.prepare_next(self.permit.target());
+        Ok(channel)
     }
 }

@@ -61,8 +61,8 @@ impl WarmPool {
         connect(target.clone(), self.timeout, Some(slot)).await
     }
 
-    /// A verified connection to `target`: a ready one if there is one, else a new one. Either
-    /// way, the next one is prepared in the background.
+    /// A verified connection to `target`: a ready one if there is one, else a new one. Once the
+    /// session has logged in on it, call [`WarmPool::prepare_next`].
     pub async fn get(self: &Arc<Self>, target: &Arc<Target>) -> Result<Connected, UpstreamError> {
         if !self.enabled {
             return self.connect(target).await;
@@ -73,7 +73,7 @@ impl WarmPool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
-        let connected = match ready {
+        match ready {
             Some(c) if !c.is_closed() && c.age() < MAX_IDLE => Ok(c),
             stale => {
                 if let Some(c) = stale {
@@ -81,9 +81,16 @@ impl WarmPool {
                 }
                 self.connect(target).await
             }
-        };
-        self.refill(key, target.clone());
-        connected
+        }
+    }
+
+    /// Prepares the next connection to `target` in the background, after a session has logged
+    /// in: by then the session has given its start-up slot back, so even with one slot per
+    /// target there is one free, and a target that refused the session is not dialled again.
+    pub fn prepare_next(self: &Arc<Self>, target: &Arc<Target>) {
+        if self.enabled {
+            self.refill(identity(target), target.clone());
+        }
     }
 
     /// Opens the next connection to `target` in the background, and closes it if nobody takes
