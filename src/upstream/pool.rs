@@ -93,43 +93,49 @@ impl WarmPool {
         }
     }
 
-    /// Opens the next connection to `target` in the background, and closes it if nobody takes
-    /// it within [`MAX_IDLE`].
+    /// Opens the next connection to `target` in the background, unless one is ready or being
+    /// opened, and closes it if nobody takes it within [`MAX_IDLE`].
     fn refill(self: &Arc<Self>, key: String, target: Arc<Target>) {
-        if !self
-            .refilling
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone())
-        {
-            return;
-        }
-        let Some(slot) = self.startups.try_acquire(&target.address, target.port) else {
-            // Sessions are waiting for this target: they come first.
-            self.refilling
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            return;
+        let slot = {
+            // Checked and marked under the `idle` lock, which the opener also holds while it
+            // moves a new connection from "being opened" to "ready".
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle
+                .get(&key)
+                .is_some_and(|c| !c.is_closed() && c.age() < MAX_IDLE)
+            {
+                return;
+            }
+            let mut refilling = self.refilling.lock().unwrap_or_else(|p| p.into_inner());
+            if !refilling.insert(key.clone()) {
+                return;
+            }
+            match self.startups.try_acquire(&target.address, target.port) {
+                Some(slot) => slot,
+                None => {
+                    // Sessions are waiting for this target: they come first.
+                    refilling.remove(&key);
+                    return;
+                }
+            }
         };
         let pool = self.clone();
         tokio::spawn(async move {
             let connected = connect(target, pool.timeout, Some(slot))
                 .await
                 .map(Connected::without_startup_slot);
-            pool.refilling
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            let Ok(connected) = connected else {
-                // The session's own connection reports the problem; nothing to keep.
-                return;
+            let replaced = {
+                let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+                pool.refilling
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                match connected {
+                    Ok(connected) => idle.insert(key.clone(), connected),
+                    // The session's own connection reports the problem; nothing to keep.
+                    Err(_) => return,
+                }
             };
-            let replaced = pool
-                .idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.clone(), connected);
             if let Some(old) = replaced {
                 old.close().await;
             }
