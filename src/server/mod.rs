@@ -129,12 +129,16 @@ pub async fn serve(
 /// Gives memory back to the system after a wave of connections has ended.
 ///
 /// The allocator keeps freed memory for reuse; after thousands of sessions close that is a lot
-/// of resident memory doing nothing. Every few seconds, when the number of connections has
-/// fallen well below where it was at the last trim, the heap is trimmed.
+/// of resident memory doing nothing. Every second, when the number of connections has fallen
+/// to half of where it was at the last trim or below, the heap is trimmed. A session frees much
+/// of its memory after its connection is counted out (the recording is finished and synced,
+/// the index updated), so the heap is trimmed again [`SETTLE_TRIMS`] seconds after the last
+/// of those trims. A trim costs a few milliseconds and happens only after connections closed.
 fn spawn_memory_return(active: Arc<AtomicUsize>) {
     tokio::spawn(async move {
         let mut high = 0usize;
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut since_trim: Option<u64> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             let now = active.load(Ordering::Relaxed);
@@ -142,10 +146,23 @@ fn spawn_memory_return(active: Arc<AtomicUsize>) {
             if high >= 16 && now <= high / 2 {
                 trim_heap();
                 high = now;
+                since_trim = Some(0);
+            } else if let Some(seconds) = since_trim.as_mut() {
+                *seconds += 1;
+                if SETTLE_TRIMS.contains(seconds) {
+                    trim_heap();
+                }
+                if *seconds >= SETTLE_TRIMS[SETTLE_TRIMS.len() - 1] {
+                    since_trim = None;
+                }
             }
         }
     });
 }
+
+/// Seconds after the last trim of a wave at which the heap is trimmed again, for memory that
+/// sessions free after their connection has ended.
+const SETTLE_TRIMS: [u64; 2] = [2, 10];
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim_heap() {
