@@ -193,17 +193,13 @@ mod tests {
     use chrono::{DateTime, Utc};
     use std::time::Duration;
 
+    /// The typical alert, at a fixed time so that whole messages can be compared.
     fn alert() -> Alert {
         Alert {
             time: DateTime::parse_from_rfc3339("2025-03-01T12:34:56.789Z")
                 .unwrap()
                 .with_timezone(&Utc),
-            user: Some("alice".into()),
-            target: Some("web-01".into()),
-            role: Some("emergency".into()),
-            grant_id: Some(17),
-            reason: Some("primary down".into()),
-            ..Alert::new(AlertEvent::BreakglassActivated)
+            ..testkit::alert(AlertEvent::BreakglassActivated)
         }
     }
 

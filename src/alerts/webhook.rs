@@ -163,17 +163,10 @@ fn slack_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::AlertEvent;
+    use crate::alerts::{AlertEvent, testkit};
 
     fn alert() -> Alert {
-        Alert {
-            user: Some("alice".into()),
-            target: Some("web-01".into()),
-            role: Some("emergency".into()),
-            grant_id: Some(17),
-            reason: Some("primary down".into()),
-            ..Alert::new(AlertEvent::BreakglassActivated)
-        }
+        testkit::alert(AlertEvent::BreakglassActivated)
     }
 
     #[test]

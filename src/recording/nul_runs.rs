@@ -15,7 +15,8 @@
 //!
 //! restores to `a`, 32,766 NUL bytes, `b`.
 
-use std::fmt::{self, Write};
+use std::fmt;
+use std::io::Write;
 
 /// Event code of the NUL-runs companion line.
 ///
@@ -56,13 +57,11 @@ impl NulRuns {
 
     /// Appends the companion data (`OFFSET:COUNT OFFSET:COUNT …`) to `buf`.
     pub fn write_to(&self, buf: &mut Vec<u8>) {
-        let mut text = String::new();
         for (i, (offset, count)) in self.runs.iter().enumerate() {
             let sep = if i == 0 { "" } else { " " };
-            // Writing into a String cannot fail.
-            let _ = write!(text, "{sep}{offset}:{count}");
+            // Writing into a Vec cannot fail.
+            let _ = write!(buf, "{sep}{offset}:{count}");
         }
-        buf.extend_from_slice(text.as_bytes());
     }
 }
 
