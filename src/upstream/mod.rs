@@ -273,7 +273,7 @@ impl Connected {
 pub async fn connect(
     target: Arc<Target>,
     timeout: Duration,
-    startup: Option<StartupSlot>,
+    startup: StartupSlot,
 ) -> Result<Connected, UpstreamError> {
     let config = client_config(&target.trust);
     let refusal = Arc::new(Mutex::new(None));
@@ -287,7 +287,7 @@ pub async fn connect(
         Ok(Ok(handle)) => Ok(Connected {
             handle,
             opened_at: std::time::Instant::now(),
-            startup,
+            startup: Some(startup),
         }),
         Ok(Err(e)) => match refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(why) => Err(UpstreamError::HostKey(why)),

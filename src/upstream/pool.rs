@@ -5,11 +5,11 @@
 //! and host key check done, nobody logged in), so the next session to that target only logs in
 //! with its own certificate. An idle connection grants nothing, is never shared, and is closed
 //! after [`MAX_IDLE`] (well inside sshd's `LoginGraceTime`); a target that is not used again
-//! is not reconnected. Preparing one only ever takes a free start-up slot (see
-//! [`super::startups`]) and gives it back once the key exchange is done, so it never makes a
-//! session wait; sshd still counts the idle connection as starting up, which is why
-//! `max_startups` stays a little below sshd's `MaxStartups`. A change of the target in the policy (address, port or trusted keys)
-//! makes its idle connection unusable.
+//! is not reconnected. Preparing one only takes a start-up slot (see [`super::startups`]) that
+//! is free when it starts, never queueing ahead of sessions, and gives it back once the key
+//! exchange is done; sshd still counts the idle connection as starting up, which is why
+//! `max_startups` stays a little below sshd's `MaxStartups`. A change of the target in the
+//! policy (address, port or trusted keys) makes its idle connection unusable.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -58,7 +58,7 @@ impl WarmPool {
     /// A new connection: a start-up slot for the target's sshd first, then the key exchange.
     async fn connect(&self, target: &Arc<Target>) -> Result<Connected, UpstreamError> {
         let slot = self.startups.acquire(&target.address, target.port).await?;
-        connect(target.clone(), self.timeout, Some(slot)).await
+        connect(target.clone(), self.timeout, slot).await
     }
 
     /// A verified connection to `target`: a ready one if there is one, else a new one. Once the
@@ -121,7 +121,7 @@ impl WarmPool {
         };
         let pool = self.clone();
         tokio::spawn(async move {
-            let connected = connect(target, pool.timeout, Some(slot))
+            let connected = connect(target, pool.timeout, slot)
                 .await
                 .map(Connected::without_startup_slot);
             let replaced = {
