@@ -122,6 +122,15 @@ impl Event {
     }
 }
 
+/// How long a durable audit write may wait for the server's writer thread before the change
+/// it records is refused.
+pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The audit log could not take a record, so the change it describes was not made.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit log cannot be written ({0})")]
+pub struct AuditUnwritable(pub String);
+
 /// Where events go besides the log: the audit log, and the alert sinks for the events that
 /// alert.
 #[derive(Default)]
@@ -174,19 +183,41 @@ impl Events {
     /// returns a short account of who was told, for the user's banner.
     pub async fn emit_critical(&self, event: Event, wait: std::time::Duration) -> String {
         self.record(&event);
-        let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(&event)) else {
-            return "no alert sinks are configured".to_owned();
-        };
-        if alerts.sink_labels().is_empty() {
-            return "no alert sinks are configured".to_owned();
-        }
-        alerts.send_now(&alert, wait).await.to_string()
+        self.alert_critical(&event, wait).await
     }
 
-    /// Records an event, and queues its alert if it is one that alerts.
-    pub fn emit(&self, event: Event) {
-        self.record(&event);
-        if let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(&event)) {
+    /// Writes `events` to the audit log and returns only once they are synced to disk, or
+    /// fails, in which case none of them is in the log and the caller must not report the
+    /// change they describe as done. The way state changes are recorded: sealed before their
+    /// transaction commits. Alerts are not sent here (see [`Events::alert`]).
+    pub async fn record_durable(&self, events: &[Event]) -> Result<(), AuditUnwritable> {
+        let records: Vec<(String, serde_json::Map<String, serde_json::Value>)> = events
+            .iter()
+            .map(|e| {
+                let name = e.kind.map(EventKind::name).unwrap_or("event");
+                (name.to_owned(), audit_fields(e))
+            })
+            .collect();
+        match &self.audit {
+            Some(AuditRecorder::Queued(writer)) => writer
+                .record_durable(records, DURABLE_WAIT)
+                .await
+                .map_err(|e| AuditUnwritable(e.to_string()))?,
+            Some(AuditRecorder::Direct(log)) => {
+                log.append_batch(&records)
+                    .map_err(|e| AuditUnwritable(e.to_string()))?;
+            }
+            None => {}
+        }
+        for event in events {
+            self.log(event);
+        }
+        Ok(())
+    }
+
+    /// Queues the alert of an event already recorded with [`Events::record_durable`].
+    pub fn alert(&self, event: &Event) {
+        if let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(event)) {
             let alerts = alerts.clone();
             let handle = tokio::spawn(async move {
                 if let Err(e) = alerts.enqueue(&alert).await {
@@ -199,8 +230,42 @@ impl Events {
         }
     }
 
+    /// Notifies every alert sink of an event already recorded, waiting at most `wait`; returns
+    /// a short account of who was told.
+    pub async fn alert_critical(&self, event: &Event, wait: std::time::Duration) -> String {
+        let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(event)) else {
+            return "no alert sinks are configured".to_owned();
+        };
+        if alerts.sink_labels().is_empty() {
+            return "no alert sinks are configured".to_owned();
+        }
+        alerts.send_now(&alert, wait).await.to_string()
+    }
+
+    /// Records an event, and queues its alert if it is one that alerts.
+    pub fn emit(&self, event: Event) {
+        self.record(&event);
+        self.alert(&event);
+    }
+
     /// Logs an event and writes it to the audit log.
     fn record(&self, event: &Event) {
+        self.log(event);
+        let name = event.kind.map(EventKind::name).unwrap_or("event");
+        let fields = audit_fields(event);
+        match &self.audit {
+            Some(AuditRecorder::Queued(writer)) => writer.record(name, fields),
+            Some(AuditRecorder::Direct(log)) => {
+                if let Err(e) = log.append(name, fields) {
+                    error!(event = name, error = %e, "AUDIT LOG WRITE FAILED");
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Logs an event through `tracing`.
+    fn log(&self, event: &Event) {
         let name = event.kind.map(EventKind::name).unwrap_or("event");
         let denied = matches!(
             event.kind,
@@ -211,21 +276,11 @@ impl Events {
                     | EventKind::BreakglassActivated
             )
         );
-        let fields = audit_fields(event);
-        let text = serde_json::Value::Object(fields.clone());
+        let text = serde_json::Value::Object(audit_fields(event));
         if denied {
             warn!(event = name, fields = %text);
         } else {
             info!(event = name, fields = %text);
-        }
-        match &self.audit {
-            Some(AuditRecorder::Queued(writer)) => writer.record(name, fields),
-            Some(AuditRecorder::Direct(log)) => {
-                if let Err(e) = log.append(name, fields) {
-                    error!(event = name, error = %e, "AUDIT LOG WRITE FAILED");
-                }
-            }
-            None => {}
         }
     }
 }

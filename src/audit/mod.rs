@@ -103,7 +103,7 @@ pub use log::{AuditLog, reanchor};
 pub use record::{MAX_LINE_BYTES, ZERO_HASH};
 pub use tail::{DEFAULT_TAIL_LINES, follow, format_line, tail};
 pub use verify::{FailureKind, VerifyFailure, VerifyReport, VerifyWarning, verify};
-pub use writer::{AuditThread, AuditWriter};
+pub use writer::{AuditThread, AuditWriter, DurableError};
 
 /// Which record an append produced, so a caller can point at it from elsewhere (the sessions
 /// table, an alert) and a reviewer can find it with `seq` and prove it with `hash`.

@@ -6,6 +6,8 @@
 //! A log that cannot be written is reported loudly on every failure; records are kept queued
 //! and retried rather than dropped.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,6 +24,37 @@ enum Job {
     Record(String, Map<String, Value>),
     /// Answer once everything queued before this is on disk.
     Flush(mpsc::Sender<()>),
+    /// Write these records now, synced, and answer with the outcome (see
+    /// [`AuditWriter::record_durable`]).
+    Durable(Durable),
+}
+
+/// Records whose writer waits for them, and may give up waiting.
+struct Durable {
+    records: Vec<(String, Map<String, Value>)>,
+    /// [`OPEN`] until the thread claims it for writing ([`CLAIMED`]) or the waiter gives up
+    /// ([`ABANDONED`]); whoever moves it first decides whether the records are written.
+    claim: Arc<AtomicU8>,
+    done: tokio::sync::oneshot::Sender<Result<(), super::AuditError>>,
+}
+
+const OPEN: u8 = 0;
+const CLAIMED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Why records handed to [`AuditWriter::record_durable`] are not in the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    /// The log refused or failed the write.
+    #[error(transparent)]
+    Write(#[from] super::AuditError),
+    /// The writer did not get to the records in time (it is stuck on earlier ones); they will
+    /// never be written.
+    #[error("the audit log did not take the record within {0:?}")]
+    TimedOut(Duration),
+    /// The writer thread is gone.
+    #[error("the audit writer has stopped")]
+    Stopped,
 }
 
 /// A handle for queueing records; cheap to clone.
@@ -71,6 +104,45 @@ impl AuditWriter {
     }
 }
 
+impl AuditWriter {
+    /// Writes `records` and waits until they are synced to disk, at most `limit`. On `Ok` they
+    /// are durable; on `Err` they are not in the log and never will be, so the caller can undo
+    /// the change they describe. Records queued before this call are written first.
+    pub async fn record_durable(
+        &self,
+        records: Vec<(String, Map<String, Value>)>,
+        limit: Duration,
+    ) -> Result<(), DurableError> {
+        let claim = Arc::new(AtomicU8::new(OPEN));
+        let (done, mut answer) = tokio::sync::oneshot::channel();
+        let job = Job::Durable(Durable {
+            records,
+            claim: claim.clone(),
+            done,
+        });
+        if self.tx.send(job).is_err() {
+            return Err(DurableError::Stopped);
+        }
+        match tokio::time::timeout(limit, &mut answer).await {
+            Ok(Ok(outcome)) => Ok(outcome?),
+            Ok(Err(_)) => Err(DurableError::Stopped),
+            Err(_) => {
+                if claim
+                    .compare_exchange(OPEN, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Err(DurableError::TimedOut(limit));
+                }
+                // The thread is writing them right now: its answer is the truth.
+                match answer.await {
+                    Ok(outcome) => Ok(outcome?),
+                    Err(_) => Err(DurableError::Stopped),
+                }
+            }
+        }
+    }
+}
+
 impl AuditThread {
     /// Waits until everything queued so far has been written (all writers must be dropped).
     pub fn finish(mut self) {
@@ -83,12 +155,14 @@ impl AuditThread {
 fn run(log: AuditLog, rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiting = Vec::new();
+    let mut durable = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
                 Job::Record(event, fields) => batch.push((event, fields)),
                 Job::Flush(done) => waiting.push(done),
+                Job::Durable(job) => durable.push(job),
             }
             if batch.len() < BATCH {
                 next = rx.try_recv().ok();
@@ -99,10 +173,30 @@ fn run(log: AuditLog, rx: mpsc::Receiver<Job>) {
             std::thread::sleep(Duration::from_millis(500));
         }
         batch.clear();
+        for job in durable.drain(..) {
+            write_durable(&log, job);
+        }
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
     }
+}
+
+/// Writes one waiter's records unless it gave up, and tells it how that went; never retries,
+/// because the waiter undoes its change on failure.
+fn write_durable(log: &AuditLog, job: Durable) {
+    if job
+        .claim
+        .compare_exchange(OPEN, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    let outcome = log.append_batch(&job.records).map(|_| ());
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, "AUDIT LOG WRITE FAILED; the change it records is refused");
+    }
+    let _ = job.done.send(outcome);
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! `gatehouse grants list|show|approve|deny|revoke`: the operator's view of grants, acting on
-//! the same store as the running bastion. Decisions are recorded as `operator:<unix user>`, and
-//! a running bastion closes affected sessions within a second.
+//! the same store as the running bastion, through the same desk as the SSH verbs.
+//!
+//! The operator is the Unix account of the process's real uid (never `USER` or `SUDO_USER`).
+//! Mapped to a policy user by `[[operator]]`, they act as that user: approvals count as theirs
+//! and the separation-of-duties rules apply. Unmapped, they are recorded as
+//! `operator:<account>` and may deny and revoke but not approve. A running bastion closes the
+//! sessions of a revoked grant within a second.
 
 use std::process::ExitCode;
 
@@ -14,7 +19,7 @@ use crate::config::Config;
 use crate::events::{AuditRecorder, Events};
 use crate::grants::desk::GrantDesk;
 use crate::grants::store::{GrantFilter, GrantStore};
-use crate::grants::{self, Actor, Decision, GrantError, GrantState};
+use crate::grants::{self, Decision, GrantError, GrantState, operator};
 use crate::server::verbs::grants::{grant_json, table, when};
 use crate::store::SqliteStore;
 use crate::{policy, store};
@@ -159,10 +164,16 @@ async fn decide(
     id: i64,
     decision: Decision,
 ) -> anyhow::Result<ExitCode> {
+    // Who acts comes from the operating system; an account that cannot be resolved acts not.
+    let account = match operator::current_account() {
+        Ok(account) => account,
+        Err(e) => {
+            eprintln!("gatehouse: denied: {e}");
+            return Ok(ExitCode::from(126));
+        }
+    };
     let policy = policy::load_dir(&config.policies)?;
-    let operator = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
+    let actor = operator::actor_for(&policy, &account);
     let events = Events::new(
         Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)),
         Some(Alerts::new(
@@ -177,14 +188,12 @@ async fn decide(
         watch: None,
         request_ttl: config.request_ttl,
     };
-    let decided = desk
-        .decide(&policy, &Actor::Operator(operator), id, &decision)
-        .await;
+    let decided = desk.decide(&policy, &actor, id, &decision).await;
     // The decision's alert is in the outbox before this command exits; the bastion delivers it.
     events.settle().await;
     match decided {
         Ok(g) => {
-            println!("grant {} is now {}", g.id, g.state);
+            println!("grant {} is now {} (by {})", g.id, g.state, actor.name());
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

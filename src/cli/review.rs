@@ -1,5 +1,9 @@
 //! `gatehouse review list|ack`: the queue of break-glass sessions, each acknowledged by someone
 //! other than the person who broke the glass.
+//!
+//! The reviewer is the Unix account of the process's real uid, mapped to a policy user by
+//! `[[operator]]`; an unmapped account cannot review, because nothing would then tell it apart
+//! from the person who broke the glass.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -12,6 +16,7 @@ use crate::alerts::{Alerts, NoopObserver};
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::events::{AuditRecorder, Event, EventKind, Events};
+use crate::grants::operator;
 use crate::server::verbs::grants::when;
 use crate::store::sessions::{Review, SessionIndex};
 use crate::store::{self, StoreError};
@@ -35,9 +40,6 @@ pub enum ReviewCommand {
         /// What you found.
         #[arg(long)]
         note: String,
-        /// Your name (default: $SUDO_USER, then $USER). Must not be the person who broke the glass.
-        #[arg(long = "as")]
-        reviewer: Option<String>,
     },
 }
 
@@ -74,15 +76,19 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                 print!("{out}");
                 Ok(ExitCode::SUCCESS)
             }
-            ReviewCommand::Ack { id, note, reviewer } => {
-                let reviewer = reviewer
-                    .or_else(|| std::env::var("SUDO_USER").ok())
-                    .or_else(|| std::env::var("USER").ok())
-                    .unwrap_or_default();
-                if reviewer.is_empty() {
-                    eprintln!("gatehouse: say who you are with --as NAME");
-                    return Ok(ExitCode::from(2));
-                }
+            ReviewCommand::Ack { id, note } => {
+                let account = match operator::current_account() {
+                    Ok(account) => account,
+                    Err(e) => {
+                        eprintln!("gatehouse: denied: {e}");
+                        return Ok(ExitCode::from(126));
+                    }
+                };
+                let policy = crate::policy::load_dir(&config.policies)?;
+                let Some(reviewer) = policy.operator(&account).map(|u| u.name.clone()) else {
+                    eprintln!("gatehouse: denied: the account {account:?} is not mapped to a policy user; add an [[operator]] entry to review break-glass sessions");
+                    return Ok(ExitCode::from(126));
+                };
                 let note = match crate::grants::check_text("note", &note, 1) {
                     Ok(n) => n,
                     Err(e) => {
@@ -120,7 +126,7 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
         Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)),
         Some(Alerts::new(store.clone(), &config.alerts, Arc::new(NoopObserver))?),
     );
-                events.emit(Event {
+                let acked = Event {
                     user: Some(session.user.clone()),
                     actor: Some(reviewer),
                     target: Some(session.target.clone()),
@@ -128,8 +134,14 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     grant_id: Some(session.grant_id),
                     session_id: Some(session.id.clone()),
                     reason: Some(note),
+                    detail: Some(serde_json::json!({ "unix_account": account })),
                     ..Event::new(EventKind::ReviewAcked)
-                });
+                };
+                if let Err(e) = events.record_durable(std::slice::from_ref(&acked)).await {
+                    eprintln!("gatehouse: the review of session {} was stored but {e}", session.id);
+                    return Ok(ExitCode::FAILURE);
+                }
+                events.alert(&acked);
                 events.settle().await;
                 println!("session {} reviewed", session.id);
                 Ok(ExitCode::SUCCESS)

@@ -110,28 +110,11 @@ fn spawn_sweeper(bastion: Arc<Bastion>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let ttl = bastion.config.request_ttl.as_secs() as i64;
         loop {
             tick.tick().await;
-            match bastion.grants.sweep(crate::grants::now(), ttl).await {
-                Ok(ended) => {
-                    for grant in ended {
-                        let kind = if grant.state == crate::grants::GrantState::Lapsed {
-                            EventKind::GrantLapsed
-                        } else {
-                            EventKind::GrantExpired
-                        };
-                        bastion.events.emit(Event {
-                            user: Some(grant.user.clone()),
-                            target: Some(grant.target.clone()),
-                            role: Some(grant.role.clone()),
-                            grant_id: Some(grant.id),
-                            reason: grant.end_reason.clone(),
-                            ..Event::new(kind)
-                        });
-                    }
-                }
-                Err(e) => warn!(error = %e, "cannot sweep grants"),
+            // The desk records each expiry and lapse before it is committed.
+            if let Err(e) = bastion.desk().sweep(crate::grants::now()).await {
+                warn!(error = %e, "cannot sweep grants");
             }
         }
     });

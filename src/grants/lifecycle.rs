@@ -14,16 +14,48 @@ pub const MAX_TEXT_CHARS: usize = 500;
 pub enum Actor {
     /// A user of the bastion, through an SSH verb.
     User(Arc<User>),
-    /// An operator at the `gatehouse` command line (named by their Unix account).
-    Operator(String),
+    /// An operator at the `gatehouse` command line, known by the Unix account of the process's
+    /// real uid (see [`super::operator`]).
+    Operator {
+        /// The Unix account.
+        account: String,
+        /// The policy user it acts as (`[[operator]]`), if mapped: then every rule that applies
+        /// to that user over SSH applies here too, and approvals count as that user's.
+        user: Option<Arc<User>>,
+    },
+    /// Gatehouse itself: the expiry sweep (`gatehouse`), or a policy change that took a role
+    /// away (`policy`).
+    System(&'static str),
 }
 
 impl Actor {
-    /// The name recorded for this actor.
+    /// The name recorded for this actor: the policy user's name for a user or a mapped
+    /// operator (so one person is one name whichever door they use), `operator:ACCOUNT` for
+    /// an unmapped operator, and the word for Gatehouse itself.
     pub fn name(&self) -> String {
         match self {
-            Actor::User(u) => u.name.clone(),
-            Actor::Operator(name) => format!("operator:{name}"),
+            Actor::User(u) | Actor::Operator { user: Some(u), .. } => u.name.clone(),
+            Actor::Operator {
+                account,
+                user: None,
+            } => format!("operator:{account}"),
+            Actor::System(word) => (*word).to_owned(),
+        }
+    }
+
+    /// The policy user behind this actor, if any.
+    pub fn person(&self) -> Option<&Arc<User>> {
+        match self {
+            Actor::User(u) | Actor::Operator { user: Some(u), .. } => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The Unix account, for an operator.
+    pub fn unix_account(&self) -> Option<&str> {
+        match self {
+            Actor::Operator { account, .. } => Some(account),
+            _ => None,
         }
     }
 }
@@ -154,11 +186,17 @@ pub fn decide_on(
 ) -> Result<Change, GrantError> {
     let state = grant.state_at(now, request_ttl);
     let role = policy.role(&grant.role);
-    let is_approver = match actor {
-        Actor::Operator(_) => true,
-        Actor::User(user) => role.is_some_and(|r| r.has_approver(user)),
+    let person = actor.person();
+    // Approvals follow the person: a mapped operator is exactly that user, an unmapped one is
+    // nobody who may approve.
+    let may_approve = person.is_some_and(|u| role.is_some_and(|r| r.has_approver(u)));
+    let is_requester = person.is_some_and(|u| u.name == grant.user);
+    // Taking access away is open to anyone at the bastion's command line and to Gatehouse
+    // itself; over SSH it needs an approver of the role (or the holder, for a revoke).
+    let may_end = match actor {
+        Actor::User(_) => may_approve,
+        Actor::Operator { .. } | Actor::System(_) => true,
     };
-    let is_requester = matches!(actor, Actor::User(u) if u.name == grant.user);
     let by = actor.name();
     let id = grant.id;
     match decision {
@@ -177,7 +215,18 @@ pub fn decide_on(
                     "grant {id} is your own request; someone else must approve it"
                 )));
             }
-            if !is_approver {
+            if let Actor::Operator {
+                account,
+                user: None,
+            } = actor
+            {
+                return Err(GrantError::Denied(format!(
+                    "the account {account:?} is not mapped to a policy user; only an [[operator]] \
+                     mapped to an approver of role {:?} may approve",
+                    grant.role
+                )));
+            }
+            if !may_approve {
                 return Err(GrantError::Denied(format!(
                     "you may not approve role {:?}",
                     grant.role
@@ -214,7 +263,7 @@ pub fn decide_on(
                     "grant {id} is your own request; an approver decides it"
                 )));
             }
-            if !is_approver {
+            if !may_end {
                 return Err(GrantError::Denied(format!(
                     "you may not decide requests for role {:?}",
                     grant.role
@@ -245,7 +294,7 @@ pub fn decide_on(
                 )));
             }
             // The holder may always give a grant up; approvers and operators may end anyone's.
-            if !is_requester && !is_approver {
+            if !is_requester && !may_end {
                 return Err(GrantError::Denied(format!(
                     "you may not revoke grants of role {:?}",
                     grant.role
@@ -452,16 +501,104 @@ mod tests {
             decide_on(&p, &g, &alice, &Decision::Deny("no".into()), 1001, TTL),
             Err(GrantError::Denied(_))
         ));
+        let operator = |account: &str, as_user: Option<&str>| Actor::Operator {
+            account: account.into(),
+            user: as_user.map(|n| p.user(n).unwrap().clone()),
+        };
+        // An operator mapped to an approver approves as that person.
+        let change = decide_on(
+            &p,
+            &g,
+            &operator("bob-admin", Some("bob")),
+            &Decision::Approve(None),
+            1001,
+            TTL,
+        )
+        .unwrap();
+        assert!(
+            matches!(&change.kind, ChangeKind::Approve { approver, .. } if approver == "bob"),
+            "{change:?}"
+        );
+        // An unmapped operator (root) may not approve; one mapped to the requester may not
+        // either, nor one mapped to someone who is no approver.
+        for (who, why) in [
+            (operator("root", None), "not mapped"),
+            (operator("alice", Some("alice")), "your own"),
+            (operator("eve", Some("eve")), "may not approve"),
+        ] {
+            assert!(
+                matches!(decide_on(&p, &g, &who, &Decision::Approve(None), 1001, TTL), Err(GrantError::Denied(m)) if m.contains(why)),
+                "{who:?}"
+            );
+        }
+        // Any operator may deny, and revoke what is active.
         assert!(
             decide_on(
                 &p,
                 &g,
-                &Actor::Operator("root".into()),
-                &Decision::Approve(None),
+                &operator("root", None),
+                &Decision::Deny("no".into()),
                 1001,
                 TTL
             )
             .is_ok()
+        );
+        let mut active = g.clone();
+        apply(
+            &mut active,
+            decide_on(
+                &p,
+                &g,
+                &user(&p, "bob"),
+                &Decision::Approve(None),
+                1001,
+                TTL,
+            )
+            .unwrap(),
+        );
+        let change = decide_on(
+            &p,
+            &active,
+            &operator("root", None),
+            &Decision::Revoke(None),
+            1002,
+            TTL,
+        )
+        .unwrap();
+        assert!(matches!(&change.kind, ChangeKind::End { by, .. } if by == "operator:root"));
+        let change = decide_on(
+            &p,
+            &active,
+            &Actor::System("policy"),
+            &Decision::Revoke(Some("role removed".into())),
+            1002,
+            TTL,
+        )
+        .unwrap();
+        assert!(matches!(&change.kind, ChangeKind::End { by, .. } if by == "policy"));
+    }
+
+    #[test]
+    fn one_person_counts_once_whichever_door_they_use() {
+        let p = policy();
+        let mut g = stored(request(&p, "db-ops", "db-01", 600).unwrap(), 9);
+        let change = decide_on(
+            &p,
+            &g,
+            &user(&p, "bob"),
+            &Decision::Approve(None),
+            1100,
+            TTL,
+        )
+        .unwrap();
+        apply(&mut g, change);
+        let bob_at_cli = Actor::Operator {
+            account: "bob".into(),
+            user: Some(p.user("bob").unwrap().clone()),
+        };
+        assert!(
+            matches!(decide_on(&p, &g, &bob_at_cli, &Decision::Approve(None), 1200, TTL), Err(GrantError::Conflict(m)) if m.contains("already")),
+            "bob by SSH, then bob at the command line"
         );
     }
 

@@ -13,6 +13,7 @@
 
 pub mod desk;
 mod lifecycle;
+pub mod operator;
 pub mod store;
 pub mod watch;
 
@@ -266,4 +267,7 @@ pub enum GrantError {
     /// The store failed; nothing was decided (exit 1).
     #[error("the grant store failed: {0}")]
     Store(String),
+    /// The change's audit line could not be written, so it was rolled back (exit 1).
+    #[error("{0}; nothing was changed")]
+    Audit(String),
 }

@@ -61,6 +61,8 @@ struct RawFile {
     target: Vec<Spanned<RawTarget>>,
     #[serde(default)]
     role: Vec<Spanned<RawRole>>,
+    #[serde(default)]
+    operator: Vec<Spanned<super::operators::RawOperator>>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +198,7 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Policy, LoadError> {
     let mut users = Vec::new();
     let mut targets = Vec::new();
     let mut roles = Vec::new();
+    let mut operators = Vec::new();
     for &(file, text) in sources {
         let at = At { file, text };
         let raw: RawFile = match toml::from_str(text) {
@@ -257,8 +260,14 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Policy, LoadError> {
                 ));
             }
         }
+        for o in raw.operator {
+            if let Some(op) = super::operators::build(file, text, o.into_inner(), &mut errors) {
+                operators.push(op);
+            }
+        }
     }
-    let policy = link(users, targets, roles, &mut errors);
+    let mut policy = link(users, targets, roles, &mut errors);
+    super::operators::link(&mut policy, operators, &mut errors);
     if errors.is_empty() {
         Ok(policy)
     } else {

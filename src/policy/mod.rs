@@ -6,6 +6,7 @@
 
 pub mod glob;
 mod load;
+mod operators;
 pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
@@ -159,6 +160,8 @@ pub struct Policy {
     targets: BTreeMap<String, Arc<Target>>,
     roles: BTreeMap<String, Arc<Role>>,
     key_owner: HashMap<String, String>,
+    /// `[[operator]]`: Unix account → user name.
+    operators: BTreeMap<String, String>,
     warnings: Vec<String>,
 }
 
@@ -166,6 +169,15 @@ impl Policy {
     /// A user by login name.
     pub fn user(&self, name: &str) -> Option<&Arc<User>> {
         self.users.get(name)
+    }
+
+    /// The user a Unix account acts as at the `gatehouse` command line (`[[operator]]`), so
+    /// that separation of duties holds for operators as for SSH users. The account name is
+    /// compared exactly, as the operating system reports it.
+    pub fn operator(&self, unix_account: &str) -> Option<&Arc<User>> {
+        self.operators
+            .get(unix_account)
+            .and_then(|name| self.users.get(name))
     }
 
     /// A target by name.
@@ -235,6 +247,17 @@ pub fn valid_user_name(name: &str) -> bool {
         32,
         |c| c.is_ascii_lowercase() || c == '_',
         |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'),
+    )
+}
+
+/// Whether `name` is a plausible Unix account name for `[[operator]]`
+/// (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}`). Case is kept: the account is matched exactly.
+pub fn valid_unix_account(name: &str) -> bool {
+    valid_name(
+        name,
+        32,
+        |c| c.is_ascii_alphanumeric() || c == '_',
+        |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
     )
 }
 

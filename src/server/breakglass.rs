@@ -18,7 +18,8 @@ use super::verbs::args::{self, Takes};
 use crate::access::{Action, SessionRequest};
 use crate::bastion::Bastion;
 use crate::events::{Event, EventKind};
-use crate::grants::{self, GrantState, NewGrant};
+use crate::grants::desk::BreakGlass;
+use crate::grants::{self, GrantError};
 use crate::policy::Role;
 
 /// The shortest reason accepted: an emergency needs words, not "x".
@@ -139,39 +140,24 @@ pub(super) async fn run(
     };
     let now = grants::now();
     let limits = &bastion.config.breakglass;
-    let since = now - limits.window.as_secs() as i64;
-    match bastion.grants.count_break_glass(&user.name, since).await {
-        Ok(used) if used >= u64::from(limits.max_uses) => {
-            return finish(&opened.write, pty, denied(format!(
-                "break-glass limit reached: {used} use(s) in the last {}; ask another on-call engineer or an operator",
-                crate::duration::format(limits.window)
-            )))
-            .await;
-        }
-        Ok(_) => {}
-        Err(e) => {
-            return finish(
-                &opened.write,
-                pty,
-                denied(format!("break-glass cannot be checked now ({e})")),
-            )
-            .await;
-        }
-    }
-    let grant = NewGrant {
-        user: user.name.clone(),
-        role: role.name.clone(),
-        target: target_name.clone(),
-        reason: reason.clone(),
-        duration: role.max_duration,
-        state: GrantState::Active,
-        break_glass: true,
-        requested_at: now,
-        activated_at: Some(now),
-        expires_at: Some(now + role.max_duration.as_secs() as i64),
-    };
-    let id = match bastion.grants.insert(&grant).await {
-        Ok(id) => id,
+    // The rate limit is counted and the grant created in one transaction, so parallel logins
+    // cannot all slip under it.
+    let decided = bastion
+        .desk()
+        .break_glass(&BreakGlass {
+            user: &user.name,
+            role: &role.name,
+            target: target_name,
+            reason: &reason,
+            duration: role.max_duration,
+            max_uses: limits.max_uses,
+            window: limits.window,
+            now,
+        })
+        .await;
+    let (grant, activated) = match decided {
+        Ok(done) => done,
+        Err(GrantError::Denied(why)) => return finish(&opened.write, pty, denied(why)).await,
         Err(e) => {
             return finish(
                 &opened.write,
@@ -181,18 +167,11 @@ pub(super) async fn run(
             .await;
         }
     };
-    let activated = Event {
-        user: Some(user.name.clone()),
-        target: Some(target_name.clone()),
-        role: Some(role.name.clone()),
-        grant_id: Some(id),
-        reason: Some(reason.clone()),
-        ..Event::new(EventKind::BreakglassActivated)
-    };
+    let id = grant.id;
     // Loud before anything reaches the target; bounded, so a dead sink never blocks the fix.
     let notified = bastion
         .events
-        .emit_critical(activated, limits.alert_wait)
+        .alert_critical(&activated, limits.alert_wait)
         .await;
     let banner = format!(
         "\r\n*** BREAK-GLASS: grant {id}, role {}, on {target_name}, until {} ***\r\n\
@@ -215,7 +194,8 @@ pub(super) async fn run(
         role: Some(role.name.clone()),
         action,
     };
-    session(bastion, identity, handle, opened, request).await;
+    // Exactly the grant created above, never another live one of the same role.
+    session(bastion, identity, handle, opened, request, Some(id)).await;
 }
 
 #[cfg(test)]

@@ -155,20 +155,22 @@ impl SessionChannel {
                     finish(&opened.write, opened.pty.is_some(), reply).await;
                 }
                 Ok(Command::Session(request)) => {
-                    session(bastion, identity, handle, opened, request).await
+                    session(bastion, identity, handle, opened, request, None).await
                 }
             },
         }
     }
 }
 
-/// Decides a session request and, when permitted, runs the session.
+/// Decides a session request and, when permitted, runs the session; with `only_grant`, under
+/// that grant or not at all (break-glass runs under the grant it just created).
 pub(super) async fn session(
     bastion: Arc<Bastion>,
     identity: Arc<Identity>,
     handle: Handle,
     opened: Opened,
     request: SessionRequest,
+    only_grant: Option<i64>,
 ) {
     let policy = bastion.policy();
     // The user as the current policy knows them: a user removed since login has no access.
@@ -186,7 +188,10 @@ pub(super) async fn session(
     let now = grants::now();
     // Fail closed: a store that cannot answer is a denial.
     let held = match bastion.grants.live_for_user(&user.name, now).await {
-        Ok(held) => held,
+        Ok(mut held) => {
+            held.retain(|g| only_grant.is_none_or(|id| g.id == id));
+            held
+        }
         Err(e) => {
             deny(
                 &bastion,

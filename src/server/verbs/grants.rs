@@ -8,7 +8,6 @@ use serde_json::json;
 use super::Reply;
 use super::args::{self, Takes};
 use crate::bastion::Bastion;
-use crate::events::{Event, EventKind};
 use crate::grants::{
     self, Actor, Decision, Grant, GrantError, GrantState, RequestInput, store::GrantFilter,
 };
@@ -23,6 +22,7 @@ pub fn reply_for(error: GrantError) -> Reply {
         GrantError::Store(m) => Reply::failed(&format!(
             "the grant store failed ({m}); nothing was decided"
         )),
+        e @ GrantError::Audit(_) => Reply::failed(&e.to_string()),
     }
 }
 
@@ -95,26 +95,13 @@ pub async fn request(bastion: &Bastion, policy: &Policy, user: &Arc<User>, raw: 
         duration,
         reason,
     };
-    let new = match grants::new_request(policy, &input, now) {
-        Ok(new) => new,
+    let new = match bastion.desk().request(policy, &input, now).await {
+        Ok(grant) => grant,
         Err(e) => return reply_for(e),
     };
-    let id = match bastion.grants.insert(&new).await {
-        Ok(id) => id,
-        Err(e) => return reply_for(e),
-    };
-    let event = |kind| Event {
-        user: Some(user.name.clone()),
-        target: Some(new.target.clone()),
-        role: Some(new.role.clone()),
-        grant_id: Some(id),
-        reason: Some(new.reason.clone()),
-        ..Event::new(kind)
-    };
-    bastion.events.emit(event(EventKind::GrantRequested));
+    let id = new.id;
     let length = crate::duration::format(new.duration);
     if new.state == GrantState::Active {
-        bastion.events.emit(event(EventKind::GrantActivated));
         let until = when(new.expires_at.unwrap_or(now));
         return Reply::ok(format!(
             "grant {id} is active: role {role} on {target} until {until} ({length})\n"
