@@ -28,6 +28,15 @@ fn concurrent_sessions_write_one_verifiable_chain_and_tampering_is_named() {
         world.target_toml("web-01"),
         login(),
     );
+    // The operator at the command line (this process's account) acts as bob.
+    let policy = format!(
+        "{policy}
+[[operator]]
+unix = \"{}\"
+user = \"bob\"
+",
+        gatehouse::grants::operator::current_account().unwrap()
+    );
     world.gatehouse.write_policy("main.toml", &policy);
     world.gatehouse.start();
     let gh = &world.gatehouse;
@@ -93,7 +102,8 @@ fn concurrent_sessions_write_one_verifiable_chain_and_tampering_is_named() {
         "\"event\":\"login\"",
         "\"event\":\"grant.requested\"",
         "\"event\":\"grant.approved\"",
-        "\"actor\":\"operator:",
+        "\"actor\":\"bob\"",
+        "\"unix_account\":",
         "\"event\":\"session.started\"",
         "\"event\":\"session.ended\"",
         "\"recording_sha256\":",

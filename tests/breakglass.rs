@@ -13,6 +13,7 @@ struct Setup {
     world: World,
     carol: Person,
     dave: Person,
+    policy: String,
 }
 
 /// carol is on call (role `emergency`, break-glass on every target); dave is not.
@@ -30,12 +31,28 @@ fn setup(config_extra: &str) -> Setup {
     );
     world.gatehouse.write_policy("main.toml", &policy);
     world.gatehouse.start();
-    Setup { world, carol, dave }
+    Setup {
+        world,
+        carol,
+        dave,
+        policy,
+    }
 }
 
-fn review(gh: &Gatehouse, args: &[&str], user: &str) -> Output {
-    let mut cmd = gh.command(args);
-    cmd.env("USER", user).env_remove("SUDO_USER");
+/// Runs a review command as the operator of this process's uid, mapped by `[[operator]]` to
+/// the policy user `as_user`. The environment names someone else, which changes nothing.
+fn review(s: &Setup, args: &[&str], as_user: &str) -> Output {
+    let account = gatehouse::grants::operator::current_account().unwrap();
+    s.world.gatehouse.write_policy(
+        "main.toml",
+        &format!(
+            "{}\n[[operator]]\nunix = \"{account}\"\nuser = \"{as_user}\"\n",
+            s.policy
+        ),
+    );
+    let mut cmd = s.world.gatehouse.command(args);
+    cmd.env("USER", "nobody-real")
+        .env("SUDO_USER", "nobody-real");
     run(cmd, b"", Duration::from_secs(30))
 }
 
@@ -104,26 +121,34 @@ fn break_glass_opens_at_once_records_input_and_waits_for_someone_elses_review() 
         "input events: {typed:?}"
     );
 
-    // Both sessions wait for review; carol cannot clear her own.
-    let queue = review(gh, &["review", "list", "--json"], "bob");
+    // Both sessions wait for review; carol cannot clear her own, whatever USER says.
+    let queue = review(&s, &["review", "list", "--json"], "dave");
     let items: serde_json::Value = serde_json::from_str(&queue.out()).unwrap();
     assert_eq!(items.as_array().unwrap().len(), 2, "{}", queue.out());
     let id = items[0]["session"]["id"].as_str().unwrap().to_owned();
     let own = review(
-        gh,
+        &s,
         &["review", "ack", &id, "--note", "looked fine"],
         "carol",
     );
     assert_eq!(own.code(), 126, "{}", own.err());
+    assert!(own.err().contains("broke the glass"), "{}", own.err());
+    // `--as` is gone: a name on the command line proves nothing.
+    let named = review(
+        &s,
+        &["review", "ack", &id, "--note", "x", "--as", "dave"],
+        "carol",
+    );
+    assert_eq!(named.code(), 2, "{}", named.err());
     let other = review(
-        gh,
+        &s,
         &["review", "ack", &id, "--note", "restart was the right call"],
-        "bob",
+        "dave",
     );
     assert_eq!(other.code(), 0, "{}", other.err());
-    let again = review(gh, &["review", "ack", &id, "--note", "twice"], "bob");
+    let again = review(&s, &["review", "ack", &id, "--note", "twice"], "dave");
     assert_ne!(again.code(), 0);
-    let queue = review(gh, &["review", "list", "--json"], "bob");
+    let queue = review(&s, &["review", "list", "--json"], "dave");
     let items: serde_json::Value = serde_json::from_str(&queue.out()).unwrap();
     assert_eq!(items.as_array().unwrap().len(), 1);
 }

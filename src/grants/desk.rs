@@ -354,3 +354,7 @@ pub fn events_for(applied: &Applied, actor: Option<&Actor>) -> Vec<Event> {
         },
     }
 }
+
+#[cfg(test)]
+#[path = "desk_tests.rs"]
+mod tests;
