@@ -228,4 +228,40 @@ mod tests {
         let report = crate::audit::verify(&path).unwrap();
         assert_eq!(report.lines, 200);
     }
+
+    fn one(event: &str) -> Vec<(String, Map<String, Value>)> {
+        vec![(event.to_owned(), Map::new())]
+    }
+
+    #[tokio::test]
+    async fn a_durable_record_is_on_disk_when_it_returns_and_absent_when_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (writer, thread) = AuditWriter::start(AuditLog::open(&path).unwrap());
+        writer.record("test.queued", Map::new());
+        writer
+            .record_durable(one("test.durable"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let queued = text.find("test.queued").unwrap();
+        assert!(queued < text.find("test.durable").unwrap(), "in order");
+        // A line appended behind the log's back: the log refuses to write after it, and the
+        // durable record says so instead of being retried later.
+        std::fs::write(&path, format!("{text}{{\"forged\":1}}\n")).unwrap();
+        let refused = writer
+            .record_durable(one("test.refused"), Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(refused, Err(DurableError::Write(_))),
+            "{refused:?}"
+        );
+        drop(writer);
+        thread.finish();
+        assert!(
+            !std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("test.refused")
+        );
+    }
 }

@@ -369,3 +369,152 @@ impl GrantStore for SqliteStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A transition with fixed writes and a seal that succeeds or not.
+    struct Fixed {
+        reads: Reads,
+        writes: Vec<Write>,
+        seal_ok: bool,
+    }
+
+    #[async_trait]
+    impl Transition for Fixed {
+        fn reads(&self) -> Reads {
+            self.reads.clone()
+        }
+        fn decide(&self, _: &Snapshot) -> Result<Vec<Write>, GrantError> {
+            Ok(self.writes.clone())
+        }
+        async fn seal(&self, _: &[Applied]) -> Result<(), GrantError> {
+            if self.seal_ok {
+                Ok(())
+            } else {
+                Err(GrantError::Audit("the audit log is full".into()))
+            }
+        }
+    }
+
+    fn pending(user: &str) -> NewGrant {
+        NewGrant {
+            user: user.into(),
+            role: "web-ops".into(),
+            target: "web-01".into(),
+            reason: "INC-1".into(),
+            duration: Duration::from_secs(60),
+            state: GrantState::Pending,
+            break_glass: false,
+            requested_at: 100,
+            activated_at: None,
+            expires_at: None,
+        }
+    }
+
+    fn approve(id: i64, who: &str, activates: bool) -> Write {
+        Write::Change(Change {
+            grant_id: id,
+            expected: GrantState::Pending,
+            kind: ChangeKind::Approve {
+                approver: who.into(),
+                comment: None,
+                at: 110,
+                activates: activates.then_some((110, 170)),
+            },
+        })
+    }
+
+    fn fixed(writes: Vec<Write>, seal_ok: bool) -> Fixed {
+        Fixed {
+            reads: Reads::default(),
+            writes,
+            seal_ok,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_seal_rolls_back_and_the_store_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+        let done = store
+            .transact(&fixed(vec![Write::Insert(pending("alice"))], true))
+            .await
+            .unwrap();
+        let id = done[0].grant.id;
+        let rev = store.revision().await.unwrap();
+        let refused = store
+            .transact(&fixed(vec![approve(id, "bob", true)], false))
+            .await;
+        assert!(matches!(refused, Err(GrantError::Audit(_))), "{refused:?}");
+        let g = store.get(id).await.unwrap().unwrap();
+        assert_eq!(g.state, GrantState::Pending);
+        assert!(g.approvals.is_empty());
+        assert_eq!(store.revision().await.unwrap(), rev);
+        // The writer connection is clean: the next transaction goes through.
+        let done = store
+            .transact(&fixed(vec![approve(id, "bob", true)], true))
+            .await
+            .unwrap();
+        assert_eq!(done[0].grant.state, GrantState::Active);
+        assert_eq!(done[0].grant.approvals.len(), 1);
+        let changed = store.changed_since(rev).await.unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].state, GrantState::Active);
+    }
+
+    #[tokio::test]
+    async fn changes_are_compare_and_set_and_reads_see_the_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+        let id = store
+            .transact(&fixed(vec![Write::Insert(pending("alice"))], true))
+            .await
+            .unwrap()[0]
+            .grant
+            .id;
+        store
+            .transact(&fixed(vec![approve(id, "bob", true)], true))
+            .await
+            .unwrap();
+        let again = store
+            .transact(&fixed(vec![approve(id, "carol", true)], true))
+            .await;
+        assert!(
+            matches!(&again, Err(GrantError::Conflict(m)) if m.contains("not pending")),
+            "{again:?}"
+        );
+        let mut bg = pending("carol");
+        bg.break_glass = true;
+        bg.state = GrantState::Active;
+        bg.expires_at = Some(200);
+        store
+            .transact(&fixed(
+                vec![Write::Insert(bg.clone()), Write::Insert(bg)],
+                true,
+            ))
+            .await
+            .unwrap();
+        let seen = Fixed {
+            reads: Reads {
+                grant: Some(id),
+                break_glass_uses: Some(("carol".into(), 100)),
+                due: Some((1000, 3600)),
+            },
+            writes: vec![],
+            seal_ok: true,
+        };
+        let mut conn = store.writer().acquire().await.unwrap();
+        let snapshot = read(&mut conn, &seen.reads()).await.unwrap();
+        assert_eq!(snapshot.grant.unwrap().approvals.len(), 1);
+        assert_eq!(snapshot.break_glass_uses, 2);
+        assert_eq!(snapshot.due.len(), 3, "all three ended by t=1000");
+        drop(conn);
+        assert!(store.transact(&seen).await.unwrap().is_empty());
+        assert!(store.any_due(1000, 3600).await.unwrap());
+        assert!(!store.any_due(50, 3600).await.unwrap());
+    }
+}
