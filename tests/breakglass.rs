@@ -140,6 +140,15 @@ fn break_glass_opens_at_once_records_input_and_waits_for_someone_elses_review() 
         "carol",
     );
     assert_eq!(named.code(), 2, "{}", named.err());
+    // An account the policy does not map (root at the console) cannot review.
+    s.world.gatehouse.write_policy("main.toml", &s.policy);
+    let unmapped = run(
+        gh.command(&["review", "ack", &id, "--note", "root says fine"]),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(unmapped.code(), 126, "{}", unmapped.err());
+    assert!(unmapped.err().contains("not mapped"), "{}", unmapped.err());
     let other = review(
         &s,
         &["review", "ack", &id, "--note", "restart was the right call"],

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Every function here takes the time as an argument and does no I/O: what a request or a
-//! decision would change is computed as a value ([`NewGrant`], [`Change`]) that the store then
-//! applies atomically, refusing it if the grant moved meanwhile.
+//! decision would change is computed as a value ([`NewGrant`], [`Change`]). [`desk`] is the one
+//! place that turns such a value into a stored change: it computes it from what the store
+//! re-reads inside the write transaction, and commits only once the audit line is synced.
 
 pub mod desk;
 mod lifecycle;
