@@ -124,7 +124,7 @@ impl Event {
 
 /// How long a durable audit write may wait for the server's writer thread before the change
 /// it records is refused.
-pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The audit log could not take a record, so the change it describes was not made.
 #[derive(Debug, Clone, thiserror::Error)]
