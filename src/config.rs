@@ -72,6 +72,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// Limits that keep one user or one connection from exhausting the bastion.
     pub limits: LimitsConfig,
+    /// Penalties per source address for connections that end without logging in.
+    pub penalties: PenaltiesConfig,
     /// Break-glass limits.
     pub breakglass: BreakglassConfig,
     /// The hash-chained audit log.
@@ -154,7 +156,48 @@ pub struct LimitsConfig {
     pub max_channels_per_connection: usize,
     /// Seconds an unauthenticated connection may take to log in.
     pub login_grace: Duration,
+    /// An authenticated connection with no session channel in progress for this long is
+    /// closed. A running session, however quiet (a shell at its prompt), never counts as idle.
+    pub idle_timeout: Duration,
+    /// Authenticated connections one user may hold at once; the next login is refused with a
+    /// message saying so.
+    pub connections_per_user: usize,
+    /// On SIGTERM: how long live sessions are given, after being told, before they are closed.
+    pub shutdown_grace: Duration,
 }
+
+/// Penalties per source address (`[penalties]`), after OpenSSH's `PerSourcePenalties`.
+///
+/// A connection that ends without logging in adds time to its source address's penalty; once
+/// the penalty reaches `min`, new connections from that address are refused until it has run
+/// out. Time counts down continuously, so only a burst of failures (a scanner, a key exchange
+/// flood, password spraying) blocks an address; successful logins never add anything, so a
+/// burst of real logins from one NAT address is never throttled.
+#[derive(Debug, Clone)]
+pub struct PenaltiesConfig {
+    /// Whether penalties are applied at all.
+    pub enabled: bool,
+    /// Added for a connection that ended without trying to log in (a scan, a key exchange
+    /// flood).
+    pub noauth: Duration,
+    /// Added for a connection that ended after a failed login.
+    pub authfail: Duration,
+    /// Added for a connection that used up `[limits] login_grace`.
+    pub grace_exceeded: Duration,
+    /// The penalty an address must accumulate before its connections are refused.
+    pub min: Duration,
+    /// The longest penalty an address can accumulate.
+    pub max: Duration,
+    /// Source addresses (IPv4, IPv6 /64 blocks) tracked at once; beyond this, new addresses
+    /// are not penalised (a flood of spoofed sources cannot exhaust memory) and a warning is
+    /// logged.
+    pub max_sources: usize,
+    /// Networks never penalised: health checks, a trusted jump network.
+    pub exempt: Vec<crate::server::penalty::Network>,
+}
+
+/// The most `[limits] connections_per_user` may be.
+pub const CONNECTIONS_PER_USER_LIMIT: usize = 1_000_000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +217,8 @@ struct RawConfig {
     upstream: RawUpstream,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    penalties: RawPenalties,
     #[serde(default)]
     breakglass: RawBreakglass,
     #[serde(default)]
@@ -223,6 +268,23 @@ struct RawLimits {
     max_connections: Option<usize>,
     max_channels_per_connection: Option<usize>,
     login_grace: Option<String>,
+    idle_timeout: Option<String>,
+    connections_per_user: Option<usize>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPenalties {
+    enabled: Option<bool>,
+    noauth: Option<String>,
+    authfail: Option<String>,
+    grace_exceeded: Option<String>,
+    min: Option<String>,
+    max: Option<String>,
+    max_sources: Option<usize>,
+    #[serde(default)]
+    exempt: Vec<String>,
 }
 
 impl Config {
@@ -349,7 +411,19 @@ impl Config {
                 max_connections: raw.limits.max_connections.unwrap_or(10_000),
                 max_channels_per_connection: raw.limits.max_channels_per_connection.unwrap_or(10),
                 login_grace: dur("limits.login_grace", raw.limits.login_grace, "30s")?,
+                idle_timeout: positive(dur("limits.idle_timeout", raw.limits.idle_timeout, "10m")?)
+                    .ok_or_else(|| invalid("limits.idle_timeout: must be longer than 0s".into()))?,
+                connections_per_user: match raw.limits.connections_per_user.unwrap_or(100) {
+                    n @ 1..=CONNECTIONS_PER_USER_LIMIT => n,
+                    _ => {
+                        return Err(invalid(format!(
+                            "limits.connections_per_user: must be between 1 and {CONNECTIONS_PER_USER_LIMIT}"
+                        )));
+                    }
+                },
+                shutdown_grace: dur("limits.shutdown_grace", raw.limits.shutdown_grace, "30s")?,
             },
+            penalties: penalties(raw.penalties).map_err(invalid)?,
             audit_log: raw
                 .audit_log
                 .map(resolve)
@@ -365,6 +439,42 @@ impl Config {
         let _ = raw.http;
         Ok(config)
     }
+}
+
+/// `Some(d)` when `d` is longer than zero.
+fn positive(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// Reads `[penalties]`; a `min` above `max` would never block anything and is refused.
+fn penalties(raw: RawPenalties) -> Result<PenaltiesConfig, String> {
+    let d = |key: &str, value: Option<String>, default: &str| {
+        duration::parse(value.as_deref().unwrap_or(default)).map_err(|e| format!("{key}: {e}"))
+    };
+    let config = PenaltiesConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        noauth: d("penalties.noauth", raw.noauth, "1s")?,
+        authfail: d("penalties.authfail", raw.authfail, "5s")?,
+        grace_exceeded: d("penalties.grace_exceeded", raw.grace_exceeded, "10s")?,
+        min: d("penalties.min", raw.min, "15s")?,
+        max: d("penalties.max", raw.max, "10m")?,
+        max_sources: raw.max_sources.unwrap_or(65_536),
+        exempt: raw
+            .exempt
+            .iter()
+            .map(|text| {
+                text.parse()
+                    .map_err(|e| format!("penalties.exempt: {text:?}: {e}"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if config.min > config.max {
+        return Err("penalties.min: must not be longer than penalties.max".into());
+    }
+    if config.max_sources == 0 {
+        return Err("penalties.max_sources: must be at least 1".into());
+    }
+    Ok(config)
 }
 
 /// Makes a relative SQLite path in a store URL relative to the config directory.

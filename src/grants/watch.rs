@@ -26,10 +26,21 @@ pub struct GrantEnd {
     pub message: String,
 }
 
-/// Sessions waiting on grants, by grant id.
+/// The bastion is shutting down: what every live session is told, in two steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Shown on interactive sessions' terminals; the session goes on for the grace time.
+    Notice(String),
+    /// The session must close now, with this reason.
+    Close(String),
+}
+
+/// Sessions waiting on grants, by grant id, and the bastion's shutdown, which every session
+/// watches.
 #[derive(Default)]
 pub struct GrantWatch {
     senders: Mutex<HashMap<i64, watch::Sender<Option<GrantEnd>>>>,
+    shutdown: watch::Sender<Option<Shutdown>>,
 }
 
 impl GrantWatch {
@@ -49,6 +60,11 @@ impl GrantWatch {
         if let Some(sender) = senders.get(&grant_id) {
             let _ = sender.send(Some(end));
         }
+    }
+
+    /// Tells every session, live now or started later, that the bastion is shutting down.
+    pub fn shut_down(&self, phase: Shutdown) {
+        self.shutdown.send_replace(Some(phase));
     }
 
     /// Whether any session watches `grant_id`.
@@ -150,6 +166,9 @@ pub struct GrantLifetime {
     expires_at: Timestamp,
     warnings: Vec<i64>,
     ended: watch::Receiver<Option<GrantEnd>>,
+    interactive: bool,
+    shutdown: watch::Receiver<Option<Shutdown>>,
+    shutdown_noticed: bool,
 }
 
 /// Seconds before the end at which interactive sessions are warned.
@@ -179,43 +198,67 @@ impl GrantLifetime {
             expires_at,
             warnings,
             ended: watch.subscribe(grant_id),
+            interactive: warn,
+            shutdown: watch.shutdown.subscribe(),
+            shutdown_noticed: false,
+        }
+    }
+
+    /// The shutdown news this session has not acted on yet: the notice once (interactive
+    /// sessions only; an exec session's output is not interrupted), then the close.
+    fn shutdown_event(&mut self) -> Option<LifetimeEvent> {
+        match self.shutdown.borrow_and_update().clone()? {
+            Shutdown::Close(text) => Some(LifetimeEvent::End(text)),
+            Shutdown::Notice(text) if !self.shutdown_noticed => {
+                self.shutdown_noticed = true;
+                self.interactive.then_some(LifetimeEvent::Warning(text))
+            }
+            Shutdown::Notice(_) => None,
         }
     }
 
     /// Waits for the next warning or the end. Cancel-safe: state changes only when it returns.
     pub async fn next(&mut self) -> LifetimeEvent {
-        let already = self.ended.borrow().clone();
-        if let Some(end) = already {
-            return LifetimeEvent::End(end.message);
-        }
-        let next_warning = self.warnings.first().copied();
-        let warning_at = next_warning
-            .map(|w| self.expires_at - w)
-            .unwrap_or(i64::MAX);
-        tokio::select! {
-            () = sleep_until_unix(self.expires_at) => {
-                LifetimeEvent::End(end_message(self.grant_id, GrantState::Expired, None, None))
+        loop {
+            if let Some(event) = self.shutdown_event() {
+                return event;
             }
-            () = sleep_until_unix(warning_at), if next_warning.is_some() => {
-                let left = self.warnings.remove(0);
-                LifetimeEvent::Warning(format!(
-                    "grant {} expires in {}; the session will close then",
-                    self.grant_id,
-                    crate::duration::format(Duration::from_secs(left as u64))
-                ))
+            let already = self.ended.borrow().clone();
+            if let Some(end) = already {
+                return LifetimeEvent::End(end.message);
             }
-            changed = self.ended.changed() => {
-                let end = self.ended.borrow().clone();
-                match (changed, end) {
-                    (Ok(()), Some(end)) => LifetimeEvent::End(end.message),
-                    // The sender never goes away while we hold a receiver; if it does, nothing
-                    // more can be learned, so the end time is all that is left.
-                    _ => {
-                        sleep_until_unix(self.expires_at).await;
-                        LifetimeEvent::End(end_message(self.grant_id, GrantState::Expired, None, None))
+            let next_warning = self.warnings.first().copied();
+            let warning_at = next_warning
+                .map(|w| self.expires_at - w)
+                .unwrap_or(i64::MAX);
+            let event = tokio::select! {
+                () = sleep_until_unix(self.expires_at) => {
+                    LifetimeEvent::End(end_message(self.grant_id, GrantState::Expired, None, None))
+                }
+                () = sleep_until_unix(warning_at), if next_warning.is_some() => {
+                    let left = self.warnings.remove(0);
+                    LifetimeEvent::Warning(format!(
+                        "grant {} expires in {}; the session will close then",
+                        self.grant_id,
+                        crate::duration::format(Duration::from_secs(left as u64))
+                    ))
+                }
+                // The sender lives as long as the bastion; a closed one has nothing more to say.
+                Ok(()) = self.shutdown.changed() => continue,
+                changed = self.ended.changed() => {
+                    let end = self.ended.borrow().clone();
+                    match (changed, end) {
+                        (Ok(()), Some(end)) => LifetimeEvent::End(end.message),
+                        // The sender never goes away while we hold a receiver; if it does, nothing
+                        // more can be learned, so the end time is all that is left.
+                        _ => {
+                            sleep_until_unix(self.expires_at).await;
+                            LifetimeEvent::End(end_message(self.grant_id, GrantState::Expired, None, None))
+                        }
                     }
                 }
-            }
+            };
+            return event;
         }
     }
 }

@@ -14,6 +14,8 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, Verif
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 
 use super::auth::{self, Identity};
+use super::connection::ConnectionContext;
+use super::user_slots::UserSlot;
 use super::{channel, env};
 use crate::bastion::Bastion;
 
@@ -31,24 +33,26 @@ pub struct ConnectionHandler {
     identity: Option<Arc<Identity>>,
     channels: HashMap<ChannelId, ChannelState>,
     channels_opened: usize,
-    authenticated: Arc<tokio::sync::Notify>,
+    context: ConnectionContext,
+    /// The user's connection slot, held for as long as the connection lives.
+    slot: Option<UserSlot>,
+    /// Why a login that succeeded is refused anyway (over the per-user limit): sent as the
+    /// disconnect message once russh has answered the login.
+    refusal: Option<String>,
 }
 
 impl ConnectionHandler {
-    /// A handler for a new connection from `peer`.
-    /// `authenticated` is notified once the user has logged in (the login watchdog waits on it).
-    pub fn new(
-        bastion: Arc<Bastion>,
-        peer: Option<SocketAddr>,
-        authenticated: Arc<tokio::sync::Notify>,
-    ) -> ConnectionHandler {
+    /// A handler for a new connection described by `context`.
+    pub fn new(bastion: Arc<Bastion>, context: ConnectionContext) -> ConnectionHandler {
         ConnectionHandler {
             bastion,
-            peer,
+            peer: context.peer,
             identity: None,
             channels: HashMap::new(),
             channels_opened: 0,
-            authenticated,
+            context,
+            slot: None,
+            refusal: None,
         }
     }
 
@@ -66,29 +70,43 @@ impl ConnectionHandler {
         result: Result<(Arc<crate::policy::User>, auth::Method), String>,
         login: &str,
     ) -> Auth {
-        match result {
-            Ok((user, method)) => {
-                self.bastion.events.emit(Event {
-                    user: Some(user.name.clone()),
-                    detail: Some(serde_json::json!({
-                        "peer": self.peer.map(|p| p.to_string()),
-                        "method": method.to_string(),
-                    })),
-                    ..Event::new(EventKind::Login)
-                });
-                self.identity = Some(Arc::new(Identity {
-                    user,
-                    method,
-                    peer: self.peer,
-                }));
-                self.authenticated.notify_one();
-                Auth::Accept
-            }
+        let (user, method) = match result {
+            Ok(pair) => pair,
             Err(why) => {
+                self.context.outcome.failed_attempt();
                 self.login_refused(login, why);
-                Self::publickey_only()
+                return Self::publickey_only();
+            }
+        };
+        // Logged in: never penalised, whatever happens next.
+        self.context.outcome.logged_in();
+        self.context.authenticated.notify_one();
+        match self.context.user_slots.take(&user.name) {
+            Ok(slot) => self.slot = Some(slot),
+            Err(over) => {
+                // The login itself succeeded: answer it, then disconnect with the reason
+                // (`auth_succeeded`), which the client shows, rather than a bare "Permission
+                // denied" that would send the user looking at their keys.
+                let why = format!("too many connections for {} ({over})", user.name);
+                self.login_refused(login, why.clone());
+                self.refusal = Some(format!("gatehouse: {why}"));
+                return Auth::Accept;
             }
         }
+        self.bastion.events.emit(Event {
+            user: Some(user.name.clone()),
+            detail: Some(serde_json::json!({
+                "peer": self.peer.map(|p| p.to_string()),
+                "method": method.to_string(),
+            })),
+            ..Event::new(EventKind::Login)
+        });
+        self.identity = Some(Arc::new(Identity {
+            user,
+            method,
+            peer: self.peer,
+        }));
+        Auth::Accept
     }
 
     /// Answers a request that starts the channel: the first one wins, the rest are refused.
@@ -138,6 +156,8 @@ impl russh::server::Handler for ConnectionHandler {
     }
 
     async fn auth_password(&mut self, _user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        // Passwords are never accepted; trying one is a failed login.
+        self.context.outcome.failed_attempt();
         Ok(Self::publickey_only())
     }
 
@@ -152,9 +172,19 @@ impl russh::server::Handler for ConnectionHandler {
         match auth::by_key(&policy, user, offer.public_key) {
             Ok(_) => return Ok(Auth::Accept),
             Err(_) if !self.bastion.trusted_user_cas.is_empty() => return Ok(Auth::Accept),
-            Err(why) => self.login_refused(user, why),
+            Err(why) => {
+                self.context.outcome.failed_attempt();
+                self.login_refused(user, why);
+            }
         }
         Ok(Self::publickey_only())
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        if let Some(why) = &self.refusal {
+            session.disconnect(russh::Disconnect::TooManyConnections, why, "en")?;
+        }
+        Ok(())
     }
 
     async fn auth_publickey(
@@ -195,12 +225,23 @@ impl russh::server::Handler for ConnectionHandler {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
         }
+        // Counted from here until the channel's task ends: the idle timeout and the shutdown
+        // drain wait on it. None once the bastion is shutting down.
+        let Some(counted) = self.context.drain.start_channel(&self.context.activity) else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
         self.channels_opened += 1;
         self.channels.insert(channel.id(), ChannelState::default());
         reply.accept().await;
         let task =
             channel::SessionChannel::new(self.bastion.clone(), identity, channel, session.handle());
-        tokio::spawn(task.run());
+        tokio::spawn(async move {
+            let _counted = counted;
+            task.run().await;
+        });
         Ok(())
     }
 

@@ -9,51 +9,39 @@ pub mod breakglass;
 pub mod bridge;
 pub mod channel;
 pub mod command;
+pub mod connection;
 pub mod dial;
+pub mod drain;
 pub mod env;
 pub mod handler;
 pub mod line_editor;
+pub mod penalty;
 pub mod record;
 pub mod session;
 pub mod shell;
+pub mod transport;
+pub mod user_slots;
 pub mod verbs;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use russh::keys::PrivateKey;
-use russh::{MethodKind, MethodSet};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{error, info, warn};
 
 use crate::bastion::Bastion;
+use connection::{ChannelActivity, ConnectionContext, LoginOutcome};
+use drain::Drain;
+use penalty::{Admission, Penalties};
+use user_slots::UserSlots;
 
-/// The russh server configuration Gatehouse runs with.
-pub fn ssh_config(host_key: PrivateKey) -> Arc<russh::server::Config> {
-    let mut methods = MethodSet::empty();
-    methods.push(MethodKind::PublicKey);
-    Arc::new(russh::server::Config {
-        server_id: russh::SshId::Standard(
-            format!("SSH-2.0-Gatehouse_{}", env!("CARGO_PKG_VERSION")).into(),
-        ),
-        methods,
-        keys: vec![host_key],
-        auth_rejection_time: Duration::from_millis(300),
-        auth_rejection_time_initial: Some(Duration::ZERO),
-        max_auth_attempts: 6,
-        // Sessions live as long as their grant; dead peers are found by keepalives instead.
-        inactivity_timeout: None,
-        keepalive_interval: Some(Duration::from_secs(30)),
-        keepalive_max: 3,
-        window_size: 8 * 1024 * 1024,
-        maximum_packet_size: 32 * 1024,
-        nodelay: true,
-        ..russh::server::Config::default()
-    })
-}
+pub use transport::ssh_config;
 
-/// Serves SSH on `listener` until `shutdown` resolves.
+/// Serves SSH on `listener` until `shutdown` resolves, then drains: no new connections, live
+/// sessions told and given `[limits] shutdown_grace`, the rest closed with their ends recorded
+/// (see [`drain`]). Returns once every session has ended.
 pub async fn serve(
     bastion: Arc<Bastion>,
     listener: TcpListener,
@@ -63,7 +51,9 @@ pub async fn serve(
     let active = Arc::new(AtomicUsize::new(0));
     spawn_memory_return(active.clone());
     let max = bastion.config.limits.max_connections;
-    let grace = bastion.config.limits.login_grace;
+    let penalties = Arc::new(Penalties::new(bastion.config.penalties.clone()));
+    let drain = Drain::new();
+    let user_slots = UserSlots::new(bastion.config.limits.connections_per_user);
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
@@ -77,10 +67,16 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => {
-                info!("shutting down");
-                return Ok(());
+                info!("shutting down: no longer accepting connections");
+                break;
             }
         };
+        if let Admission::Refuse(left) = penalties.admit(peer.ip(), Instant::now()) {
+            tracing::debug!(%peer, left = ?left, "connection refused: its source address is penalised");
+            // As OpenSSH does, say so instead of sending the banner; never wait for the peer.
+            let _ = socket.try_write(penalty::REFUSAL_LINE);
+            continue;
+        }
         if active.load(Ordering::Relaxed) >= max {
             warn!(%peer, max, "connection refused: too many connections");
             drop(socket);
@@ -89,40 +85,71 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         active.fetch_add(1, Ordering::Relaxed);
         let guard = ActiveGuard(active.clone());
-        let bastion = bastion.clone();
-        let config = config.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let authenticated = Arc::new(tokio::sync::Notify::new());
-            let handler =
-                handler::ConnectionHandler::new(bastion, Some(peer), authenticated.clone());
-            let running = match russh::server::run_stream(config, socket, handler).await {
-                Ok(running) => running,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "handshake failed");
-                    return;
-                }
-            };
-            let connection = running.handle();
-            let watchdog = tokio::spawn(async move {
-                if tokio::time::timeout(grace, authenticated.notified())
-                    .await
-                    .is_err()
-                {
-                    let _ = connection
-                        .disconnect(
-                            russh::Disconnect::ByApplication,
-                            "login took too long".into(),
-                            "en".into(),
-                        )
-                        .await;
-                }
-            });
+        let context = ConnectionContext {
+            peer: Some(peer),
+            authenticated: Arc::new(tokio::sync::Notify::new()),
+            outcome: Arc::new(LoginOutcome::default()),
+            activity: ChannelActivity::new(),
+            drain: drain.clone(),
+            user_slots: user_slots.clone(),
+        };
+        tokio::spawn(run_connection(
+            bastion.clone(),
+            config.clone(),
+            socket,
+            peer,
+            context,
+            penalties.clone(),
+            guard,
+        ));
+    }
+    drop(listener);
+    drain::run(&bastion, &drain).await;
+    Ok(())
+}
+
+/// Runs one client connection to its end, then adds its penalty, if any.
+async fn run_connection(
+    bastion: Arc<Bastion>,
+    config: Arc<russh::server::Config>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    context: ConnectionContext,
+    penalties: Arc<Penalties>,
+    _guard: ActiveGuard,
+) {
+    let limits = &bastion.config.limits;
+    let (grace, idle) = (limits.login_grace, limits.idle_timeout);
+    let outcome = context.outcome.clone();
+    let handler = handler::ConnectionHandler::new(bastion.clone(), context.clone());
+    // The client's version line is read before russh returns: a silent peer gets the login
+    // grace time for that too.
+    match tokio::time::timeout(grace, russh::server::run_stream(config, socket, handler)).await {
+        Err(_) => outcome.grace_exceeded(),
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "handshake failed"),
+        Ok(Ok(running)) => {
+            let handle = running.handle();
+            let _registered = context.drain.register(handle.clone(), outcome.clone());
+            let supervisor = tokio::spawn(connection::supervise(handle, context, grace, idle));
             if let Err(e) = running.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            watchdog.abort();
-        });
+            supervisor.abort();
+        }
+    }
+    let ending = outcome.ending();
+    match penalties.record(peer.ip(), ending, Instant::now()) {
+        Ok(None) => {}
+        Ok(Some(activated)) => warn!(
+            source = %activated.source,
+            refused_for = %crate::duration::format(activated.refused_for),
+            last = %ending,
+            "source address penalised: refusing its connections (too many ended without a login)"
+        ),
+        Err(penalty::Overflow) => warn!(
+            %peer,
+            "penalty table full: this source address is not penalised (raise [penalties] max_sources?)"
+        ),
     }
 }
 

@@ -209,10 +209,12 @@ pub fn client_config(trust: &HostTrust) -> Arc<client::Config> {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 3,
+        // The server side's key exchanges, MACs and compression: no DH group under 3072 bits,
+        // encrypt-then-MAC only, no compression.
         preferred: russh::Preferred {
             cipher: Cow::Borrowed(CIPHERS),
             host_key_certificates: Cow::Borrowed(host_key_certificates),
-            ..russh::Preferred::default()
+            ..crate::server::transport::preferred()
         },
         ..Default::default()
     })

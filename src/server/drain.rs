@@ -1,0 +1,212 @@
+//! Shutting down without losing evidence (SIGTERM).
+//!
+//! The listener is closed first, so nothing new arrives. Live sessions are told on their
+//! terminal and given `[limits] shutdown_grace` to finish; those still running then are closed
+//! the way a revoked grant closes them, which writes each session's end to the index and its
+//! `session.ended` line to the audit log. Only when every session channel has finished are the
+//! remaining connections disconnected, and only then does `serve` return and flush the audit log.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use super::connection::ChannelActivity;
+use crate::bastion::Bastion;
+use crate::grants::watch::Shutdown;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    draining: bool,
+    channels: usize,
+}
+
+/// The bastion-wide count of session channels in progress, and the live connections.
+#[derive(Default)]
+pub struct Drain {
+    counts: watch::Sender<Counts>,
+    connections: Mutex<HashMap<u64, (russh::server::Handle, Arc<super::connection::LoginOutcome>)>>,
+    next_id: AtomicU64,
+}
+
+/// A session channel in progress; counted until dropped (even when its task panics).
+pub struct ChannelTask {
+    drain: Arc<Drain>,
+    activity: Arc<ChannelActivity>,
+}
+
+impl Drop for ChannelTask {
+    fn drop(&mut self) {
+        self.activity.finished();
+        self.drain
+            .counts
+            .send_modify(|c| c.channels = c.channels.saturating_sub(1));
+    }
+}
+
+/// A connection registered for the final disconnect; unregistered when dropped.
+pub struct Registered {
+    drain: Arc<Drain>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.drain
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+impl Drain {
+    /// Nothing running yet.
+    pub fn new() -> Arc<Drain> {
+        Arc::new(Drain::default())
+    }
+
+    /// Counts a new session channel on a connection, or refuses it (`None`) once shutting down.
+    pub fn start_channel(self: &Arc<Self>, activity: &Arc<ChannelActivity>) -> Option<ChannelTask> {
+        let mut admitted = false;
+        self.counts.send_if_modified(|c| {
+            if c.draining {
+                return false;
+            }
+            c.channels += 1;
+            admitted = true;
+            true
+        });
+        if !admitted {
+            return None;
+        }
+        activity.started();
+        Some(ChannelTask {
+            drain: self.clone(),
+            activity: activity.clone(),
+        })
+    }
+
+    /// Whether the bastion is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.counts.borrow().draining
+    }
+
+    /// Session channels in progress now.
+    pub fn channels(&self) -> usize {
+        self.counts.borrow().channels
+    }
+
+    /// Registers a connection so that the end of the drain can disconnect it.
+    pub fn register(
+        self: &Arc<Self>,
+        handle: russh::server::Handle,
+        outcome: Arc<super::connection::LoginOutcome>,
+    ) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, (handle, outcome));
+        Registered {
+            drain: self.clone(),
+            id,
+        }
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Refuses new session channels from now on.
+    fn begin(&self) {
+        self.counts.send_modify(|c| c.draining = true);
+    }
+
+    /// Waits until no session channel is in progress, at most `limit`; whether they all ended.
+    async fn settled(&self, limit: Duration) -> bool {
+        let mut counts = self.counts.subscribe();
+        tokio::time::timeout(limit, counts.wait_for(|c| c.channels == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Disconnects every connection still open, and waits at most `limit` for them to go.
+    async fn disconnect_all(&self, text: &str, limit: Duration) {
+        let open: Vec<_> = self
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for (handle, outcome) in open {
+            outcome.closed_by_bastion();
+            let _ = handle
+                .disconnect(
+                    russh::Disconnect::ByApplication,
+                    text.to_owned(),
+                    "en".into(),
+                )
+                .await;
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// How long closed sessions get to write their ends: a session still setting up may be waiting
+/// for a target's start-up slot and its connect timeout before it notices that it was closed.
+fn close_bound(bastion: &Bastion) -> Duration {
+    bastion.config.upstream.connect_timeout
+        + bastion.config.upstream.startup_wait
+        + Duration::from_secs(10)
+}
+
+/// Drains the bastion after the listener has been closed; see the module documentation.
+pub async fn run(bastion: &Bastion, drain: &Drain) {
+    let grace = bastion.config.limits.shutdown_grace;
+    drain.begin();
+    info!(
+        sessions = drain.channels(),
+        connections = drain.connections(),
+        grace = %crate::duration::format(grace),
+        "shutting down: no new connections or sessions; live sessions have the grace time to finish"
+    );
+    let mut settled = drain.channels() == 0;
+    if !settled && !grace.is_zero() {
+        bastion.watch.shut_down(Shutdown::Notice(format!(
+            "the bastion is shutting down; this session will be closed in {}",
+            crate::duration::format(grace)
+        )));
+        settled = drain.settled(grace).await;
+    }
+    if !settled {
+        info!(
+            sessions = drain.channels(),
+            "closing the sessions still running"
+        );
+        bastion
+            .watch
+            .shut_down(Shutdown::Close("the bastion is shutting down".to_owned()));
+        if !drain.settled(close_bound(bastion)).await {
+            error!(
+                sessions = drain.channels(),
+                "sessions did not finish closing; their ends may be missing from the index"
+            );
+        }
+    }
+    drain
+        .disconnect_all("the bastion is shutting down", Duration::from_secs(5))
+        .await;
+    info!("all sessions and connections closed");
+}
