@@ -94,6 +94,9 @@ gh_init() { # DIR PORT
   local conf=$1/gatehouse.toml
   grep -q '^listen *=' "$conf" || die "no listen line in $conf"
   sed -i "s|^listen *=.*|listen   = \"$BIND_ADDR:$2\"|" "$conf"
+  # One bench user holds every session of the concurrency run.
+  grep -q '^connections_per_user *=' "$conf" || die "no [limits] connections_per_user line in $conf"
+  sed -i "s|^connections_per_user *=.*|connections_per_user = 100000   # bench: one user holds every session|" "$conf"
 }
 gh_init "$GH" "$BASTION_PORT"
 "$GATEHOUSE_BIN" ca public-key --config "$GH/gatehouse.toml" > "$ETC/gatehouse_user_ca.pub"

@@ -271,3 +271,40 @@ async fn sleep_until_unix(at: Timestamp) {
     let target = Duration::from_secs(at.max(0) as u64);
     tokio::time::sleep(target.saturating_sub(now)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_notices_interactive_sessions_then_closes_every_session() {
+        let watch = GrantWatch::default();
+        let now = crate::grants::now();
+        let mut shell = GrantLifetime::new(&watch, 1, now + 3600, true, now);
+        let mut exec = GrantLifetime::new(&watch, 2, now + 3600, false, now);
+        watch.shut_down(Shutdown::Notice("closing in 30s".into()));
+        assert_eq!(
+            shell.next().await,
+            LifetimeEvent::Warning("closing in 30s".into())
+        );
+        // The notice is shown once; an exec session's output is not interrupted by it.
+        let quiet = Duration::from_millis(50);
+        assert!(tokio::time::timeout(quiet, shell.next()).await.is_err());
+        assert!(tokio::time::timeout(quiet, exec.next()).await.is_err());
+        watch.shut_down(Shutdown::Close("shutting down".into()));
+        assert_eq!(
+            shell.next().await,
+            LifetimeEvent::End("shutting down".into())
+        );
+        assert_eq!(
+            exec.next().await,
+            LifetimeEvent::End("shutting down".into())
+        );
+        // A session that starts after the close is closed at once.
+        let mut late = GrantLifetime::new(&watch, 3, now + 3600, true, now);
+        assert_eq!(
+            late.next().await,
+            LifetimeEvent::End("shutting down".into())
+        );
+    }
+}
