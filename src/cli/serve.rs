@@ -14,8 +14,10 @@ use crate::config::Config;
 use crate::events::{AuditRecorder, AuditedDeliveries, Event, EventKind, Events};
 use crate::{keys, policy, server, store};
 
-/// Starts the bastion and runs it until SIGINT or SIGTERM. Missing keys and the database are
-/// created on the way, and each creation is logged.
+/// Starts the bastion and runs it until SIGINT or SIGTERM, then drains it (live sessions are
+/// told, given `[limits] shutdown_grace`, and closed with their ends recorded; see
+/// [`server::drain`]) and flushes the audit log. Missing keys and the database are created on
+/// the way, and each creation is logged.
 pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,7 +95,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     spawn_reload_on_hangup(bastion.clone());
     let ssh = server::ssh_config(host_key);
     server::serve(bastion.clone(), listener, ssh, shutdown_signal()).await?;
-    // Sessions may still hold the bastion; what has been queued so far is written before exit.
+    // Every session has ended by now (or was given up on after the drain's bound, which is
+    // logged); what has been queued so far is written before exit.
     bastion.events.flush();
     dispatcher.shutdown().await;
     drop(audit_thread);

@@ -68,9 +68,13 @@ pub struct Activated {
     pub refused_for: Duration,
 }
 
-/// What happened to a table that was full when a new source needed an entry.
+/// The table was full when a new source needed an entry, so that source went unpenalised.
+/// Reported at most once per [`OVERFLOW_REPORT_INTERVAL`], so that a flood cannot flood the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
+
+/// How often a full table is reported.
+pub const OVERFLOW_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// An IP network such as `10.0.0.0/8` or `2001:db8::/32`; a bare address is a single host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +173,7 @@ struct Entry {
 pub struct Penalties {
     config: PenaltiesConfig,
     table: Mutex<HashMap<IpAddr, Entry>>,
+    overflow_reported: Mutex<Option<Instant>>,
 }
 
 impl Penalties {
@@ -177,6 +182,7 @@ impl Penalties {
         Penalties {
             config,
             table: Mutex::new(HashMap::new()),
+            overflow_reported: Mutex::new(None),
         }
     }
 
@@ -202,7 +208,8 @@ impl Penalties {
     }
 
     /// Adds the penalty for a connection from `ip` that ended as `ending`. Returns the penalty
-    /// when this made it enforced (to be logged once), or the overflow when the table was full.
+    /// when this made it enforced (to be logged once), or the overflow when the table was full
+    /// (to be logged; at most once per [`OVERFLOW_REPORT_INTERVAL`]).
     pub fn record(
         &self,
         ip: IpAddr,
@@ -223,6 +230,15 @@ impl Penalties {
         if !table.contains_key(&block) && table.len() >= self.config.max_sources {
             table.retain(|_, e| e.until > now);
             if table.len() >= self.config.max_sources {
+                drop(table);
+                let mut reported = self
+                    .overflow_reported
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if reported.is_some_and(|at| now.duration_since(at) < OVERFLOW_REPORT_INTERVAL) {
+                    return Ok(None);
+                }
+                *reported = Some(now);
                 return Err(Overflow);
             }
         }
@@ -380,6 +396,8 @@ mod tests {
             p.record(ip("192.0.2.200"), Ending::NoLogin, t0),
             Err(Overflow)
         );
+        // Reported once, not once per connection.
+        assert_eq!(p.record(ip("192.0.2.201"), Ending::NoLogin, t0), Ok(None));
         // Known sources are still penalised.
         assert!(p.record(ip("192.0.2.1"), Ending::NoLogin, t0).is_ok());
         let later = t0 + Duration::from_secs(3);
