@@ -90,11 +90,6 @@ impl Drain {
         })
     }
 
-    /// Whether the bastion is shutting down.
-    pub fn is_draining(&self) -> bool {
-        self.counts.borrow().draining
-    }
-
     /// Session channels in progress now.
     pub fn channels(&self) -> usize {
         self.counts.borrow().channels

@@ -124,13 +124,15 @@ async fn run_connection(
     let handler = handler::ConnectionHandler::new(bastion.clone(), context.clone());
     // The client's version line is read before russh returns: a silent peer gets the login
     // grace time for that too.
+    let started = Instant::now();
     match tokio::time::timeout(grace, russh::server::run_stream(config, socket, handler)).await {
         Err(_) => outcome.grace_exceeded(),
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "handshake failed"),
         Ok(Ok(running)) => {
             let handle = running.handle();
             let _registered = context.drain.register(handle.clone(), outcome.clone());
-            let supervisor = tokio::spawn(connection::supervise(handle, context, grace, idle));
+            let left = grace.saturating_sub(started.elapsed());
+            let supervisor = tokio::spawn(connection::supervise(handle, context, left, idle));
             if let Err(e) = running.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -269,10 +269,6 @@ impl Penalties {
         self.table.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
-
-/// The unspecified IPv4 address, for connections whose peer address is unknown: they share
-/// one penalty, which fails closed rather than exempting them.
-pub const UNKNOWN_SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 #[cfg(test)]
 mod tests {
