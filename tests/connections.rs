@@ -358,3 +358,59 @@ fn sigterm_tells_live_sessions_waits_the_grace_time_and_records_every_end() {
     );
     assert_eq!(out.code(), 0, "{}{}", out.out(), out.err());
 }
+
+/// A second SIGTERM during the grace time closes the live sessions at once, still recording
+/// their ends.
+#[test]
+fn a_second_sigterm_closes_sessions_without_waiting_out_the_grace_time() {
+    let (mut world, alice, _bob) = world("[limits]\nshutdown_grace = \"10m\"\n");
+    let gh = &world.gatehouse;
+    let mut shell = Live::spawn(gh.ssh_command(&alice, &["-tt"], &["web-01"]));
+    shell.send("echo ready-$((6*7))\n");
+    shell.wait_for_text("ready-42", Duration::from_secs(30));
+    let term = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let pid = gh.pid();
+    term(pid);
+    shell.wait_for_text(
+        "this session will be closed in 10m",
+        Duration::from_secs(10),
+    );
+    term(pid);
+    // Far sooner than ten minutes.
+    assert_eq!(
+        shell.wait(Duration::from_secs(60)),
+        Some(126),
+        "{}",
+        shell.text()
+    );
+    assert!(
+        shell
+            .text()
+            .contains("gatehouse: the bastion is shutting down: closing the session"),
+        "{}",
+        shell.text()
+    );
+    world.gatehouse.stop(false);
+    let gh = &world.gatehouse;
+    let out = run(
+        gh.command(&["sessions", "list", "--json"]),
+        b"",
+        Duration::from_secs(30),
+    );
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&out.out()).unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(sessions[0]["ended_at"].is_i64(), "{}", sessions[0]);
+    assert!(
+        audit_lines(gh)
+            .iter()
+            .any(|l| l["event"] == "session.ended" && l["session_id"] == sessions[0]["id"])
+    );
+}

@@ -15,8 +15,8 @@ use crate::events::{AuditRecorder, AuditedDeliveries, Event, EventKind, Events};
 use crate::{keys, policy, server, store};
 
 /// Starts the bastion and runs it until SIGINT or SIGTERM, then drains it (live sessions are
-/// told, given `[limits] shutdown_grace`, and closed with their ends recorded; see
-/// [`server::drain`]) and flushes the audit log. Missing keys and the database are created on
+/// told, given `[limits] shutdown_grace` or until a second signal, and closed with their ends
+/// recorded; see [`server::drain`]) and flushes the audit log. Missing keys and the database are created on
 /// the way, and each creation is logged.
 pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -94,7 +94,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     info!(listen = %listener.local_addr()?, "gatehouse is ready");
     spawn_reload_on_hangup(bastion.clone());
     let ssh = server::ssh_config(host_key);
-    server::serve(bastion.clone(), listener, ssh, shutdown_signal()).await?;
+    server::serve(bastion.clone(), listener, ssh, shutdown_signal).await?;
     // Every session has ended by now (or was given up on after the drain's bound, which is
     // logged); what has been queued so far is written before exit.
     bastion.events.flush();

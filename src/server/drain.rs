@@ -168,7 +168,9 @@ fn close_bound(bastion: &Bastion) -> Duration {
 }
 
 /// Drains the bastion after the listener has been closed; see the module documentation.
-pub async fn run(bastion: &Bastion, drain: &Drain) {
+/// `hurry` (a second signal) cuts the grace time short: the sessions are closed at once, with
+/// their ends recorded all the same.
+pub async fn run(bastion: &Bastion, drain: &Drain, hurry: impl std::future::Future<Output = ()>) {
     let grace = bastion.config.limits.shutdown_grace;
     drain.begin();
     info!(
@@ -183,7 +185,10 @@ pub async fn run(bastion: &Bastion, drain: &Drain) {
             "the bastion is shutting down; this session will be closed in {}",
             crate::duration::format(grace)
         )));
-        settled = drain.settled(grace).await;
+        tokio::select! {
+            done = drain.settled(grace) => settled = done,
+            () = hurry => info!("asked again: not waiting for the rest of the grace time"),
+        }
     }
     if !settled {
         info!(

@@ -39,22 +39,28 @@ use user_slots::UserSlots;
 
 pub use transport::ssh_config;
 
-/// Serves SSH on `listener` until `shutdown` resolves, then drains: no new connections, live
-/// sessions told and given `[limits] shutdown_grace`, the rest closed with their ends recorded
-/// (see [`drain`]). Returns once every session has ended.
-pub async fn serve(
+/// Serves SSH on `listener` until the future made by `shutdown` resolves, then drains: no new
+/// connections, live sessions told and given `[limits] shutdown_grace`, the rest closed with
+/// their ends recorded (see [`drain`]). A second `shutdown` during the grace time closes the
+/// sessions at once, still recording their ends. Returns once every session has ended.
+pub async fn serve<F, Fut>(
     bastion: Arc<Bastion>,
     listener: TcpListener,
     config: Arc<russh::server::Config>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let first = shutdown();
     let active = Arc::new(AtomicUsize::new(0));
     spawn_memory_return(active.clone());
     let max = bastion.config.limits.max_connections;
     let penalties = Arc::new(Penalties::new(bastion.config.penalties.clone()));
     let drain = Drain::new();
     let user_slots = UserSlots::new(bastion.config.limits.connections_per_user);
-    tokio::pin!(shutdown);
+    tokio::pin!(first);
     loop {
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -66,7 +72,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => {
+            () = &mut first => {
                 info!("shutting down: no longer accepting connections");
                 break;
             }
@@ -104,7 +110,7 @@ pub async fn serve(
         ));
     }
     drop(listener);
-    drain::run(&bastion, &drain).await;
+    drain::run(&bastion, &drain, shutdown()).await;
     Ok(())
 }
 
