@@ -17,6 +17,7 @@ pub mod config;
 pub mod duration;
 pub mod events;
 pub mod grants;
+pub mod health;
 pub mod keys;
 pub mod logging;
 pub mod policy;

@@ -3,6 +3,7 @@
 //! SQLite (WAL mode) is the embedded default. Migrations are applied when the store opens, so a
 //! fresh data directory needs no setup step.
 
+mod monitor;
 pub mod sessions;
 mod sqlite;
 

@@ -1,6 +1,9 @@
 //! The session index: who was where, when, for how long, with what result, and which recording
 //! (with its hash) shows it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -106,6 +109,45 @@ pub trait SessionIndex: Send + Sync {
     async fn acknowledge(&self, session_id: &str, review: &Review) -> Result<(), StoreError>;
 }
 
+/// First wait before a failed [`SessionIndex::ended`] is tried again; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+
+/// Longest wait between two tries of [`SessionIndex::ended`].
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Completes a session's row (its end and its recording's hash: the evidence) in the
+/// background, trying again with backoff until the write lands, so a lock or a full disk at the
+/// moment a session ends never leaves a row without its end. The session does not wait for it.
+/// Returns the task, which ends once the row is complete.
+pub fn complete_in_background(
+    index: Arc<dyn SessionIndex>,
+    id: String,
+    end: SessionEnd,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut wait = RETRY_FIRST;
+        let mut tries: u32 = 0;
+        loop {
+            tries += 1;
+            match index.ended(&id, &end).await {
+                Ok(()) => {
+                    if tries > 1 {
+                        tracing::info!(session = %id, tries, "the session's end is in the index");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(session = %id, tries, error = %e, retry_in = ?wait,
+                        "the session's end could not be indexed; trying again");
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY_MAX);
+        }
+    })
+}
+
 fn from_row(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
     Ok(SessionRecord {
         id: row.try_get("id")?,
@@ -145,7 +187,8 @@ impl SessionIndex for SqliteStore {
         .bind(s.started_at)
         .bind(&s.recording)
         .execute(self.writer())
-        .await?;
+        .await
+        .inspect_err(|e| self.report_fault(format!("a session could not be indexed: {e}")))?;
         Ok(())
     }
 
@@ -161,7 +204,8 @@ impl SessionIndex for SqliteStore {
         .bind(&end.sha256)
         .bind(id)
         .execute(self.writer())
-        .await?;
+        .await
+        .inspect_err(|e| self.report_fault(format!("a session's end could not be indexed: {e}")))?;
         Ok(())
     }
 

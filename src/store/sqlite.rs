@@ -1,14 +1,29 @@
 //! The SQLite store.
+//!
+//! # A failed write leaves no trace on the connection
+//!
+//! sqlx counts transaction depth per connection and only lowers the count when `COMMIT` or
+//! `ROLLBACK` succeeds. When a write fails with a full disk, an I/O error or a lock, SQLite
+//! itself may already have rolled the transaction back; the `ROLLBACK` that sqlx then sends
+//! when the `Transaction` is dropped fails ("no transaction is active"), the count stays at 1,
+//! and the connection goes back to the pool looking healthy. Every later `begin_with` on it
+//! fails with "attempted to call begin_with at non-zero transaction depth", for good. The pools
+//! here therefore check each connection as it comes back (after the queued rollback has run)
+//! and as it is handed out, and discard any that is still inside a transaction; the pool opens
+//! a fresh one, and the failure is reported to the store's health.
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
+use sqlx::Connection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use super::StoreError;
+use crate::health::{Component, Health};
 
 /// Schema versions, applied in order inside one transaction each.
 const MIGRATIONS: &[&str] = &[
@@ -30,6 +45,29 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
     path: PathBuf,
+    /// Device and inode of the file opened, so a file deleted or replaced under the running
+    /// bastion is noticed (its connections would go on writing to the unlinked file).
+    identity: Option<FileId>,
+    /// Where faults are reported, once the bastion has set it (see [`SqliteStore::monitor`]).
+    health: Arc<OnceLock<Health>>,
+}
+
+/// Device and inode number of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The file now at `path`, if any.
+    pub(super) fn of(path: &Path) -> std::io::Result<FileId> {
+        let meta = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
 }
 
 impl SqliteStore {
@@ -50,24 +88,22 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5))
-            .foreign_keys(true);
-        // A burst of session starts queues briefly for a connection, which is expected and not
-        // worth a warning.
-        let slow = std::time::Duration::from_secs(5);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_slow_threshold(slow)
+            .foreign_keys(true)
+            // The database file is never memory-mapped: a mapped file that another process
+            // truncates, or whose pages cannot be backed (a full tmpfs), kills the process
+            // with SIGBUS instead of returning an error.
+            .pragma("mmap_size", "0");
+        let health: Arc<OnceLock<Health>> = Arc::default();
+        let writer = pool_options(1, &health)
             .connect_with(options.clone())
             .await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_slow_threshold(slow)
-            .connect_with(options)
-            .await?;
+        let pool = pool_options(8, &health).connect_with(options).await?;
         let store = SqliteStore {
             pool,
             writer,
             path: path.to_owned(),
+            identity: FileId::of(path).ok(),
+            health,
         };
         store.migrate().await?;
         Ok(store)
@@ -76,6 +112,24 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Device and inode of the file this store opened.
+    pub(super) fn identity(&self) -> Option<FileId> {
+        self.identity
+    }
+
+    /// Reports a store fault to the bastion's health, if it is watching.
+    pub(super) fn report_fault(&self, reason: String) {
+        match self.health.get() {
+            Some(health) => health.fault(Component::Store, reason),
+            None => tracing::error!(%reason, "store fault"),
+        }
+    }
+
+    /// Starts reporting this store's faults to `health` (once; later calls keep the first).
+    pub(super) fn watch_with(&self, health: &Health) {
+        let _ = self.health.set(health.clone());
     }
 
     /// The read-only connections, for the store's own modules' queries.
@@ -93,10 +147,28 @@ impl SqliteStore {
     /// Begins a write transaction on the writer connection with `BEGIN IMMEDIATE`: it takes
     /// the database's write lock at once, so a read inside it can never be outdated by a
     /// commit from another process (the operator CLI) before it writes.
+    ///
+    /// Whatever happens to the transaction (commit, rollback, an error, a drop half-way), the
+    /// connection goes back to the pool outside any transaction or not at all (see the module
+    /// documentation), so one failed write never blocks the next.
     pub async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// A small real write (it changes nothing), to learn whether writes land: the store's
+    /// monitor runs it to notice a full disk, a read-only file or a lock, and to see the store
+    /// recover.
+    pub(super) async fn probe_write(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE schema_version SET version = version \
+             WHERE version = (SELECT MAX(version) FROM schema_version)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -120,5 +192,93 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Options for one of the store's pools: connections that come back from a failed transaction
+/// are discarded (and the failure reported) rather than handed out again.
+fn pool_options(max: u32, health: &Arc<OnceLock<Health>>) -> SqlitePoolOptions {
+    let on_release = health.clone();
+    let on_acquire = health.clone();
+    SqlitePoolOptions::new()
+        .max_connections(max)
+        // A burst of session starts queues briefly for a connection, which is expected and
+        // not worth a warning.
+        .acquire_slow_threshold(std::time::Duration::from_secs(5))
+        .after_release(move |conn, _| {
+            let health = on_release.clone();
+            Box::pin(async move {
+                // A dropped transaction queued its rollback on the connection's worker; a
+                // ping waits until it has run, so the depth read next is the final one.
+                conn.ping().await?;
+                Ok(still_clean(conn, &health, "returned to the pool"))
+            })
+        })
+        .before_acquire(move |conn, _| {
+            let health = on_acquire.clone();
+            Box::pin(async move { Ok(still_clean(conn, &health, "about to be used")) })
+        })
+}
+
+/// Whether `conn` is outside any transaction; when it is not, reports the fault and says so,
+/// and the pool closes the connection.
+fn still_clean(
+    conn: &sqlx::SqliteConnection,
+    health: &OnceLock<Health>,
+    when: &'static str,
+) -> bool {
+    if !conn.is_in_transaction() {
+        return true;
+    }
+    let reason = "a write failed and its transaction could not be closed; the connection was \
+                  discarded"
+        .to_owned();
+    tracing::warn!(
+        when,
+        "a database connection left inside a failed transaction was discarded"
+    );
+    if let Some(health) = health.get() {
+        health.fault(Component::Store, reason);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite rolls a transaction back by itself on a full disk or an I/O error; sqlx's later
+    /// `ROLLBACK` then fails and its depth count stays at 1. A raw `ROLLBACK` inside the
+    /// transaction reproduces exactly that state.
+    #[tokio::test]
+    async fn a_transaction_rolled_back_under_sqlx_does_not_wedge_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let health = Health::default();
+        store.watch_with(&health);
+        for _ in 0..3 {
+            let mut tx = store.begin_write().await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+            assert!(tx.commit().await.is_err(), "nothing left to commit");
+            // The next write must not fail with "begin_with at non-zero transaction depth".
+            store.probe_write().await.unwrap();
+        }
+        assert!(
+            health.is_faulty(Component::Store),
+            "the failure was reported"
+        );
+    }
+
+    /// The same through a dropped transaction (an error returned half-way, `?`).
+    #[tokio::test]
+    async fn a_dropped_failed_transaction_does_not_wedge_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        {
+            let mut tx = store.begin_write().await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        }
+        store.probe_write().await.unwrap();
+        store.probe_write().await.unwrap();
     }
 }

@@ -1,0 +1,184 @@
+//! Whether the bastion can keep its promises right now, and if not, why.
+//!
+//! A bastion that cannot write its store or its audit log must not open new sessions: it could
+//! not account for them. The parts that notice such a fault (the store's monitor, the audit
+//! writer) report it here; session start-up reads it and refuses while a fault lasts; and the
+//! same state is what a readiness probe reports. A fault clears when the part that reported it
+//! sees a write succeed again, so the bastion recovers without a restart.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tracing::{error, info};
+
+/// A part of the bastion whose failure stops new sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    /// The database (grants, session index, alert outbox).
+    Store,
+    /// The hash-chained audit log.
+    AuditLog,
+}
+
+impl Component {
+    /// The words a denied user and an operator read.
+    pub fn unavailable(self) -> &'static str {
+        match self {
+            Component::Store => "store unavailable",
+            Component::AuditLog => "audit log unavailable",
+        }
+    }
+}
+
+/// Why the bastion is not ready: every current fault, in a fixed order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct NotReady {
+    /// The faulty parts, each with what went wrong.
+    pub faults: Vec<(Component, String)>,
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (component, reason)) in self.faults.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {reason}", component.unavailable())?;
+        }
+        Ok(())
+    }
+}
+
+/// A change of one part's health, for whoever raises alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The part.
+    pub component: Component,
+    /// The fault, or `None` when the part recovered.
+    pub fault: Option<String>,
+}
+
+type Listener = Box<dyn Fn(&Change) + Send + Sync>;
+
+/// The shared health state; cheap to clone, every clone sees the same state.
+#[derive(Clone, Default)]
+pub struct Health {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    faults: Mutex<BTreeMap<Component, String>>,
+    listener: OnceLock<Listener>,
+}
+
+impl Health {
+    /// Records that `component` is faulty and why. Logged (and passed to the listener) when
+    /// the part was healthy before or the reason changed, not on every repeat.
+    pub fn fault(&self, component: Component, reason: impl Into<String>) {
+        let reason = reason.into();
+        let changed = {
+            let mut faults = self.lock();
+            if faults.get(&component) == Some(&reason) {
+                false
+            } else {
+                faults.insert(component, reason.clone());
+                true
+            }
+        };
+        if changed {
+            error!(component = ?component, reason = %reason, "{}: new sessions are refused", component.unavailable());
+            self.notify(Change {
+                component,
+                fault: Some(reason),
+            });
+        }
+    }
+
+    /// Records that `component` works again; logged when it was faulty.
+    pub fn clear(&self, component: Component) {
+        let was = self.lock().remove(&component);
+        if let Some(reason) = was {
+            info!(component = ?component, was = %reason, "{} again: new sessions are allowed", match component {
+                Component::Store => "store available",
+                Component::AuditLog => "audit log writable",
+            });
+            self.notify(Change {
+                component,
+                fault: None,
+            });
+        }
+    }
+
+    /// `Ok` when every part works; otherwise every current fault.
+    pub fn check(&self) -> Result<(), NotReady> {
+        let faults = self.lock();
+        if faults.is_empty() {
+            Ok(())
+        } else {
+            Err(NotReady {
+                faults: faults.iter().map(|(c, r)| (*c, r.clone())).collect(),
+            })
+        }
+    }
+
+    /// Whether `component` is faulty now.
+    pub fn is_faulty(&self, component: Component) -> bool {
+        self.lock().contains_key(&component)
+    }
+
+    /// Sets the one function told of every change (the bastion raises its alerts there).
+    /// Returns false if one was already set.
+    pub fn on_change(&self, listener: impl Fn(&Change) + Send + Sync + 'static) -> bool {
+        self.inner.listener.set(Box::new(listener)).is_ok()
+    }
+
+    fn notify(&self, change: Change) {
+        if let Some(listener) = self.inner.listener.get() {
+            listener(&change);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Component, String>> {
+        self.inner.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl fmt::Debug for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Health")
+            .field("faults", &*self.lock())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_reported_once_and_clear() {
+        let health = Health::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        assert!(health.on_change(move |c| log.lock().unwrap().push(c.clone())));
+        assert!(health.check().is_ok());
+        health.fault(Component::Store, "disk full");
+        health.fault(Component::Store, "disk full");
+        health.fault(Component::AuditLog, "read-only");
+        let why = health.check().unwrap_err().to_string();
+        assert_eq!(
+            why,
+            "store unavailable: disk full; audit log unavailable: read-only"
+        );
+        health.clear(Component::Store);
+        health.clear(Component::Store);
+        assert!(!health.is_faulty(Component::Store));
+        assert!(health.is_faulty(Component::AuditLog));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[2].fault, None);
+    }
+}

@@ -1,0 +1,96 @@
+//! Watches the database for faults and for their end, and reports both to the bastion's
+//! health, so new sessions are refused while the store cannot account for them and allowed
+//! again, without a restart, once it can.
+//!
+//! Once a second it checks that the file at the database's path is still the file it opened
+//! (a deleted or replaced file would otherwise go unnoticed: the open connections keep
+//! writing to the unlinked one). Every few seconds, and every second while the store is
+//! faulty, it makes a small real write, which notices a full disk, a read-only or immutable
+//! file and a lock held by another process, and sees them go away.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::SqliteStore;
+use super::sqlite::FileId;
+use crate::health::{Component, Health};
+
+/// How often the file's identity is checked.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Ticks between probe writes while the store is healthy.
+const PROBE_EVERY: u32 = 5;
+
+/// Longest a probe write may take before the store counts as faulty (the busy timeout is 5 s).
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
+
+impl SqliteStore {
+    /// Starts reporting this store's faults to `health` and watching for new ones and for
+    /// recovery. Runs until the runtime stops.
+    pub fn monitor(&self, health: &Health) -> JoinHandle<()> {
+        self.watch_with(health);
+        let store = self.clone();
+        let health = health.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u32 = 0;
+            loop {
+                tick.tick().await;
+                n = n.wrapping_add(1);
+                if let Err(reason) = store.same_file() {
+                    health.fault(Component::Store, reason);
+                    continue;
+                }
+                if health.is_faulty(Component::Store) || n.is_multiple_of(PROBE_EVERY) {
+                    match tokio::time::timeout(PROBE_LIMIT, store.probe_write()).await {
+                        Ok(Ok(())) => health.clear(Component::Store),
+                        Ok(Err(e)) => {
+                            health.fault(Component::Store, format!("a write failed: {e}"))
+                        }
+                        Err(_) => health.fault(
+                            Component::Store,
+                            format!("a write did not finish within {PROBE_LIMIT:?}"),
+                        ),
+                    }
+                }
+            }
+        })
+    }
+
+    /// `Ok` when the database's path still names the file that was opened.
+    fn same_file(&self) -> Result<(), String> {
+        let path = self.path().display();
+        match (FileId::of(self.path()), self.identity()) {
+            (Ok(now), Some(opened)) if now == opened => Ok(()),
+            (Ok(_), Some(_)) => Err(format!(
+                "the database file {path} was replaced while in use (writes would not reach \
+                 it); restart the bastion once the right file is in place"
+            )),
+            (Ok(_), None) => Ok(()),
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "the database file {path} was deleted while in use (writes would be lost); \
+                 restore it from a backup and restart the bastion"
+            )),
+            (Err(e), _) => Err(format!("the database file {path}: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_deleted_database_is_a_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.same_file().is_ok());
+        store.probe_write().await.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let why = store.same_file().unwrap_err();
+        assert!(why.contains("was deleted"), "{why}");
+    }
+}
