@@ -78,6 +78,8 @@ pub struct Config {
     pub breakglass: BreakglassConfig,
     /// The hash-chained audit log.
     pub audit_log: PathBuf,
+    /// What the server does while the audit log cannot be written (`[audit]`).
+    pub audit: AuditConfig,
     /// Alert sinks.
     pub alerts: crate::alerts::AlertsConfig,
 }
@@ -106,14 +108,23 @@ pub struct CaConfig {
     pub source_address: Option<String>,
 }
 
-/// What to do when a recording cannot be written.
+/// What to do when evidence (a recording, the audit log) cannot be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
     /// Refuse or close the session (the default: no evidence, no access).
     Deny,
-    /// Let the session go on unrecorded, logging loudly.
+    /// Let the session go on without that evidence, logging loudly.
     Allow,
+}
+
+/// The audit log's behaviour under faults (`[audit]`).
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// While the log cannot be written: refuse new sessions (`deny`, the default), or let
+    /// them start with an error logged for every failure (`allow`). Either way no line is
+    /// dropped: they wait in order and are written once the log can be written again.
+    pub on_failure: OnFailure,
 }
 
 /// Session recordings (`[recordings]`).
@@ -222,6 +233,8 @@ struct RawConfig {
     #[serde(default)]
     breakglass: RawBreakglass,
     #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
     alerts: crate::alerts::AlertsConfig,
     #[serde(default)]
     http: Option<toml::Value>,
@@ -260,6 +273,12 @@ struct RawBreakglass {
     max_uses: Option<u32>,
     window: Option<String>,
     alert_wait: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    on_failure: Option<OnFailure>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -427,6 +446,9 @@ impl Config {
                 .audit_log
                 .map(resolve)
                 .unwrap_or_else(|| data_dir.join("audit.jsonl")),
+            audit: AuditConfig {
+                on_failure: raw.audit.on_failure.unwrap_or(OnFailure::Deny),
+            },
             breakglass: BreakglassConfig {
                 max_uses: raw.breakglass.max_uses.unwrap_or(3),
                 window: dur("breakglass.window", raw.breakglass.window, "24h")?,

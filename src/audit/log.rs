@@ -148,6 +148,26 @@ impl AuditLog {
             .map(Some)
     }
 
+    /// Whether the log's path still names the file this handle writes to; a log deleted or
+    /// replaced under a running writer would otherwise take lines nobody can ever read.
+    pub fn still_at_path(&self) -> Result<(), AuditError> {
+        use std::os::unix::fs::MetadataExt;
+        let state = self.lock_state();
+        let open = state.file.metadata().map_err(self.io("stat"))?;
+        match std::fs::metadata(&self.path) {
+            Ok(now) if now.dev() == open.dev() && now.ino() == open.ino() => Ok(()),
+            Ok(_) => Err(AuditError::Moved {
+                path: self.path.clone(),
+                what: "replaced",
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(AuditError::Moved {
+                path: self.path.clone(),
+                what: "deleted",
+            }),
+            Err(e) => Err(self.io("stat")(e)),
+        }
+    }
+
     /// The log's path, for messages.
     pub fn path(&self) -> &Path {
         &self.path
@@ -346,7 +366,14 @@ impl AuditLog {
             .map_err(self.io("append to"))
             .and_then(|()| state.file.sync_data().map_err(self.io("fdatasync")));
         if let Err(err) = written {
-            state.in_sync = false;
+            // A full disk can take part of the write: whole lines the anchor does not vouch
+            // for, which would stop the log, and a cut line. Nobody was told these records
+            // exist, so cut the file back to where this handle left it (under the lock), and
+            // the same records are written again, with the same `seq`s, once the disk allows.
+            // If that fails too, the next append re-reads the end and recovers from it.
+            if state.file.set_len(state.len).is_err() {
+                state.in_sync = false;
+            }
             return Err(err);
         }
         state.len += bytes.len() as u64;

@@ -175,6 +175,17 @@ pub enum AuditError {
         /// The log.
         path: PathBuf,
     },
+    /// The log's path no longer names the file being written.
+    #[error(
+        "audit log {} was {what} while in use; lines are held until a log can be opened there again (after investigating, `gatehouse audit reanchor --reason TEXT` starts one that records the gap)",
+        path.display()
+    )]
+    Moved {
+        /// The log.
+        path: PathBuf,
+        /// `deleted` or `replaced`.
+        what: &'static str,
+    },
     /// The anchor file exists but cannot be understood.
     #[error("audit anchor {} is not valid: {reason}", path.display())]
     BadAnchor {

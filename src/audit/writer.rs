@@ -3,21 +3,49 @@
 //!
 //! Sessions never wait for the audit log, yet a line reaches the disk within one sync (a few
 //! milliseconds) of being emitted, so a crash loses at most what was queued in that instant.
-//! A log that cannot be written is reported loudly on every failure; records are kept queued
-//! and retried rather than dropped.
+//!
+//! # When the log cannot be written
+//!
+//! Nothing is dropped. A batch that fails (full disk, read-only or immutable file, the file
+//! deleted or replaced) is kept and tried again, with backoff, until it lands; records emitted
+//! meanwhile queue behind it, so the log keeps their order and its chain stays valid (a write
+//! cut short is cut back before the retry, see [`AuditLog::append_batch`]). The queue is
+//! bounded ([`QUEUE_LIMIT`]): past it, whoever emits waits for the disk rather than the
+//! bastion holding unbounded memory. Each failure is logged; with a [`Health`] attached the
+//! fault is reported there (new sessions are refused) and cleared by the first batch that
+//! lands. Between batches the thread also checks, once a second, that the file is still the
+//! one at the log's path, still writable, and that its filesystem has room, so an idle
+//! bastion notices a fault before the next session rather than after it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::AuditLog;
+use super::{AuditError, AuditLog};
+use crate::health::{Component, Health};
 
 /// Most records written in one batch.
 const BATCH: usize = 512;
+
+/// Records that may wait for the disk before [`AuditWriter::record`] blocks its caller.
+pub const QUEUE_LIMIT: usize = 16_384;
+
+/// Free bytes below which the log's filesystem counts as full: room for a batch of ordinary
+/// lines (a few hundred bytes each) and the anchor.
+const MIN_ROOM: u128 = 64 * 1024;
+
+/// How often an idle writer checks that the log is still writable.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// First wait before a failed batch is tried again; doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+
+/// Longest wait between two tries of a failed batch.
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// What the writer thread is asked to do.
 enum Job {
@@ -52,6 +80,10 @@ pub enum DurableError {
     /// never be written.
     #[error("the audit log did not take the record within {0:?}")]
     TimedOut(Duration),
+    /// The queue is full: the log has not been writable for a while. The records are not
+    /// queued.
+    #[error("the audit queue is full ({QUEUE_LIMIT} records wait for the log)")]
+    QueueFull,
     /// The writer thread is gone.
     #[error("the audit writer has stopped")]
     Stopped,
@@ -60,7 +92,7 @@ pub enum DurableError {
 /// A handle for queueing records; cheap to clone.
 #[derive(Clone)]
 pub struct AuditWriter {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::SyncSender<Job>,
 }
 
 /// Owns the writer thread; dropping it (after every [`AuditWriter`]) drains the queue.
@@ -69,12 +101,18 @@ pub struct AuditThread {
 }
 
 impl AuditWriter {
-    /// Starts the writer thread for `log`.
+    /// Starts the writer thread for `log`; faults are only logged.
     pub fn start(log: AuditLog) -> (AuditWriter, AuditThread) {
-        let (tx, rx) = mpsc::channel::<Job>();
+        Self::start_with(log, None)
+    }
+
+    /// Starts the writer thread for `log`, reporting faults to `health` when given (the
+    /// server does this when `[audit] on_failure = "deny"`).
+    pub fn start_with(log: AuditLog, health: Option<Health>) -> (AuditWriter, AuditThread) {
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_LIMIT);
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(log, rx))
+            .spawn(move || Thread { log, health }.run(rx))
             .expect("spawn the audit writer thread");
         (
             AuditWriter { tx },
@@ -84,9 +122,28 @@ impl AuditWriter {
         )
     }
 
-    /// Queues a record; never blocks.
+    /// Queues a record. Returns at once unless [`QUEUE_LIMIT`] records are already waiting
+    /// for a log that cannot be written; then it waits until there is room.
     pub fn record(&self, event: &str, fields: Map<String, Value>) {
-        if self.tx.send(Job::Record(event.to_owned(), fields)).is_err() {
+        let job = match self.tx.try_send(Job::Record(event.to_owned(), fields)) {
+            Ok(()) => return,
+            Err(TrySendError::Full(job)) => {
+                tracing::error!(
+                    event,
+                    limit = QUEUE_LIMIT,
+                    "the audit queue is full: waiting for the audit log to be writable"
+                );
+                job
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!(
+                    event,
+                    "the audit writer has stopped; this record is not in the audit log"
+                );
+                return;
+            }
+        };
+        if self.tx.send(job).is_err() {
             tracing::error!(
                 event,
                 "the audit writer has stopped; this record is not in the audit log"
@@ -120,8 +177,12 @@ impl AuditWriter {
             claim: claim.clone(),
             done,
         });
-        if self.tx.send(job).is_err() {
-            return Err(DurableError::Stopped);
+        // Never wait for room in a full queue: the log has not been writable for a while,
+        // and the caller is better told at once.
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(DurableError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => return Err(DurableError::Stopped),
         }
         match tokio::time::timeout(limit, &mut answer).await {
             Ok(Ok(outcome)) => Ok(outcome?),
@@ -152,51 +213,163 @@ impl AuditThread {
     }
 }
 
-fn run(log: AuditLog, rx: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut waiting = Vec::new();
-    let mut durable = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Record(event, fields) => batch.push((event, fields)),
-                Job::Flush(done) => waiting.push(done),
-                Job::Durable(job) => durable.push(job),
+/// The writer thread's state.
+struct Thread {
+    log: AuditLog,
+    health: Option<Health>,
+}
+
+impl Thread {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut waiting = Vec::new();
+        let mut durable = Vec::new();
+        loop {
+            let first = match rx.recv_timeout(IDLE_CHECK) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    match writable(&self.log) {
+                        Ok(()) => self.healthy(),
+                        Err(e) => self.failed(&e, 0),
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Record(event, fields) => batch.push((event, fields)),
+                    Job::Flush(done) => waiting.push(done),
+                    Job::Durable(job) => durable.push(job),
+                }
+                if batch.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            if !batch.is_empty() {
+                self.write(&batch);
+            }
+            batch.clear();
+            for job in durable.drain(..) {
+                self.write_durable(job);
+            }
+            for done in waiting.drain(..) {
+                let _ = done.send(());
             }
         }
-        while let Err(e) = log.append_batch(&batch) {
-            tracing::error!(error = %e, queued = batch.len(), "AUDIT LOG WRITE FAILED; retrying");
-            std::thread::sleep(Duration::from_millis(500));
+    }
+
+    /// Writes `batch`, trying again until it lands.
+    fn write(&mut self, batch: &[(String, Map<String, Value>)]) {
+        let mut wait = RETRY_FIRST;
+        loop {
+            let result = self
+                .log
+                .still_at_path()
+                .and_then(|()| self.log.append_batch(batch));
+            match result {
+                Ok(_) => {
+                    self.healthy();
+                    return;
+                }
+                Err(e) => {
+                    self.failed(&e, batch.len());
+                    if let AuditError::Moved { .. } = e {
+                        self.reopen();
+                    }
+                }
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(RETRY_MAX);
         }
-        batch.clear();
-        for job in durable.drain(..) {
-            write_durable(&log, job);
+    }
+
+    /// After the log was deleted or replaced: continues in the log now at its path, if there
+    /// is one that opens (an operator's `gatehouse audit reanchor` makes one that records the
+    /// gap). A missing log is not created here, so a deletion is never papered over.
+    fn reopen(&mut self) {
+        let path = self.log.path().to_owned();
+        if !path.exists() {
+            return;
         }
-        for done in waiting.drain(..) {
-            let _ = done.send(());
+        match AuditLog::open(&path) {
+            Ok(log) => {
+                tracing::warn!(path = %path.display(), "continuing in the audit log now at the path");
+                self.log = log;
+            }
+            Err(e) => tracing::error!(error = %e, "the audit log at the path cannot be continued"),
+        }
+    }
+
+    /// Writes one waiter's records unless it gave up, and tells it how that went; never
+    /// retries, because the waiter undoes its change on failure.
+    fn write_durable(&mut self, job: Durable) {
+        if job
+            .claim
+            .compare_exchange(OPEN, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let outcome = writable(&self.log)
+            .and_then(|()| self.log.append_batch(&job.records))
+            .map(|_| ());
+        match &outcome {
+            Ok(()) => self.healthy(),
+            Err(e) => {
+                tracing::error!(error = %e, "AUDIT LOG WRITE FAILED; the change it records is refused");
+                if let Some(health) = &self.health {
+                    health.fault(Component::AuditLog, e.to_string());
+                }
+            }
+        }
+        let _ = job.done.send(outcome);
+    }
+
+    fn failed(&self, e: &AuditError, queued: usize) {
+        tracing::error!(error = %e, queued, "AUDIT LOG WRITE FAILED; retrying");
+        if let Some(health) = &self.health {
+            health.fault(Component::AuditLog, e.to_string());
+        }
+    }
+
+    fn healthy(&self) {
+        if let Some(health) = &self.health {
+            health.clear(Component::AuditLog);
         }
     }
 }
 
-/// Writes one waiter's records unless it gave up, and tells it how that went; never retries,
-/// because the waiter undoes its change on failure.
-fn write_durable(log: &AuditLog, job: Durable) {
-    if job
-        .claim
-        .compare_exchange(OPEN, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return;
+/// Checks, without writing a line, that the next append can land: the path still names the
+/// file, the file is writable, and its filesystem has room for a record of the largest size.
+fn writable(log: &AuditLog) -> Result<(), AuditError> {
+    use std::os::unix::ffi::OsStrExt;
+    log.still_at_path()?;
+    let path = log.path();
+    let io = |op| AuditError::io(op, path);
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io("check")(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } != 0 {
+        return Err(io("write to")(std::io::Error::last_os_error()));
     }
-    let outcome = log.append_batch(&job.records).map(|_| ());
-    if let Err(e) = &outcome {
-        tracing::error!(error = %e, "AUDIT LOG WRITE FAILED; the change it records is refused");
+    let mut fs = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is valid; `fs` is written by a successful call before it is read.
+    if unsafe { libc::statvfs(c_path.as_ptr(), fs.as_mut_ptr()) } != 0 {
+        return Err(io("check the filesystem of")(
+            std::io::Error::last_os_error(),
+        ));
     }
-    let _ = job.done.send(outcome);
+    // SAFETY: statvfs returned 0, so it filled `fs`.
+    let fs = unsafe { fs.assume_init() };
+    let room = (fs.f_bavail as u128) * (fs.f_frsize as u128);
+    if room < MIN_ROOM {
+        return Err(io("append to")(std::io::Error::from_raw_os_error(
+            libc::ENOSPC,
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -263,5 +436,38 @@ mod tests {
                 .unwrap()
                 .contains("test.refused")
         );
+    }
+
+    #[test]
+    fn a_deleted_log_holds_lines_until_an_operator_starts_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let health = Health::default();
+        let (writer, thread) =
+            AuditWriter::start_with(AuditLog::open(&path).unwrap(), Some(health.clone()));
+        writer.record("before", Map::new());
+        assert!(writer.flush(Duration::from_secs(5)));
+        std::fs::remove_file(&path).unwrap();
+        writer.record("during", Map::new());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !health.is_faulty(Component::AuditLog) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the deletion was noticed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let why = health.check().unwrap_err().to_string();
+        assert!(why.contains("was deleted"), "{why}");
+        assert!(!path.exists(), "a deleted log is not silently recreated");
+        crate::audit::reanchor(&path, "log deleted by mistake").unwrap();
+        assert!(writer.flush(Duration::from_secs(10)));
+        assert!(!health.is_faulty(Component::AuditLog));
+        drop(writer);
+        thread.finish();
+        let report = crate::audit::verify(&path).unwrap();
+        assert_eq!(report.lines, 2, "the reanchor record, then the held line");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"event\":\"during\""), "{text}");
     }
 }
