@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::events::Events;
 use crate::grants::store::GrantStore;
 use crate::grants::watch::GrantWatch;
+use crate::health::Health;
 use crate::policy::{self, Policy};
 use crate::store::sessions::SessionIndex;
 use crate::upstream::pool::WarmPool;
@@ -36,6 +37,8 @@ pub struct Bastion {
     pub watch: Arc<GrantWatch>,
     /// Where decisions and state changes are reported.
     pub events: Events,
+    /// Whether the store and the audit log work; new sessions are refused while not.
+    pub health: Health,
     policy: RwLock<Arc<Policy>>,
 }
 
@@ -72,6 +75,7 @@ impl Bastion {
             sessions,
             watch: Arc::new(GrantWatch::default()),
             events,
+            health: Health::default(),
             policy: RwLock::new(Arc::new(policy)),
         })
     }

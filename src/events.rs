@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use crate::alerts::{Alert, Alerts, DeliveryObserver};
 use crate::audit::{AuditLog, AuditWriter};
+use crate::health::Change;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,6 +28,12 @@ pub enum EventKind {
     /// The bastion started.
     #[serde(rename = "bastion.started")]
     BastionStarted,
+    /// The store or the audit log failed: new sessions are refused.
+    #[serde(rename = "bastion.degraded")]
+    BastionDegraded,
+    /// The failed part works again: new sessions are allowed.
+    #[serde(rename = "bastion.recovered")]
+    BastionRecovered,
     /// Emergency access was taken.
     #[serde(rename = "breakglass.activated")]
     BreakglassActivated,
@@ -73,6 +80,8 @@ impl EventKind {
             EventKind::LoginRefused => "login.refused",
             EventKind::PolicyReloaded => "policy.reloaded",
             EventKind::BastionStarted => "bastion.started",
+            EventKind::BastionDegraded => "bastion.degraded",
+            EventKind::BastionRecovered => "bastion.recovered",
             EventKind::BreakglassActivated => "breakglass.activated",
             EventKind::ReviewAcked => "review.acked",
             EventKind::GrantRequested => "grant.requested",
@@ -186,6 +195,28 @@ impl Events {
         self.alert_critical(&event, wait).await
     }
 
+    /// Records a change of the bastion's health and sends its alert to every sink at once,
+    /// without depending on the outbox (which lives in the store that may be the part that
+    /// failed). Waits at most `wait` for the sinks.
+    pub async fn health_changed(&self, change: &Change, wait: std::time::Duration) {
+        let event = match &change.fault {
+            Some(fault) => Event {
+                reason: Some(format!("{}: {fault}", change.component.unavailable())),
+                detail: Some(serde_json::json!({ "component": change.component })),
+                ..Event::new(EventKind::BastionDegraded)
+            },
+            None => Event {
+                detail: Some(serde_json::json!({ "component": change.component })),
+                ..Event::new(EventKind::BastionRecovered)
+            },
+        };
+        self.record(&event);
+        if let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(&event)) {
+            let report = alerts.send_now(&alert, wait).await;
+            info!(alert = %alert.id, report = %report, "health alert sent");
+        }
+    }
+
     /// Writes `events` to the audit log and returns only once they are synced to disk, or
     /// fails, in which case none of them is in the log and the caller must not report the
     /// change they describe as done. The way state changes are recorded: sealed before their
@@ -271,6 +302,7 @@ impl Events {
             event.kind,
             Some(
                 EventKind::SessionDenied
+                    | EventKind::BastionDegraded
                     | EventKind::GrantDenied
                     | EventKind::LoginRefused
                     | EventKind::BreakglassActivated

@@ -377,11 +377,17 @@ pub enum AlertEvent {
     /// A session was refused.
     #[serde(rename = "session.denied")]
     SessionDenied,
+    /// The store or the audit log failed; new sessions are refused until it recovers.
+    #[serde(rename = "bastion.degraded")]
+    BastionDegraded,
+    /// The failed part recovered.
+    #[serde(rename = "bastion.recovered")]
+    BastionRecovered,
 }
 
 impl AlertEvent {
     /// Every alerting event, for documentation and tests.
-    pub const ALL: [AlertEvent; 7] = [
+    pub const ALL: [AlertEvent; 9] = [
         AlertEvent::BreakglassActivated,
         AlertEvent::GrantRequested,
         AlertEvent::GrantApproved,
@@ -389,6 +395,8 @@ impl AlertEvent {
         AlertEvent::GrantRevoked,
         AlertEvent::GrantExpired,
         AlertEvent::SessionDenied,
+        AlertEvent::BastionDegraded,
+        AlertEvent::BastionRecovered,
     ];
 
     /// The dotted name, the same one the event log uses.
@@ -401,6 +409,8 @@ impl AlertEvent {
             AlertEvent::GrantRevoked => "grant.revoked",
             AlertEvent::GrantExpired => "grant.expired",
             AlertEvent::SessionDenied => "session.denied",
+            AlertEvent::BastionDegraded => "bastion.degraded",
+            AlertEvent::BastionRecovered => "bastion.recovered",
         }
     }
 
@@ -414,13 +424,14 @@ impl AlertEvent {
     /// look, the normal grant life cycle is information.
     pub fn severity(self) -> Severity {
         match self {
-            AlertEvent::BreakglassActivated => Severity::Critical,
+            AlertEvent::BreakglassActivated | AlertEvent::BastionDegraded => Severity::Critical,
             AlertEvent::GrantDenied | AlertEvent::GrantRevoked | AlertEvent::SessionDenied => {
                 Severity::Warning
             }
-            AlertEvent::GrantRequested | AlertEvent::GrantApproved | AlertEvent::GrantExpired => {
-                Severity::Info
-            }
+            AlertEvent::GrantRequested
+            | AlertEvent::GrantApproved
+            | AlertEvent::GrantExpired
+            | AlertEvent::BastionRecovered => Severity::Info,
         }
     }
 }

@@ -10,8 +10,9 @@ use crate::alerts::Alerts;
 use crate::audit::{AuditLog, AuditWriter};
 use crate::bastion::Bastion;
 use crate::ca::Ca;
-use crate::config::Config;
+use crate::config::{Config, OnFailure};
 use crate::events::{AuditRecorder, AuditedDeliveries, Event, EventKind, Events};
+use crate::health::Health;
 use crate::{keys, policy, server, store};
 
 /// Starts the bastion and runs it until SIGINT or SIGTERM, then drains it (live sessions are
@@ -62,7 +63,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // A log that was tampered with stops the bastion: it must not write evidence after a gap.
     let audit = AuditLog::open(&config.audit_log)
         .with_context(|| format!("opening the audit log {}", config.audit_log.display()))?;
-    let (audit, audit_thread) = AuditWriter::start(audit);
+    let health = Health::default();
+    // With "deny", a log that cannot be written refuses new sessions; with "allow" every
+    // failure is only logged. Either way nothing queued is dropped.
+    let audit_health = (config.audit.on_failure == OnFailure::Deny).then(|| health.clone());
+    let (audit, audit_thread) = AuditWriter::start_with(audit, audit_health);
     let alerts = Alerts::new(
         (*store).clone(),
         &config.alerts,
@@ -71,14 +76,26 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let dispatcher = alerts.spawn_dispatcher();
     info!(sinks = ?alerts.sink_labels(), "alert sinks");
     let events = Events::new(Some(AuditRecorder::Queued(audit)), Some(alerts));
-    let bastion = Arc::new(Bastion::new(
-        config.clone(),
-        ca,
-        policy,
-        store.clone(),
-        store,
-        events,
-    )?);
+    let monitor = store.clone();
+    let mut bastion = Bastion::new(config.clone(), ca, policy, store.clone(), store, events)?;
+    bastion.health = health.clone();
+    let bastion = Arc::new(bastion);
+    // Every change of health is logged by `Health`, written to the audit log and sent to the
+    // alert sinks directly (the outbox lives in the store, which may be what failed).
+    let runtime = tokio::runtime::Handle::current();
+    let weak = Arc::downgrade(&bastion);
+    health.on_change(move |change| {
+        if let Some(bastion) = weak.upgrade() {
+            let change = change.clone();
+            runtime.spawn(async move {
+                bastion
+                    .events
+                    .health_changed(&change, std::time::Duration::from_secs(10))
+                    .await;
+            });
+        }
+    });
+    monitor.monitor(&health);
     bastion.events.emit(Event {
         detail: Some(serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),

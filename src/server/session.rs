@@ -2,7 +2,7 @@
 //! (or serve the restricted shell), and when it ends, seal the recording and complete the index.
 
 use russh::server::Handle;
-use tracing::{error, warn};
+use tracing::warn;
 
 use super::bridge;
 use super::channel::{Opened, finish};
@@ -15,7 +15,7 @@ use crate::bastion::Bastion;
 use crate::events::{Event, EventKind};
 use crate::grants::{self, watch::GrantLifetime};
 use crate::recording::CastHeader;
-use crate::store::sessions::{SessionEnd, SessionRecord};
+use crate::store::sessions::{SessionEnd, SessionRecord, complete_in_background};
 use crate::upstream::{PtyRequest, Start};
 
 /// Exit status when the target cannot be reached or refuses the session.
@@ -40,6 +40,16 @@ pub(super) async fn run(
         ..Event::new(kind)
     };
 
+    // No session that the store or the audit log could not account for (fail closed).
+    if let Err(why) = bastion.health.check() {
+        return refuse(
+            bastion,
+            &opened,
+            event(EventKind::SessionDenied),
+            why.to_string(),
+        )
+        .await;
+    }
     // No recording, no session (unless the operator chose otherwise), and no unindexed session.
     let recording = match SessionRecording::start_in_background(
         bastion.config.recordings.clone(),
@@ -77,7 +87,7 @@ pub(super) async fn run(
     };
     if let Err(e) = bastion.sessions.started(&record).await {
         let _ = recording.finish_in_background().await;
-        let why = format!("the session cannot be indexed ({e})");
+        let why = format!("store unavailable: the session cannot be indexed ({e})");
         return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
     }
 
@@ -168,9 +178,8 @@ pub(super) async fn run(
     end.ended_at = grants::now();
     let summary = recording.finish_in_background().await;
     end.sha256 = summary.as_ref().map(|s| s.sha256.clone());
-    if let Err(e) = bastion.sessions.ended(&session_id, &end).await {
-        error!(session = %session_id, error = %e, "the session index could not be completed");
-    }
+    // Retried until it lands; the session does not wait for it.
+    complete_in_background(bastion.sessions.clone(), session_id.clone(), end.clone());
     let mut detail = detail;
     if let (Some(summary), serde_json::Value::Object(map)) = (&summary, &mut detail) {
         map.insert(
