@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod events;
+pub mod fscheck;
 pub mod grants;
 pub mod health;
 pub mod keys;

@@ -13,9 +13,11 @@
 //! bounded ([`QUEUE_LIMIT`]): past it, whoever emits waits for the disk rather than the
 //! bastion holding unbounded memory. Each failure is logged; with a [`Health`] attached the
 //! fault is reported there (new sessions are refused) and cleared by the first batch that
-//! lands. Between batches the thread also checks, once a second, that the file is still the
-//! one at the log's path, still writable, and that its filesystem has room, so an idle
-//! bastion notices a fault before the next session rather than after it.
+//! lands. Before each batch, and once a second while idle, the thread also checks that the
+//! file is still the one at the log's path, that it could be opened for writing (not made
+//! immutable, not on a read-only mount) and that its file system has room, so a fault is
+//! noticed before a line is lost to it, and an idle bastion notices it before the next
+//! session rather than after it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -26,6 +28,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{AuditError, AuditLog};
+use crate::fscheck;
 use crate::health::{Component, Health};
 
 /// Most records written in one batch.
@@ -33,10 +36,6 @@ const BATCH: usize = 512;
 
 /// Records that may wait for the disk before [`AuditWriter::record`] blocks its caller.
 pub const QUEUE_LIMIT: usize = 16_384;
-
-/// Free bytes below which the log's filesystem counts as full: room for a batch of ordinary
-/// lines (a few hundred bytes each) and the anchor.
-const MIN_ROOM: u128 = 64 * 1024;
 
 /// How often an idle writer checks that the log is still writable.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -264,10 +263,7 @@ impl Thread {
     fn write(&mut self, batch: &[(String, Map<String, Value>)]) {
         let mut wait = RETRY_FIRST;
         loop {
-            let result = self
-                .log
-                .still_at_path()
-                .and_then(|()| self.log.append_batch(batch));
+            let result = writable(&self.log).and_then(|()| self.log.append_batch(batch));
             match result {
                 Ok(_) => {
                     self.healthy();
@@ -342,33 +338,13 @@ impl Thread {
 }
 
 /// Checks, without writing a line, that the next append can land: the path still names the
-/// file, the file is writable, and its filesystem has room for a record of the largest size.
+/// file, a fresh open for writing would be allowed (not immutable, not a read-only mount), and
+/// its file system has room.
 fn writable(log: &AuditLog) -> Result<(), AuditError> {
-    use std::os::unix::ffi::OsStrExt;
     log.still_at_path()?;
     let path = log.path();
-    let io = |op| AuditError::io(op, path);
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| io("check")(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
-    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } != 0 {
-        return Err(io("write to")(std::io::Error::last_os_error()));
-    }
-    let mut fs = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c_path` is valid; `fs` is written by a successful call before it is read.
-    if unsafe { libc::statvfs(c_path.as_ptr(), fs.as_mut_ptr()) } != 0 {
-        return Err(io("check the filesystem of")(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: statvfs returned 0, so it filled `fs`.
-    let fs = unsafe { fs.assume_init() };
-    let room = (fs.f_bavail as u128) * (fs.f_frsize as u128);
-    if room < MIN_ROOM {
-        return Err(io("append to")(std::io::Error::from_raw_os_error(
-            libc::ENOSPC,
-        )));
-    }
+    fscheck::may_write(path).map_err(AuditError::io("write to", path))?;
+    fscheck::has_room(path).map_err(AuditError::io("append to", path))?;
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Once a second it checks that the file at the database's path is still the file it opened
 //! (a deleted or replaced file would otherwise go unnoticed: the open connections keep
-//! writing to the unlinked one). Every few seconds, and every second while the store is
+//! writing to the unlinked one), that the files could be opened for writing (not immutable,
+//! not on a read-only mount) and that their file system has room. Every few seconds, and every second while the store is
 //! faulty, it makes a small real write, which notices a full disk, a read-only or immutable
 //! file and a lock held by another process, and sees them go away.
 
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::SqliteStore;
 use super::sqlite::FileId;
+use crate::fscheck;
 use crate::health::{Component, Health};
 
 /// How often the file's identity is checked.
@@ -39,7 +41,7 @@ impl SqliteStore {
             loop {
                 tick.tick().await;
                 n = n.wrapping_add(1);
-                if let Err(reason) = store.same_file() {
+                if let Err(reason) = store.same_file().and_then(|()| store.writable()) {
                     health.fault(Component::Store, reason);
                     continue;
                 }
@@ -57,6 +59,29 @@ impl SqliteStore {
                 }
             }
         })
+    }
+
+    /// `Ok` when the database, its write-ahead log and their directory could be opened for
+    /// writing now and their file system has room. A connection keeps writing through its
+    /// open file after the file was made immutable; the next connection to open it would fail.
+    fn writable(&self) -> Result<(), String> {
+        let path = self.path();
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
+        for file in [path, wal.as_path(), dir] {
+            if file.exists()
+                && let Err(e) = fscheck::may_write(file)
+            {
+                return Err(format!("{} cannot be written: {e}", file.display()));
+            }
+        }
+        fscheck::has_room(dir)
+            .map_err(|e| format!("the file system holding {}: {e}", path.display()))
     }
 
     /// `Ok` when the database's path still names the file that was opened.
