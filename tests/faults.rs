@@ -544,3 +544,65 @@ fn a_database_deleted_under_the_bastion_is_noticed_and_refuses_sessions() {
     );
     rig.assert_alive();
 }
+
+#[test]
+fn an_audit_log_deleted_under_the_bastion_holds_its_lines_until_reanchored() {
+    let mut rig = Rig::start("");
+    rig.assert_session_works();
+    let log = rig.audit.path.join("audit.jsonl");
+    std::fs::remove_file(&log).unwrap();
+    let denial = rig.wait_until_refused("audit log unavailable", Duration::from_secs(10));
+    assert!(denial.contains("was deleted"), "{denial}");
+    rig.hook.wait_for(
+        &["bastion.degraded", "audit log unavailable"],
+        Duration::from_secs(20),
+    );
+    assert!(
+        !log.exists(),
+        "a deleted audit log is not recreated silently"
+    );
+    rig.assert_alive();
+
+    // The operator's explicit step: a new log that records the gap.
+    let out = run(
+        rig.world.gatehouse.command(&[
+            "audit",
+            "reanchor",
+            "--reason",
+            "audit log deleted during a fault drill",
+        ]),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code(), 0, "reanchor: {}", out.err());
+    rig.wait_until_recovered(Duration::from_secs(20));
+    rig.assert_alive();
+    rig.assert_index_complete(Duration::from_secs(30));
+    let lines = rig.stop_and_verify_audit();
+    assert!(lines[0].contains("audit.reanchored"), "{}", lines[0]);
+    // The lines emitted while there was no log follow it.
+    let denied = find_line(&lines, 1, &["session.denied", "audit log unavailable"])
+        .expect("the refused session is in the new log");
+    find_line(&lines, denied, &["bastion.recovered"]).expect("and the recovery");
+}
+
+#[test]
+fn with_on_failure_allow_a_full_audit_disk_lets_sessions_run_and_loses_no_line() {
+    let mut rig = Rig::start("[audit]\non_failure = \"allow\"\n");
+    rig.assert_session_works();
+    let filler = rig.audit.fill();
+    for _ in 0..3 {
+        rig.assert_session_works();
+    }
+    assert!(
+        rig.world.gatehouse.log().contains("AUDIT LOG WRITE FAILED"),
+        "each failure is logged"
+    );
+    rig.assert_alive();
+    std::fs::remove_file(&filler).unwrap();
+    rig.assert_session_works();
+    rig.assert_index_complete(Duration::from_secs(30));
+    let lines = rig.stop_and_verify_audit();
+    let ended = lines.iter().filter(|l| l.contains("session.ended")).count();
+    assert_eq!(ended, 5, "every session's end is in the log");
+}
