@@ -5,9 +5,10 @@
 //! Once a second it checks that the file at the database's path is still the file it opened
 //! (a deleted or replaced file would otherwise go unnoticed: the open connections keep
 //! writing to the unlinked one), that the files could be opened for writing (not immutable,
-//! not on a read-only mount) and that their file system has room. Every few seconds, and every second while the store is
-//! faulty, it makes a small real write, which notices a full disk, a read-only or immutable
-//! file and a lock held by another process, and sees them go away.
+//! not on a read-only mount) and that their file system has room. Every few seconds, and
+//! every second while the store is faulty, it makes a small real write, which notices a full
+//! disk, a read-only or immutable file and a lock held by another process, and sees them go
+//! away.
 
 use std::time::Duration;
 
@@ -61,19 +62,23 @@ impl SqliteStore {
         })
     }
 
-    /// `Ok` when the database, its write-ahead log and their directory could be opened for
-    /// writing now and their file system has room. A connection keeps writing through its
-    /// open file after the file was made immutable; the next connection to open it would fail.
+    /// `Ok` when the database, its write-ahead log and shared-memory file and their directory
+    /// could be opened for writing now and their file system has room. A connection keeps
+    /// writing through its open file after the file was made immutable; the next connection
+    /// to open it would fail.
     fn writable(&self) -> Result<(), String> {
         let path = self.path();
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        let wal = std::path::PathBuf::from(wal);
-        for file in [path, wal.as_path(), dir] {
+        let beside = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        };
+        let (wal, shm) = (beside("-wal"), beside("-shm"));
+        for file in [path, wal.as_path(), shm.as_path(), dir] {
             if file.exists()
                 && let Err(e) = fscheck::may_write(file)
             {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
-use sqlx::Connection;
+use sqlx::Connection as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -89,9 +89,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5))
             .foreign_keys(true)
-            // The database file is never memory-mapped: a mapped file that another process
-            // truncates, or whose pages cannot be backed (a full tmpfs), kills the process
-            // with SIGBUS instead of returning an error.
+            // The database file is never memory-mapped (SQLite's default, stated so it stays
+            // so): a mapped file that another process truncates kills the process with
+            // SIGBUS instead of returning an error.
             .pragma("mmap_size", "0");
         let health: Arc<OnceLock<Health>> = Arc::default();
         let writer = pool_options(1, &health)
@@ -207,12 +207,11 @@ fn pool_options(max: u32, health: &Arc<OnceLock<Health>>) -> SqlitePoolOptions {
         .acquire_slow_threshold(std::time::Duration::from_secs(5))
         .after_release(move |conn, _| {
             let health = on_release.clone();
-            Box::pin(async move {
-                // A dropped transaction queued its rollback on the connection's worker; a
-                // ping waits until it has run, so the depth read next is the final one.
-                conn.ping().await?;
-                Ok(still_clean(conn, &health, "returned to the pool"))
-            })
+            // A dropped transaction may still have its rollback queued on the connection's
+            // worker; the depth then still reads 1 and a connection that would have come
+            // clean is discarded too. That happens only after a failure, and it never keeps
+            // a bad one, so no round trip is spent on every release to wait for it.
+            Box::pin(async move { Ok(still_clean(conn, &health, "returned to the pool")) })
         })
         .before_acquire(move |conn, _| {
             let health = on_acquire.clone();
