@@ -113,7 +113,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let ssh = server::ssh_config(host_key);
     server::serve(bastion.clone(), listener, ssh, shutdown_signal).await?;
     // Every session has ended by now (or was given up on after the drain's bound, which is
-    // logged); what has been queued so far is written before exit.
+    // logged); their index rows are completed in the background, so wait for those, then
+    // what has been queued so far is written before exit.
+    store::sessions::settle_ends(std::time::Duration::from_secs(10)).await;
     bastion.events.flush();
     dispatcher.shutdown().await;
     drop(audit_thread);

@@ -118,14 +118,10 @@ const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Completes a session's row (its end and its recording's hash: the evidence) in the
 /// background, trying again with backoff until the write lands, so a lock or a full disk at the
-/// moment a session ends never leaves a row without its end. The session does not wait for it.
-/// Returns the task, which ends once the row is complete.
-pub fn complete_in_background(
-    index: Arc<dyn SessionIndex>,
-    id: String,
-    end: SessionEnd,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// moment a session ends never leaves a row without its end. The session does not wait for it;
+/// a stopping bastion waits for it with [`settle_ends`].
+pub fn complete_in_background(index: Arc<dyn SessionIndex>, id: String, end: SessionEnd) {
+    let task = tokio::spawn(async move {
         let mut wait = RETRY_FIRST;
         let mut tries: u32 = 0;
         loop {
@@ -145,7 +141,35 @@ pub fn complete_in_background(
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(RETRY_MAX);
         }
-    })
+    });
+    let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+    pending.retain(|t| !t.is_finished());
+    pending.push(task);
+}
+
+/// Session ends still being written, so that a stopping bastion can wait for them. One list
+/// per process: the index is written by one server per process.
+static PENDING: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Waits at most `limit` for the session ends still being written (at shutdown); returns how
+/// many did not land, each of which is logged.
+pub async fn settle_ends(limit: Duration) -> usize {
+    let tasks = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|p| p.into_inner()));
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut lost = 0;
+    for task in tasks {
+        if tokio::time::timeout_at(deadline, task).await.is_err() {
+            lost += 1;
+        }
+    }
+    if lost > 0 {
+        tracing::error!(
+            sessions = lost,
+            "stopping with session ends not yet in the index"
+        );
+    }
+    lost
 }
 
 fn from_row(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
