@@ -32,23 +32,42 @@ impl Component {
     }
 }
 
+/// One part that is faulty, and what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Fault {
+    /// The part.
+    pub component: Component,
+    /// What went wrong, as logged.
+    pub reason: String,
+}
+
 /// Why the bastion is not ready: every current fault, in a fixed order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 pub struct NotReady {
     /// The faulty parts, each with what went wrong.
-    pub faults: Vec<(Component, String)>,
+    pub faults: Vec<Fault>,
 }
 
 impl fmt::Display for NotReady {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (component, reason)) in self.faults.iter().enumerate() {
+        for (i, fault) in self.faults.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "{}: {reason}", component.unavailable())?;
+            write!(f, "{}: {}", fault.component.unavailable(), fault.reason)?;
         }
         Ok(())
     }
+}
+
+/// What a readiness probe reports: ready, or not and why (serialises as
+/// `{"ready":false,"faults":[{"component":"store","reason":"…"}]}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    /// Whether new sessions are allowed.
+    pub ready: bool,
+    /// Every current fault; empty when ready.
+    pub faults: Vec<Fault>,
 }
 
 /// A change of one part's health, for whoever raises alerts.
@@ -119,8 +138,28 @@ impl Health {
             Ok(())
         } else {
             Err(NotReady {
-                faults: faults.iter().map(|(c, r)| (*c, r.clone())).collect(),
+                faults: faults
+                    .iter()
+                    .map(|(c, r)| Fault {
+                        component: *c,
+                        reason: r.clone(),
+                    })
+                    .collect(),
             })
+        }
+    }
+
+    /// The state for a readiness probe.
+    pub fn readiness(&self) -> Readiness {
+        match self.check() {
+            Ok(()) => Readiness {
+                ready: true,
+                faults: Vec::new(),
+            },
+            Err(not) => Readiness {
+                ready: false,
+                faults: not.faults,
+            },
         }
     }
 
@@ -172,6 +211,11 @@ mod tests {
         assert_eq!(
             why,
             "store unavailable: disk full; audit log unavailable: read-only"
+        );
+        let report = serde_json::to_string(&health.readiness()).unwrap();
+        assert_eq!(
+            report,
+            r#"{"ready":false,"faults":[{"component":"store","reason":"disk full"},{"component":"audit_log","reason":"read-only"}]}"#
         );
         health.clear(Component::Store);
         health.clear(Component::Store);
