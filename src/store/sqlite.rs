@@ -8,9 +8,10 @@
 //! when the `Transaction` is dropped fails ("no transaction is active"), the count stays at 1,
 //! and the connection goes back to the pool looking healthy. Every later `begin_with` on it
 //! fails with "attempted to call begin_with at non-zero transaction depth", for good. The pools
-//! here therefore check each connection as it comes back (after the queued rollback has run)
-//! and as it is handed out, and discard any that is still inside a transaction; the pool opens
-//! a fresh one, and the failure is reported to the store's health.
+//! here therefore check each connection as it comes back and again as it is handed out, and
+//! discard any that sqlx still counts inside a transaction (closing it makes SQLite roll back
+//! whatever may be left); the pool opens a fresh one, and the failure is reported to the
+//! store's health.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
