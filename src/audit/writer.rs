@@ -446,4 +446,80 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"event\":\"during\""), "{text}");
     }
+
+    /// Set for the child process of [`a_write_cut_short_is_cut_back_and_written_again`].
+    const FSIZE_LOG: &str = "GATEHOUSE_TEST_FSIZE_LOG";
+
+    fn set_file_size_limit(limit: libc::rlim_t) {
+        let mut now = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain system calls on a valid, initialised struct.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut now), 0);
+            now.rlim_cur = limit.min(now.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &now), 0);
+        }
+    }
+
+    /// Runs in a child process (it limits the size of the files the process may write, as a
+    /// full disk does): a batch whose write is cut short leaves no trace, and the same batch
+    /// lands whole once there is room.
+    #[test]
+    #[ignore = "run as a child process by a_write_cut_short_is_cut_back_and_written_again"]
+    fn child_with_a_file_size_limit() {
+        let Ok(path) = std::env::var(FSIZE_LOG) else {
+            return;
+        };
+        // SAFETY: ignoring a signal; the write then fails with EFBIG instead of killing us.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
+        let log = AuditLog::open(&path).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let batch: Vec<(String, Map<String, Value>)> = (0..10)
+            .map(|i| {
+                let mut fields = Map::new();
+                fields.insert("pad".into(), Value::from("x".repeat(80)));
+                fields.insert("i".into(), Value::from(i));
+                ("test.batch".to_owned(), fields)
+            })
+            .collect();
+        set_file_size_limit(before + 400);
+        let err = log.append_batch(&batch).unwrap_err();
+        assert!(err.to_string().contains("File too large"), "{err}");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            before,
+            "the lines that did fit were cut back"
+        );
+        set_file_size_limit(libc::RLIM_INFINITY);
+        assert_eq!(log.append_batch(&batch).unwrap().unwrap().seq, 12);
+    }
+
+    #[test]
+    fn a_write_cut_short_is_cut_back_and_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.append("one", Map::new()).unwrap();
+        log.append("two", Map::new()).unwrap();
+        drop(log);
+        let module = module_path!();
+        let test = format!(
+            "{}::child_with_a_file_size_limit",
+            module.split_once("::").map_or(module, |(_, rest)| rest)
+        );
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([&test, "--exact", "--ignored", "--test-threads=1", "--quiet"])
+            .env(FSIZE_LOG, &path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let report = crate::audit::verify(&path).unwrap();
+        assert_eq!(report.lines, 12);
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    }
 }
