@@ -447,6 +447,50 @@ mod tests {
         assert!(text.contains("\"event\":\"during\""), "{text}");
     }
 
+    #[test]
+    fn a_full_queue_makes_the_caller_wait_and_drops_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (writer, thread) = AuditWriter::start(AuditLog::open(&path).unwrap());
+        writer.record("before", Map::new());
+        assert!(writer.flush(Duration::from_secs(5)));
+        // With the log gone, the writer holds its batch and retries; the queue fills up.
+        std::fs::remove_file(&path).unwrap();
+        let total = QUEUE_LIMIT + 2 * BATCH;
+        let producer = {
+            let writer = writer.clone();
+            std::thread::spawn(move || {
+                for i in 0..total {
+                    let mut fields = Map::new();
+                    fields.insert("i".into(), Value::from(i));
+                    writer.record("test.queued", fields);
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!producer.is_finished(), "the producer waits at the bound");
+        crate::audit::reanchor(&path, "test").unwrap();
+        producer.join().unwrap();
+        drop(writer);
+        thread.finish();
+        let report = crate::audit::verify(&path).unwrap();
+        assert_eq!(
+            report.lines as usize,
+            total + 1,
+            "every record, after the reanchor"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let order: Vec<u64> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["i"].as_u64().unwrap()
+            })
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] + 1 == w[1]), "in order");
+    }
+
     /// Set for the child process of [`a_write_cut_short_is_cut_back_and_written_again`].
     const FSIZE_LOG: &str = "GATEHOUSE_TEST_FSIZE_LOG";
 
