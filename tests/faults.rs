@@ -178,6 +178,9 @@ fn a_lock_held_by_another_process_refuses_sessions_and_session_ends_still_land()
 
     let denial = rig.wait_until_refused("store unavailable", Duration::from_secs(60));
     assert!(denial.contains("locked"), "{denial}");
+    let verb = rig.request();
+    assert_eq!(verb.code(), 1, "a verb that writes fails: {}", verb.err());
+    assert!(verb.err().contains("locked"), "{}", verb.err());
     let out = long.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "finished\n");
