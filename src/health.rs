@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// A part of the bastion whose failure stops new sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -94,25 +94,24 @@ struct Inner {
 }
 
 impl Health {
-    /// Records that `component` is faulty and why. Logged (and passed to the listener) when
-    /// the part was healthy before or the reason changed, not on every repeat.
+    /// Records that `component` is faulty and why. A part that was healthy is logged as an
+    /// error and passed to the listener (one alert per fault, not per failed try); a new
+    /// reason for a part already faulty is logged as a warning; a repeat is not logged.
     pub fn fault(&self, component: Component, reason: impl Into<String>) {
         let reason = reason.into();
-        let changed = {
-            let mut faults = self.lock();
-            if faults.get(&component) == Some(&reason) {
-                false
-            } else {
-                faults.insert(component, reason.clone());
-                true
+        let before = self.lock().insert(component, reason.clone());
+        match before {
+            None => {
+                error!(component = ?component, reason = %reason, "{}: new sessions are refused", component.unavailable());
+                self.notify(Change {
+                    component,
+                    fault: Some(reason),
+                });
             }
-        };
-        if changed {
-            error!(component = ?component, reason = %reason, "{}: new sessions are refused", component.unavailable());
-            self.notify(Change {
-                component,
-                fault: Some(reason),
-            });
+            Some(old) if old != reason => {
+                warn!(component = ?component, reason = %reason, "{}: still failing", component.unavailable());
+            }
+            Some(_) => {}
         }
     }
 
@@ -221,8 +220,18 @@ mod tests {
         health.clear(Component::Store);
         assert!(!health.is_faulty(Component::Store));
         assert!(health.is_faulty(Component::AuditLog));
+        health.fault(Component::AuditLog, "still read-only");
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(
+            seen.len(),
+            3,
+            "one change per fault and per recovery: {seen:?}"
+        );
         assert_eq!(seen[2].fault, None);
+        assert_eq!(
+            health.check().unwrap_err().to_string(),
+            "audit log unavailable: still read-only",
+            "the reason is the latest"
+        );
     }
 }
