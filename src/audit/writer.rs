@@ -17,7 +17,9 @@
 //! file is still the one at the log's path, that it could be opened for writing (not made
 //! immutable, not on a read-only mount) and that its file system has room, so a fault is
 //! noticed before a line is lost to it, and an idle bastion notices it before the next
-//! session rather than after it.
+//! session rather than after it. Records handed to [`AuditWriter::record_durable`] are the
+//! exception to retrying: they are tried once, after the records queued before them, and
+//! their waiter undoes the change they describe if that fails or takes too long.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -44,7 +46,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 
 /// Longest wait between two tries of a failed batch.
-const RETRY_MAX: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// What the writer thread is asked to do.
 enum Job {
