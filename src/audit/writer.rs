@@ -113,7 +113,14 @@ impl AuditWriter {
         let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_LIMIT);
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || Thread { log, health }.run(rx))
+            .spawn(move || {
+                Thread {
+                    log,
+                    health,
+                    idle_fault: None,
+                }
+                .run(rx)
+            })
             .expect("spawn the audit writer thread");
         (
             AuditWriter { tx },
@@ -218,6 +225,8 @@ impl AuditThread {
 struct Thread {
     log: AuditLog,
     health: Option<Health>,
+    /// What the last idle check found wrong, so it is logged once, not every second.
+    idle_fault: Option<String>,
 }
 
 impl Thread {
@@ -229,10 +238,7 @@ impl Thread {
             let first = match rx.recv_timeout(IDLE_CHECK) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    match writable(&self.log) {
-                        Ok(()) => self.healthy(),
-                        Err(e) => self.failed(&e, 0),
-                    }
+                    self.idle_check();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -323,6 +329,28 @@ impl Thread {
             }
         }
         let _ = job.done.send(outcome);
+    }
+
+    /// Between batches: whether the next one could land (see [`writable`]).
+    fn idle_check(&mut self) {
+        match writable(&self.log) {
+            Ok(()) => {
+                if self.idle_fault.take().is_some() {
+                    tracing::info!("the audit log can be written again");
+                }
+                self.healthy();
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.idle_fault.as_ref() != Some(&text) {
+                    tracing::error!(error = %text, "the audit log cannot be written");
+                    self.idle_fault = Some(text.clone());
+                }
+                if let Some(health) = &self.health {
+                    health.fault(Component::AuditLog, text);
+                }
+            }
+        }
     }
 
     fn failed(&self, e: &AuditError, queued: usize) {
