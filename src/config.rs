@@ -526,6 +526,10 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 mod limits_tests;
 
 #[cfg(test)]
+#[path = "config_audit_tests.rs"]
+mod audit_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -559,24 +563,6 @@ mod tests {
             let err = Config::load(&path).unwrap_err().to_string();
             assert!(err.contains("max_startups"), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn audit_on_failure_defaults_to_deny_and_reads_allow() {
-        assert_eq!(
-            Config::defaults_in(Path::new("/srv/gh")).audit.on_failure,
-            OnFailure::Deny
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gatehouse.toml");
-        std::fs::write(&path, "[audit]\non_failure = \"allow\"\n").unwrap();
-        assert_eq!(
-            Config::load(&path).unwrap().audit.on_failure,
-            OnFailure::Allow
-        );
-        std::fs::write(&path, "[audit]\non_failure = \"ignore\"\n").unwrap();
-        let err = Config::load(&path).unwrap_err().to_string();
-        assert!(err.contains("gatehouse.toml:2:"), "{err}");
     }
 
     #[test]
