@@ -1,6 +1,7 @@
 //! The access decision with 100,000 grants in the store: the pure decision over one user's live
 //! grants, and the whole hot path (the indexed store read plus the decision) that every session
-//! start pays.
+//! start pays; and the decision for exec requests checked against a role's command rules (the
+//! tokeniser, the matcher, the option guard and the rules' scoping and subcommand checks).
 //!
 //! `cargo bench --bench decide`
 
@@ -33,7 +34,33 @@ impl Transition for Seed {
     }
 }
 
-fn policy() -> Policy {
+/// Command rules of a just-enough-access role: literal, trailing-star, pinned-scope and
+/// wildcard-subcommand rules, so that every check a rule can carry is exercised.
+const RULES: &[&str] = &[
+    "systemctl status *",
+    "systemctl restart nginx",
+    "journalctl -u nginx *",
+    "tail -n * /var/log/nginx/*.log",
+    "ls *",
+    "grep -r * /srv/app",
+    "curl -sS https://status.internal/health *",
+    "docker logs web *",
+    "systemctl * nginx",
+    "git -C /srv/app *",
+    "kubectl get pods -n web *",
+    "kubectl describe pod -n web *",
+];
+
+/// Exec requests the rules above allow, the last ones matched by the last rules.
+const COMMANDS: &[&str] = &[
+    "systemctl status nginx --no-pager",
+    "journalctl -u nginx --since today -n 50 --no-pager",
+    "systemctl reload nginx",
+    "git -C /srv/app log --oneline -n 5",
+    "kubectl describe pod -n web web-0 --show-events=false",
+];
+
+fn policy_with(shell: &str, commands: &[&str]) -> Policy {
     let mut text = String::new();
     let key = |_: usize| {
         let key =
@@ -53,7 +80,14 @@ fn policy() -> Policy {
             "[[target]]\nname = \"web-{t:02}\"\naddress = \"127.0.0.1\"\nhost_keys = [\"{host}\"]\n"
         ));
     }
-    text.push_str("[[role]]\nname = \"web-ops\"\nmembers = [\"sre\"]\ntargets = [\"web-*\"]\nlogin = \"ops\"\nmax_duration = \"4h\"\napprovals = 0\nshell = \"full\"\n");
+    text.push_str(&format!("[[role]]\nname = \"web-ops\"\nmembers = [\"sre\"]\ntargets = [\"web-*\"]\nlogin = \"ops\"\nmax_duration = \"4h\"\napprovals = 0\nshell = \"{shell}\"\n"));
+    if !commands.is_empty() {
+        text.push_str("commands = [\n");
+        for rule in commands {
+            text.push_str(&format!("  '{rule}',\n"));
+        }
+        text.push_str("]\n");
+    }
     load_sources(&[(std::path::Path::new("bench.toml"), &text)]).unwrap()
 }
 
@@ -93,7 +127,7 @@ fn bench(c: &mut Criterion) {
             }
         }
     });
-    let policy = policy();
+    let policy = policy_with("full", &[]);
     let user = policy.user("user1").unwrap().clone();
     let request = SessionRequest {
         target: "web-01".into(),
@@ -105,6 +139,23 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("decide (pure, one user's live grants)", |b| {
         b.iter(|| access::decide(&policy, &user, &held, &request, now).unwrap())
+    });
+    let jea = policy_with("none", RULES);
+    let requests: Vec<SessionRequest> = COMMANDS
+        .iter()
+        .map(|command| SessionRequest {
+            target: "web-01".into(),
+            role: None,
+            action: Action::Exec(command.as_bytes().to_vec()),
+        })
+        .collect();
+    let jea_user = jea.user("user1").unwrap().clone();
+    c.bench_function("decide (exec against 12 command rules, 5 commands)", |b| {
+        b.iter(|| {
+            for request in &requests {
+                access::decide(&jea, &jea_user, &held, request, now).unwrap();
+            }
+        })
     });
     let store = Arc::new(store);
     c.bench_function("store read + decide (100k grants in SQLite)", |b| {
