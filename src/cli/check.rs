@@ -12,6 +12,9 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             for warning in policy.warnings() {
                 eprintln!("warning: {warning}");
             }
+            for note in policy.notes() {
+                eprintln!("note: {note}");
+            }
             println!(
                 "ok: {} users, {} targets, {} roles in {}",
                 policy.users().count(),

@@ -17,6 +17,8 @@ use super::{HostTrust, Policy, Role, ShellMode, Target, User, VERBS, glob, rules
 use crate::config::line_of;
 use crate::duration;
 
+mod commands;
+
 /// One problem in one policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyError {
@@ -112,7 +114,7 @@ struct RawRole {
     #[serde(default)]
     record_input: bool,
     #[serde(default)]
-    commands: Vec<Spanned<String>>,
+    commands: Vec<Spanned<commands::RawCommand>>,
     #[serde(default)]
     deny_options: BTreeMap<String, Vec<String>>,
     #[serde(default)]
@@ -483,16 +485,7 @@ fn build_role(at: At, raw: RawRole, errors: &mut Vec<PolicyError>) -> Option<Rol
             rules::OptionGuard::builtin()
         }
     };
-    let mut parsed = Vec::with_capacity(raw.commands.len());
-    for command in &raw.commands {
-        match rules::CommandRule::parse(command.get_ref()) {
-            Ok(rule) => parsed.push(rule),
-            Err(e) => errors.push(at.err(
-                command.span().start,
-                format!("command rule {:?}: {e}", command.get_ref()),
-            )),
-        }
-    }
+    let parsed = commands::build(at, &raw.commands, raw.exec_pty, errors);
     (errors.len() == before).then(|| Role {
         name: raw.name.into_inner(),
         members: raw.members.into_iter().map(Spanned::into_inner).collect(),
@@ -504,8 +497,12 @@ fn build_role(at: At, raw: RawRole, errors: &mut Vec<PolicyError>) -> Option<Rol
         approvers: raw.approvers.into_iter().map(Spanned::into_inner).collect(),
         shell: raw.shell.unwrap_or(ShellMode::None),
         record_input: raw.record_input,
-        commands: raw.commands.into_iter().map(Spanned::into_inner).collect(),
-        allow: rules::AllowList::new(parsed, guard),
+        commands: raw
+            .commands
+            .into_iter()
+            .map(|c| c.into_inner().rule)
+            .collect(),
+        allow: rules::AllowList::new(parsed, guard).on_terminal(raw.exec_pty),
         exec_pty: raw.exec_pty,
         break_glass: raw.break_glass,
     })
@@ -624,16 +621,20 @@ fn link(
             policy.warnings.push(format!("{}:{}: role {:?} has shell = \"full\", so its commands are ignored (any command may run)", r.file.display(), r.line, role.name));
         }
         if role.shell != ShellMode::Full {
-            // Rules that parse but are wider than they look (shell escapes, code as arguments).
+            // Rules that are wider than they look, what wildcard subcommands admit, and the
+            // reasons given for rules acknowledged as unsafe.
             for (rule, line) in role.allow.rules().iter().zip(&refs.commands) {
-                for warning in rules::lint(rule) {
-                    policy.warnings.push(format!(
-                        "{}:{line}: role {:?}, rule {:?}: {warning}",
+                let (warnings, notes) = commands::remarks(rule, role.exec_pty);
+                let at = |text: String| {
+                    format!(
+                        "{}:{line}: role {:?}, rule {:?}: {text}",
                         r.file.display(),
                         role.name,
                         rule.source()
-                    ));
-                }
+                    )
+                };
+                policy.warnings.extend(warnings.into_iter().map(at));
+                policy.notes.extend(notes.into_iter().map(at));
             }
         }
         if role.shell != ShellMode::Full && role.commands.is_empty() {

@@ -163,6 +163,7 @@ pub struct Policy {
     /// `[[operator]]`: Unix account → user name.
     operators: BTreeMap<String, String>,
     warnings: Vec<String>,
+    notes: Vec<String>,
 }
 
 impl Policy {
@@ -232,6 +233,13 @@ impl Policy {
     /// Things that load but look wrong (a glob that matches nothing, `commands` on a `full` role).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// What the command rules' checks do with their wildcards (the subcommands a wildcard
+    /// subcommand admits, the scopes a rule pins) and the reasons given for rules acknowledged
+    /// as unsafe, each with its file and line, for `gatehouse check`.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 }
 

@@ -28,17 +28,34 @@
 //! - environment assignments (`X=1 cmd`) and wrappers (`sudo`, `env`, `timeout`, …) are ordinary
 //!   words that match only rules naming them.
 //!
+//! Three checks keep a rule from being read more widely than it is written:
+//!
+//! - **Pinned options stay pinned.** When a rule's literal words fix a scoping option (a
+//!   namespace, a unit, a repository, a journal, a daemon), the words of its wildcards may not
+//!   give that option again, widen it, or step outside it (see `pinning`).
+//! - **Wildcard subcommands stay harmless.** A `*` that supplies the subcommand of systemctl,
+//!   git, kubectl, docker, helm, apt or service supplies only subcommands known to be harmless
+//!   (see `subcommand`).
+//! - **Rules that hand over a program are refused unless acknowledged.** [`hands_over`] says
+//!   why a rule gives the user an editor, a pager on a terminal, a SQL client or program text;
+//!   the policy loader refuses such a rule unless it is written with an `unsafe` reason.
+//!
 //! [`lint()`] points out rules that are wider than they look.
 
+mod handover;
 mod lint;
 mod matcher;
 mod option_guard;
+mod pinning;
 mod quote;
+mod shapes;
+mod subcommand;
 mod tokenize;
 
 use std::fmt;
 
-pub use lint::lint;
+pub use handover::hands_over;
+pub use lint::{lint, notes};
 pub use matcher::CommandRule;
 pub use option_guard::OptionGuard;
 pub use quote::quote;
@@ -160,13 +177,44 @@ impl std::error::Error for CommandDenial {}
 pub struct AllowList {
     rules: Vec<CommandRule>,
     guard: OptionGuard,
+    pty: bool,
 }
 
 impl AllowList {
-    /// An allow-list of `rules`, in policy order. With no rules, nothing is allowed.
+    /// An allow-list of `rules`, in policy order, for commands run without a terminal. With no
+    /// rules, nothing is allowed.
     #[must_use]
     pub fn new(rules: Vec<CommandRule>, guard: OptionGuard) -> AllowList {
-        AllowList { rules, guard }
+        AllowList {
+            rules,
+            guard,
+            pty: false,
+        }
+    }
+
+    /// The same allow-list for commands that run on a terminal (a role with `exec_pty`): a
+    /// wildcard then supplies no subcommand that shows a pager, since a pager on a terminal has
+    /// a shell escape.
+    #[must_use]
+    pub fn on_terminal(mut self, pty: bool) -> AllowList {
+        self.pty = pty;
+        self
+    }
+
+    /// The rules acknowledged as unsafe, in policy order: those a restricted shell may use.
+    pub fn unsafe_rules(&self) -> impl Iterator<Item = &CommandRule> {
+        self.rules.iter().filter(|r| r.unsafe_reason().is_some())
+    }
+
+    /// The acknowledged-unsafe rule that allows `command`, a line this allow-list approved and
+    /// [`quote()`] rendered (as in an exec permit), if the rule that allows it is one. For the
+    /// audit line of the session.
+    #[must_use]
+    pub fn unsafe_rule_for(&self, command: &str) -> Option<&CommandRule> {
+        let argv = tokenize(command.as_bytes()).ok()?;
+        self.admit(&argv)
+            .ok()
+            .filter(|rule| rule.unsafe_reason().is_some())
     }
 
     /// The rules, in policy order, e.g. to show a user what they may run.
@@ -193,6 +241,16 @@ impl AllowList {
     ///
     /// A [`CommandDenial`] when no rule allows the command, for the SSH layer to show the user.
     pub fn check(&self, argv: &[String]) -> Result<(), CommandDenial> {
+        self.admit(argv).map(|_| ())
+    }
+
+    /// Like [`AllowList::check`], and on success the rule that allows `argv` (the first one, in
+    /// policy order).
+    ///
+    /// # Errors
+    ///
+    /// A [`CommandDenial`] when no rule allows the command.
+    pub fn admit(&self, argv: &[String]) -> Result<&CommandRule, CommandDenial> {
         if argv.is_empty() {
             return Err(CommandDenial {
                 reason: "the command is empty".to_owned(),
@@ -204,9 +262,9 @@ impl AllowList {
         }
         let mut closest: Option<((usize, bool), &CommandRule, Outcome)> = None;
         for rule in &self.rules {
-            let outcome = rule.evaluate(argv, &self.guard);
+            let outcome = rule.evaluate(argv, &self.guard, self.pty);
             let score = match &outcome {
-                Outcome::Allowed => return Ok(()),
+                Outcome::Allowed => return Ok(rule),
                 Outcome::Guarded(_) => (usize::MAX, true),
                 Outcome::Mismatch { matched, .. } => {
                     (*matched, basename(rule.program()) == basename(&argv[0]))

@@ -1,28 +1,11 @@
-//! Warnings for rules that are wider than they look.
+//! Warnings for rules that are wider than they look, and notes on what their wildcards admit.
+//!
+//! Rules that hand the user a program are not warnings but errors: see
+//! [`hands_over`](super::hands_over).
 
 use super::matcher::{CommandRule, RuleWord};
 use super::option_guard::{WRAPPERS, basename, candidates, in_builtin_table};
-
-/// Programs whose arguments are program text: a placeholder there lets the user write code,
-/// which no option table can inspect.
-const CODE: &[&str] = &[
-    "awk", "gawk", "mawk", "nawk", "sed", "perl", "python", "pypy", "ruby", "irb", "node",
-    "nodejs", "php", "lua", "luajit", "tclsh", "wish", "expect", "sh", "bash", "dash", "zsh",
-    "ksh", "mksh", "ash", "csh", "tcsh", "fish",
-];
-
-/// Interpreters that read a program from standard input when given no arguments.
-const READS_PROGRAM_FROM_STDIN: &[&str] = &[
-    "perl", "python", "pypy", "ruby", "irb", "node", "nodejs", "php", "lua", "luajit", "tclsh",
-    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "csh", "tcsh", "fish",
-];
-
-/// Programs that read commands, including shell escapes, from standard input, which the user
-/// controls in an exec session: whatever their arguments, they are a way to a shell.
-const READS_COMMANDS_FROM_STDIN: &[&str] = &[
-    "ed", "ex", "vi", "vim", "view", "vimdiff", "rvim", "rview", "nvim", "gdb", "sqlite3", "mysql",
-    "mariadb", "psql", "ftp", "lftp", "sftp",
-];
+use super::shapes::lookup;
 
 /// What a trailing `*` exposes, per program, completing "…to PROGRAM, which …".
 const NOTES: &[(&[&str], &str)] = &[
@@ -51,23 +34,15 @@ const NOTES: &[(&[&str], &str)] = &[
     ),
 ];
 
-/// Programs driven by a subcommand (`systemctl status`, `git log`). Their danger lies in which
-/// subcommand runs, and the guard checks only options, so a trailing `*` is worth a warning only
-/// when it can supply the subcommand; after a literal subcommand the guard covers the rest.
-const SUBCOMMANDS: &[&str] = &["git", "systemctl", "kubectl", "docker", "podman", "nerdctl"];
-
-/// Programs in the guard table whose table covers what a trailing `*` can add, so warning about
-/// rules such as `"journalctl -u nginx *"` would be noise.
-const COVERED: &[&str] = &["journalctl"];
-
 /// Warnings about `rule`, each a complete sentence for the policy author. Empty when there is
 /// nothing to say.
 ///
 /// Rules load even when they draw warnings: a warning marks a rule that is wider than it looks
-/// (a placeholder that lets the user write code, a trailing `*` on a program with a shell
-/// escape), which may still be what the author meant. Messages do not repeat the rule, so the
-/// loader should prefix them with the file, line and rule text. Knowledge of programs comes
-/// from the built-in tables only; a policy's `deny_options` does not change the warnings.
+/// (a trailing `*` on a program with a shell escape, a wildcard that supplies a subcommand),
+/// which may still be what the author meant. For a wildcard subcommand the warning lists the
+/// subcommands it actually admits. Messages do not repeat the rule, so the loader should prefix them with the file, line and rule text.
+/// Knowledge of programs comes from the built-in tables only; a policy's `deny_options` does
+/// not change the warnings.
 ///
 /// A trailing `*` on an ordinary program (`"ls *"`) draws no warning.
 #[must_use]
@@ -77,24 +52,13 @@ pub fn lint(rule: &CommandRule) -> Vec<String> {
     let program = rule.program();
     let name = basename(program);
     let known = |list: &[&str]| candidates(program).any(|candidate| list.contains(&candidate));
-    let first_placeholder = words.iter().position(RuleWord::is_placeholder);
     let trailing_star = matches!(words.last(), Some(RuleWord::Rest));
 
-    if let Some(index) = first_placeholder.filter(|_| known(CODE)) {
-        warnings.push(format!(
-            "{name} runs program text given in its arguments, and the wildcard in word {} lets \
-             the user supply some (awk's system(), sed's e command, …); the option guard cannot \
-             inspect program text",
-            index + 1
-        ));
-    } else if known(SUBCOMMANDS) {
-        if first_placeholder == Some(1) {
-            warnings.push(format!(
-                "the wildcard in word 2 lets the user choose any {name} subcommand; the option \
-                 guard checks only options, so name the subcommand in the rule"
-            ));
-        }
-    } else if trailing_star && !known(COVERED) {
+    if rule.wild_subcommand().is_some() {
+        // Described by `notes`: the wildcard admits only harmless subcommands.
+    } else if trailing_star && lookup(program).is_none() {
+        // Programs in the shapes table (systemctl, journalctl, git, kubectl, …) have their
+        // subcommands and scopes checked as well as their options: no note needed.
         let note = NOTES
             .iter()
             .find(|(programs, _)| known(programs))
@@ -112,17 +76,6 @@ pub fn lint(rule: &CommandRule) -> Vec<String> {
         }
     }
 
-    if known(READS_COMMANDS_FROM_STDIN) {
-        warnings.push(format!(
-            "{name} reads commands from standard input, which the user controls in an exec \
-             session, and can run shell commands from there"
-        ));
-    } else if words.len() == 1 && known(READS_PROGRAM_FROM_STDIN) {
-        warnings.push(format!(
-            "{name} with no arguments runs whatever program the user sends on standard input"
-        ));
-    }
-
     if looks_like_assignment(program) {
         warnings.push(format!(
             "the command word {program:?} looks like an environment assignment, but it is \
@@ -130,6 +83,38 @@ pub fn lint(rule: &CommandRule) -> Vec<String> {
         ));
     }
     warnings
+}
+
+/// Notes on what `rule`'s checks do with its wildcards, each a complete sentence for
+/// `gatehouse check`: which subcommands a wildcard subcommand admits, and what the rule pins.
+/// `pty` says whether the role gives exec sessions a terminal (paging subcommands are then left
+/// out unless the rule turns the pager off).
+#[must_use]
+pub fn notes(rule: &CommandRule, pty: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    let name = basename(rule.program());
+    if let Some(wild) = rule.wild_subcommand() {
+        let admitted = wild.admitted(rule.words(), pty);
+        notes.push(format!(
+            "the wildcard in word {} supplies the {name} subcommand; it admits only {}{}",
+            wild.word(),
+            admitted.join(", "),
+            if pty {
+                " (subcommands that page are left out: this role gives exec sessions a \
+                 terminal; add --no-pager to the rule to admit them)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let pinned = rule.pinned();
+    if !pinned.is_empty() && rule.words().iter().any(RuleWord::is_placeholder) {
+        notes.push(format!(
+            "wildcard words may not change, widen or step outside what the rule pins: {}",
+            pinned.join(", ")
+        ));
+    }
+    notes
 }
 
 /// Whether `word` has the shape `NAME=value` of a shell variable assignment.
@@ -152,6 +137,13 @@ mod tests {
         lint(&CommandRule::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}")))
     }
 
+    fn notes_on(text: &str, pty: bool) -> Vec<String> {
+        notes(
+            &CommandRule::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}")),
+            pty,
+        )
+    }
+
     #[test]
     fn ordinary_rules_are_quiet() {
         for rule in [
@@ -160,6 +152,7 @@ mod tests {
             "systemctl status *",
             "git log *",
             "kubectl get pods *",
+            "kubectl describe pod -n web *",
             "journalctl -u nginx *",
             "tail -n * /var/log/nginx/*.log",
             "journalctl -u nginx --no-pager",
@@ -175,7 +168,6 @@ mod tests {
     fn trailing_star_on_dangerous_programs() {
         for (rule, needle) in [
             ("less *", "pager with a shell escape"),
-            ("vim *", "editor"),
             ("find *", "run commands"),
             ("env *", "runs any command"),
             ("sudo *", "runs any command"),
@@ -197,58 +189,60 @@ mod tests {
     }
 
     #[test]
-    fn wildcard_subcommands() {
-        for rule in ["git *", "systemctl * nginx", "kubectl ?et *", "docker *"] {
-            let found = warnings(rule);
+    fn wildcard_subcommands_say_what_they_admit() {
+        let found = notes_on("systemctl * nginx", false);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[1].ends_with("pins: unit (\"nginx\")"), "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "the wildcard in word 2 supplies the systemctl subcommand; it admits only \
+                 status, show, cat, is-active"
+            ),
+            "{found:?}"
+        );
+        assert!(!found[0].contains("edit"), "{found:?}");
+        let found = notes_on("git -C /srv/app *", false);
+        assert!(
+            found[0].contains("word 4 supplies the git subcommand"),
+            "{found:?}"
+        );
+        assert!(found[0].contains(" log, "), "{found:?}");
+        // On a terminal, paging subcommands are left out unless the pager is off.
+        let found = notes_on("git -C /srv/app *", true);
+        assert!(!found[0].contains(" log, "), "{found:?}");
+        assert!(found[0].contains("status"), "{found:?}");
+        assert!(found[0].contains("left out"), "{found:?}");
+        let found = notes_on("git --no-pager -C /srv/app *", true);
+        assert!(found[0].contains(" log, "), "{found:?}");
+        for rule in [
+            "kubectl ?et *",
+            "docker *",
+            "helm *",
+            "apt * nginx",
+            "service nginx *",
+        ] {
+            let found = notes_on(rule, false);
             assert!(
-                found.iter().any(|w| w.contains("subcommand")),
+                found
+                    .iter()
+                    .any(|w| w.contains("subcommand; it admits only")),
                 "{rule}: {found:?}"
             );
         }
     }
 
     #[test]
-    fn placeholders_in_code_arguments() {
-        for rule in [
-            "awk *",
-            "awk '{print $1}' *",
-            "sed -n * /etc/hosts",
-            "perl -ne *",
-            "python3 *",
-            "bash /opt/run.sh *",
-            "gawk -f /opt/x.awk /var/log/*.log",
-        ] {
-            let found = warnings(rule);
-            assert!(
-                found.iter().any(|w| w.contains("program text")),
-                "{rule}: {found:?}"
-            );
-            assert!(
-                !found.iter().any(|w| w.contains("trailing")),
-                "{rule}: one warning is enough: {found:?}"
-            );
-        }
-        let found = warnings("awk * /etc/passwd");
-        assert!(found[0].contains("word 2"), "{found:?}");
-    }
-
-    #[test]
-    fn programs_reading_commands_from_stdin() {
-        for rule in [
-            "vim /etc/motd",
-            "sqlite3 /var/lib/app.db",
-            "ed /etc/hosts",
-            "gdb -p 1",
-        ] {
-            let found = warnings(rule);
-            assert!(
-                found.iter().any(|w| w.contains("standard input")),
-                "{rule}: {found:?}"
-            );
-        }
-        assert!(warnings("bash")[0].contains("standard input"));
-        assert!(warnings("python3")[0].contains("standard input"));
-        assert!(warnings("bash /opt/run.sh").is_empty());
+    fn pinned_scopes_are_described() {
+        let found = notes_on("kubectl describe pod -n web *", false);
+        assert_eq!(
+            found,
+            [
+                "wildcard words may not change, widen or step outside what the rule pins: \
+              namespace (\"-n web\")"
+            ]
+        );
+        assert!(notes_on("ls *", false).is_empty());
+        assert!(warnings("systemctl * nginx").is_empty());
     }
 
     #[test]

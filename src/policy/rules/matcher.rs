@@ -4,6 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::option_guard::{OptionGuard, basename};
+use super::pinning::Pins;
+use super::subcommand::WildSubcommand;
 use super::tokenize::{TokenizeError, Word, split_words};
 use super::{RuleError, shown};
 use crate::policy::glob::Token;
@@ -17,10 +19,18 @@ use crate::policy::glob::Token;
 /// `?` inside the word), a standalone `*` in the middle (exactly one word) or a trailing
 /// standalone `*` (zero or more further words). A quoted `'*'` is a literal star. The source
 /// text is kept so that denials and lint warnings can quote the rule as it was written.
+///
+/// Parsing also reads what the rule pins (scoping options and operands its literal words fix,
+/// which wildcard words may not change) and whether a wildcard supplies the subcommand of a
+/// subcommand-driven program (which then admits only harmless subcommands); both are checked
+/// with every command the rule matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandRule {
     source: String,
     words: Vec<RuleWord>,
+    pins: Option<Pins>,
+    wild_subcommand: Option<WildSubcommand>,
+    unsafe_reason: Option<String>,
 }
 
 /// How one word of a rule matches one word of a command.
@@ -199,8 +209,38 @@ impl CommandRule {
         }
         Ok(CommandRule {
             source: text.to_owned(),
+            pins: Pins::of(&parsed),
+            wild_subcommand: WildSubcommand::of(&parsed),
             words: parsed,
+            unsafe_reason: None,
         })
+    }
+
+    /// The same rule, marked as acknowledged unsafe for `reason` (the policy's
+    /// `{ rule = "…", unsafe = "…" }` form). The reason is shown by `gatehouse check` and kept in
+    /// the audit line of every session the rule allows; matching is unchanged.
+    #[must_use]
+    pub fn acknowledged(mut self, reason: &str) -> CommandRule {
+        self.unsafe_reason = Some(reason.to_owned());
+        self
+    }
+
+    /// Why the policy accepted this rule although it hands the user a program, if it did.
+    #[must_use]
+    pub fn unsafe_reason(&self) -> Option<&str> {
+        self.unsafe_reason.as_deref()
+    }
+
+    /// What the rule's literal words pin, as phrases such as `namespace ("-n web")`; empty when
+    /// they pin nothing.
+    #[must_use]
+    pub fn pinned(&self) -> Vec<String> {
+        self.pins.as_ref().map(Pins::describe).unwrap_or_default()
+    }
+
+    /// The wildcard that supplies a subcommand, for lint.
+    pub(super) fn wild_subcommand(&self) -> Option<&WildSubcommand> {
+        self.wild_subcommand.as_ref()
     }
 
     /// The rule exactly as the policy wrote it, for messages and audit logs.
@@ -225,8 +265,9 @@ impl CommandRule {
     }
 
     /// Matches `argv` word by word and runs the option guard over every word that a placeholder
-    /// matched.
-    pub(super) fn evaluate(&self, argv: &[String], guard: &OptionGuard) -> Outcome {
+    /// matched, then the rule's pinned scopes and wildcard subcommand; `pty` says whether the
+    /// command runs on a terminal (subcommands that page are then not supplied by a wildcard).
+    pub(super) fn evaluate(&self, argv: &[String], guard: &OptionGuard, pty: bool) -> Outcome {
         let (fixed, rest) = match self.words.split_last() {
             Some((RuleWord::Rest, fixed)) => (fixed, true),
             _ => (self.words.as_slice(), false),
@@ -264,11 +305,23 @@ impl CommandRule {
                 ),
             };
         }
+        let placeholder = |index: usize| fixed.get(index).is_none_or(RuleWord::is_placeholder);
         for index in 1..argv.len() {
-            let placeholder = fixed.get(index).is_none_or(RuleWord::is_placeholder);
-            if placeholder && let Some(reason) = guard.check(argv, index) {
+            if placeholder(index)
+                && let Some(reason) = guard.check(argv, index)
+            {
                 return Outcome::Guarded(reason);
             }
+        }
+        if let Some(wild) = &self.wild_subcommand
+            && let Some(reason) = wild.check(argv, placeholder, pty)
+        {
+            return Outcome::Guarded(reason);
+        }
+        if let Some(pins) = &self.pins
+            && let Some(reason) = pins.check(argv, placeholder)
+        {
+            return Outcome::Guarded(reason);
         }
         Outcome::Allowed
     }
@@ -304,7 +357,7 @@ mod tests {
     }
 
     fn outcome(rule_text: &str, command: &str) -> Outcome {
-        rule(rule_text).evaluate(&argv(command), &OptionGuard::builtin())
+        rule(rule_text).evaluate(&argv(command), &OptionGuard::builtin(), false)
     }
 
     fn allows(rule_text: &str, command: &str) -> bool {
@@ -383,7 +436,10 @@ mod tests {
         assert!(!allows("grep -r 'a b' /etc", "grep -r a b /etc"));
         let r = rule("grep -r 'a b' /etc");
         let a: Vec<String> = ["grep", "-r", "a b", "/etc"].map(str::to_owned).to_vec();
-        assert_eq!(r.evaluate(&a, &OptionGuard::builtin()), Outcome::Allowed);
+        assert_eq!(
+            r.evaluate(&a, &OptionGuard::builtin(), false),
+            Outcome::Allowed
+        );
     }
 
     #[test]
@@ -433,7 +489,7 @@ mod tests {
             .map(str::to_owned)
             .to_vec();
         assert_eq!(
-            rule(r).evaluate(&a, &OptionGuard::builtin()),
+            rule(r).evaluate(&a, &OptionGuard::builtin(), false),
             Outcome::Allowed
         );
     }
@@ -557,7 +613,7 @@ mod tests {
         let a = vec!["cat".to_owned(), "a".repeat(4000)];
         let started = std::time::Instant::now();
         assert!(matches!(
-            r.evaluate(&a, &OptionGuard::builtin()),
+            r.evaluate(&a, &OptionGuard::builtin(), false),
             Outcome::Mismatch { .. }
         ));
         assert!(started.elapsed() < std::time::Duration::from_secs(1));

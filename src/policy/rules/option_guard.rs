@@ -216,6 +216,60 @@ impl Program {
     }
 }
 
+/// A list of option spellings, recognised in a word the way the guard recognises denied options:
+/// every form a typical parser accepts (alone, with an attached value, in a bundle of short
+/// flags, as a GNU-style abbreviation).
+///
+/// Used by the rule checks that need "does this word give option X" without the guard's notion
+/// of danger: the options that scope a command, and those that may precede a subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Spellings(Program);
+
+impl Spellings {
+    /// The spellings of a built-in table (`-x`, `--name`, `-name`, `+` or `name=`).
+    ///
+    /// # Panics
+    ///
+    /// If a spelling is malformed, which the tables' unit tests rule out.
+    pub(super) fn new(spellings: &[&str]) -> Spellings {
+        let mut program = Program::new();
+        for spelling in spellings {
+            let form = Form::parse(spelling)
+                .unwrap_or_else(|e| panic!("built-in spelling {spelling:?}: {e}"));
+            program.denied.push(Denied {
+                spelling: (*spelling).to_owned(),
+                form,
+                why: Why::Policy,
+            });
+        }
+        Spellings(program)
+    }
+
+    /// The spelling `word` gives, if any. After a `--` that ended the options only operand
+    /// spellings (`name=`) are recognised.
+    pub(super) fn find(&self, word: &str, after_double_dash: bool) -> Option<&str> {
+        self.0
+            .find(word, false, after_double_dash)
+            .map(|d| d.spelling.as_str())
+    }
+}
+
+/// Whether `word`, which gives the option `spelling`, carries its value in the same word
+/// (`--namespace=web`, `-nweb`) rather than in the next one (`-n web`).
+pub(super) fn value_attached(word: &str, spelling: &str) -> bool {
+    if spelling.starts_with("--") || spelling.chars().count() > 2 {
+        return word.contains('=');
+    }
+    let Some(letter) = spelling.chars().nth(1) else {
+        return false;
+    };
+    // In a bundle, the letters after the option's own are its value.
+    match word.get(1..).and_then(|rest| rest.find(letter)) {
+        Some(at) => at + 1 + letter.len_utf8() < word.len(),
+        None => false,
+    }
+}
+
 /// Refuses dangerous options of well-known programs in words that a rule placeholder matched.
 ///
 /// The table is keyed on the basename of the command word, so `/usr/bin/find` is guarded like
@@ -391,7 +445,8 @@ fn options_ended(argv: &[String], position: usize, index: usize) -> bool {
         .any(|j| argv[j] == "--" && (j == position + 1 || !looks_like_option(&argv[j - 1])))
 }
 
-fn looks_like_option(word: &str) -> bool {
+/// Whether `word` has the shape of an option: a dash and at least one more character.
+pub(super) fn looks_like_option(word: &str) -> bool {
     word.len() > 1 && word.starts_with('-')
 }
 
