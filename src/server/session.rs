@@ -105,7 +105,10 @@ pub(super) async fn run(
     };
     let (mut end, detail) = match permit.allowed() {
         Allowed::RestrictedShell => {
-            bastion.events.emit(event(EventKind::SessionStarted));
+            bastion.events.emit(Event {
+                detail: unsafe_rules(&permit),
+                ..event(EventKind::SessionStarted)
+            });
             let outcome =
                 RestrictedShell::new(&mut read, &write, dialer, &mut lifetime, &recording)
                     .run()
@@ -149,7 +152,10 @@ pub(super) async fn run(
                     (end, serde_json::json!({ "error": e }))
                 }
                 Ok(upstream) => {
-                    bastion.events.emit(event(EventKind::SessionStarted));
+                    bastion.events.emit(Event {
+                        detail: unsafe_rules(&permit),
+                        ..event(EventKind::SessionStarted)
+                    });
                     let outcome =
                         bridge::run(read, write, handle, upstream, &mut lifetime, &recording).await;
                     let end = SessionEnd {
@@ -193,6 +199,25 @@ pub(super) async fn run(
         detail: Some(detail),
         ..event(EventKind::SessionEnded)
     });
+}
+
+/// The command rules acknowledged as unsafe that the session may use, for its `session.started`
+/// audit line: the rule that allowed an exec command, or every such rule of a restricted shell's
+/// role. `None` when there are none.
+fn unsafe_rules(permit: &Permit) -> Option<serde_json::Value> {
+    let allow = &permit.role().allow;
+    let rules: Vec<&crate::policy::rules::CommandRule> = match permit.allowed() {
+        Allowed::Exec { command } if permit.role().shell != crate::policy::ShellMode::Full => {
+            allow.unsafe_rule_for(command).into_iter().collect()
+        }
+        Allowed::RestrictedShell => allow.unsafe_rules().collect(),
+        _ => Vec::new(),
+    };
+    let listed: Vec<serde_json::Value> = rules
+        .iter()
+        .map(|r| serde_json::json!({ "rule": r.source(), "unsafe": r.unsafe_reason() }))
+        .collect();
+    (!listed.is_empty()).then(|| serde_json::json!({ "unsafe_rules": listed }))
 }
 
 /// Refuses a permitted session that cannot be recorded or indexed (fail closed).
