@@ -31,6 +31,8 @@
 //! once got through are kept with a note on how the program reads them. A case found to get
 //! through is added with the safe verdict, so that the test fails until the engine is fixed.
 
+#[path = "jea_corpus/classes.rs"]
+mod classes;
 mod common;
 
 use std::collections::BTreeSet;
@@ -59,6 +61,8 @@ const PROGRAMS: &[&str] = &[
     "timeout",
     "sudo",
     "echo-args",
+    "kubectl",
+    "vim",
 ];
 
 /// The role's command rules (TOML literal strings: none contains a `'`).
@@ -82,11 +86,22 @@ const RULES: &[&str] = &[
     "tar -czf /tmp/backup.tgz /srv/app",
     "tar -tzf /srv/backups/*.tgz *",
     "echo-args *",
+    "systemctl * app.service *",
+    "git -C /srv/app *",
+    "kubectl describe pod -n web *",
+    "kubectl get pods -n web *",
+    "kubectl -n web *",
 ];
 
+/// Rules acknowledged as unsafe: (rule, reason), written in the table form.
+const ACKNOWLEDGED: &[(&str, &str)] = &[(
+    "vim /etc/motd",
+    "the message of the day is edited by hand; sessions are recorded",
+)];
+
 /// The role's `deny_options`: journalctl may not be pointed at other units or identifiers, and
-/// grep may not read its patterns from arbitrary files. (Trusted journal fields such as
-/// `_SYSTEMD_UNIT=` cannot be listed: a `deny_options` operand must start with a letter or digit.)
+/// grep may not read its patterns from arbitrary files. (The rule's pinned unit already refuses
+/// every further match, `_SYSTEMD_UNIT=` included; these entries stay as a second line.)
 const DENY_OPTIONS: &str = r#"{ journalctl = ["-u", "--unit", "--user-unit", "-t", "--identifier", "+", "SYSLOG_IDENTIFIER="], grep = ["-f", "--file"] }"#;
 
 /// What a case should come to.
@@ -478,10 +493,10 @@ fn cases() -> Vec<Case> {
             "journalctl -u nginx -ojson",
             &["journalctl", "-u", "nginx", "-ojson"],
         ),
-        allow(
+        // After `--` an option is a match operand, and the rule's pinned unit admits no match.
+        deny(
             "journalctl: after -- an option is a match operand",
             "journalctl -u nginx -- --file=/etc/shadow",
-            &["journalctl", "-u", "nginx", "--", "--file=/etc/shadow"],
         ),
         // ---- tail: path globs.
         allow(
@@ -922,6 +937,7 @@ fn cases() -> Vec<Case> {
         deny_bytes("utf8: in the command word", b"systemctl\xff status"),
     ];
     c.extend(limits());
+    c.extend(classes::cases());
     c
 }
 
@@ -1026,7 +1042,12 @@ fn setup() -> Corpus {
     let (bin, records, home) = dirs.unwrap();
     let bob = people.pop().unwrap();
     let alice = people.pop().unwrap();
-    let commands: Vec<String> = RULES.iter().map(|r| format!("  '{r}',\n")).collect();
+    let mut commands: Vec<String> = RULES.iter().map(|r| format!("  '{r}',\n")).collect();
+    commands.extend(
+        ACKNOWLEDGED
+            .iter()
+            .map(|(r, why)| format!("  {{ rule = '{r}', unsafe = '{why}' }},\n")),
+    );
     let policy = format!(
         "{}{}{}\
          [[role]]\nname = \"jea\"\nmembers = [\"ops\"]\ntargets = [\"web-01\"]\nlogin = \"{login}\"\n\
@@ -1310,6 +1331,18 @@ fn the_corpus_gets_exactly_the_expected_verdicts() {
         failures.len(),
         corpus.len(),
         failures.join("\n")
+    );
+    // The one allowed case of the acknowledged rule left its reason in the audit line of its
+    // session, and no other session claims an unsafe rule.
+    let lines = classes::unsafe_session_lines(&c.world.gatehouse.dir.join("data/audit.jsonl"), 1);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let (rule, why) = ACKNOWLEDGED[0];
+    assert!(
+        lines[0].contains(&format!(
+            "\"detail\":{{\"unsafe_rules\":[{{\"rule\":\"{rule}\",\"unsafe\":\"{why}\"}}]}}"
+        )),
+        "{}",
+        lines[0]
     );
 }
 

@@ -337,7 +337,8 @@ static LOCAL: &[Row] = &[
                     "--web",
                 ],
             ),
-            (Why::Escape, &["-p", "--paginate"]),
+            // `--help` shows the manual page in a pager, after a subcommand too.
+            (Why::Escape, &["-p", "--paginate", "--help"]),
             (Why::Writes, &["--output", "-o", "--output-directory"]),
             (Why::Remote, &["--remote"]),
         ],
@@ -347,6 +348,8 @@ static LOCAL: &[Row] = &[
     row(
         &["journalctl"],
         &[
+            // Help is shown in a pager on a terminal.
+            (Why::Escape, &["-h", "--help"]),
             (
                 Why::Reads,
                 &["-D", "--directory", "-i", "--file", "--root", "--image"],
@@ -373,6 +376,8 @@ static LOCAL: &[Row] = &[
     row(
         &["systemctl"],
         &[
+            // Help is shown in a pager on a terminal.
+            (Why::Escape, &["-h", "--help"]),
             (Why::Remote, &["-H", "--host", "-M", "--machine"]),
             (Why::Writes, &["--root", "--image"]),
         ],
