@@ -142,3 +142,94 @@ pub(super) fn remarks(rule: &CommandRule, pty: bool) -> (Vec<String>, Vec<String
     };
     (warnings, notes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::policy::load_sources;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGgdDjKMSrY8qUgnxyBR4qy1pPUWL3qHFqK7jGmAgydd a";
+
+    fn load(commands: &str, exec_pty: bool) -> Result<crate::policy::Policy, String> {
+        let text = format!(
+            "[[user]]\nname = \"alice\"\nkeys = [\"{KEY}\"]\ngroups = [\"sre\"]\n\n\
+             [[target]]\nname = \"web-01\"\naddress = \"127.0.0.1\"\nhost_keys = [\"{KEY}\"]\n\n\
+             [[role]]\nname = \"ops\"\nmembers = [\"sre\"]\ntargets = [\"web-01\"]\n\
+             login = \"ops\"\napprovals = 0\nexec_pty = {exec_pty}\ncommands = [\n{commands}\n]\n"
+        );
+        load_sources(&[(Path::new("p.toml"), &text)]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn plain_and_acknowledged_rules_load() {
+        let policy = load(
+            "\"ls *\",\n{ rule = \"vim /etc/motd\", unsafe = \"edited by hand\" },",
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let role = policy.role("ops").unwrap_or_else(|| panic!("no role"));
+        assert_eq!(role.commands, ["ls *", "vim /etc/motd"]);
+        let acknowledged: Vec<_> = role.allow.unsafe_rules().map(|r| r.source()).collect();
+        assert_eq!(acknowledged, ["vim /etc/motd"]);
+        assert_eq!(
+            role.allow
+                .unsafe_rule_for("'vim' '/etc/motd'")
+                .and_then(|r| r.unsafe_reason()),
+            Some("edited by hand")
+        );
+        assert!(role.allow.unsafe_rule_for("'ls' '-la'").is_none());
+        assert!(
+            policy.notes().iter().any(|n| n.starts_with(
+                "p.toml:20: role \"ops\", rule \"vim /etc/motd\": acknowledged as unsafe"
+            )),
+            "{:?}",
+            policy.notes()
+        );
+    }
+
+    #[test]
+    fn malformed_entries_are_errors_with_lines() {
+        for (entry, needle) in [
+            ("{ rule = \"ls\" }", "needs unsafe"),
+            ("{ unsafe = \"x\" }", "needs rule"),
+            (
+                "{ rule = \"ls\", unsafe = \"x\", why = \"y\" }",
+                "unknown key \"why\"",
+            ),
+            (
+                "{ rule = \"vim x\", unsafe = \"  \" }",
+                "unsafe must say why",
+            ),
+            ("42", "a command rule"),
+            ("\"vim /etc/motd\"", "hands the user a program"),
+        ] {
+            let err = load(entry, false).err().unwrap_or_default();
+            assert!(
+                err.contains("p.toml:19:") && err.contains(needle),
+                "{entry}: {err}"
+            );
+        }
+        // A pager is a hand-over only when exec sessions get a terminal.
+        assert!(load("\"less /var/log/syslog\"", false).is_ok());
+        let err = load("\"less /var/log/syslog\"", true)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("gives exec sessions a terminal"), "{err}");
+    }
+
+    #[test]
+    fn an_unneeded_mark_is_a_warning() {
+        let policy = load("{ rule = \"ls *\", unsafe = \"just in case\" },", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            policy
+                .warnings()
+                .iter()
+                .any(|w| w.contains("knows no way it hands the user a program")),
+            "{:?}",
+            policy.warnings()
+        );
+    }
+}

@@ -143,3 +143,47 @@ fn ordinary_rules_hand_over_nothing() {
         assert_eq!(reason(rule, false), None, "{rule}");
     }
 }
+
+/// Quotes `word` in one of the ways the tokeniser reads back as the same word.
+fn requote(word: &str, style: u8) -> String {
+    match style % 4 {
+        0 => word.to_owned(),
+        1 => format!("'{word}'"),
+        2 => format!("\"{word}\""),
+        _ => {
+            let mut chars = word.chars();
+            let first: String = chars.next().map(String::from).unwrap_or_default();
+            format!("{first}''{}", chars.as_str())
+        }
+    }
+}
+
+proptest::proptest! {
+    /// However a rule's words are quoted, the verdict is the same: the classification reads the
+    /// words after quote removal, as the matcher does.
+    #[test]
+    fn the_verdict_does_not_depend_on_quoting(
+        index in 0usize..8,
+        styles in proptest::collection::vec(0u8..4, 4),
+        pty in proptest::bool::ANY,
+    ) {
+        let rules = [
+            "vim /etc/motd",
+            "less /var/log/syslog",
+            "psql -c *",
+            "awk -F: /etc/passwd",
+            "git help log",
+            "systemctl edit nginx",
+            "systemctl status nginx",
+            "sqlite3 /var/lib/app.db",
+        ];
+        let rule = rules[index];
+        let quoted: Vec<String> = rule
+            .split(' ')
+            .zip(&styles)
+            .map(|(word, style)| if word == "*" { word.to_owned() } else { requote(word, *style) })
+            .collect();
+        let quoted = quoted.join(" ");
+        proptest::prop_assert_eq!(reason(rule, pty), reason(&quoted, pty), "{}", quoted);
+    }
+}
