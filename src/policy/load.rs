@@ -485,7 +485,9 @@ fn build_role(at: At, raw: RawRole, errors: &mut Vec<PolicyError>) -> Option<Rol
             rules::OptionGuard::builtin()
         }
     };
-    let parsed = commands::build(at, &raw.commands, raw.exec_pty, errors);
+    // A full shell ignores its rules, so what they would hand over does not matter.
+    let full = raw.shell == Some(ShellMode::Full);
+    let parsed = commands::build(at, &raw.commands, raw.exec_pty && !full, full, errors);
     (errors.len() == before).then(|| Role {
         name: raw.name.into_inner(),
         members: raw.members.into_iter().map(Spanned::into_inner).collect(),

@@ -73,11 +73,13 @@ impl<'de> Visitor<'de> for RawCommandVisitor {
 }
 
 /// Parses a role's rules. A rule that hands the user a program is an error unless the entry
-/// acknowledges it with a reason; `pty` says whether the role's exec sessions get a terminal.
+/// acknowledges it with a reason (or `ignored`: the role is a full shell, which never uses its
+/// rules); `pty` says whether the role's exec sessions get a terminal.
 pub(super) fn build(
     at: At,
     commands: &[Spanned<RawCommand>],
     pty: bool,
+    ignored: bool,
     errors: &mut Vec<PolicyError>,
 ) -> Vec<CommandRule> {
     let mut parsed = Vec::with_capacity(commands.len());
@@ -103,7 +105,7 @@ pub(super) fn build(
                 continue;
             }
             (Some(reason), _) => rule.acknowledged(reason.trim()),
-            (None, Some(why)) => {
+            (None, Some(why)) if !ignored => {
                 errors.push(at.err(
                     offset,
                     format!(
@@ -115,7 +117,7 @@ pub(super) fn build(
                 ));
                 continue;
             }
-            (None, None) => rule,
+            (None, _) => rule,
         };
         parsed.push(rule);
     }
@@ -153,11 +155,15 @@ mod tests {
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGgdDjKMSrY8qUgnxyBR4qy1pPUWL3qHFqK7jGmAgydd a";
 
     fn load(commands: &str, exec_pty: bool) -> Result<crate::policy::Policy, String> {
+        load_role(commands, &format!("exec_pty = {exec_pty}"))
+    }
+
+    fn load_role(commands: &str, settings: &str) -> Result<crate::policy::Policy, String> {
         let text = format!(
             "[[user]]\nname = \"alice\"\nkeys = [\"{KEY}\"]\ngroups = [\"sre\"]\n\n\
              [[target]]\nname = \"web-01\"\naddress = \"127.0.0.1\"\nhost_keys = [\"{KEY}\"]\n\n\
              [[role]]\nname = \"ops\"\nmembers = [\"sre\"]\ntargets = [\"web-01\"]\n\
-             login = \"ops\"\napprovals = 0\nexec_pty = {exec_pty}\ncommands = [\n{commands}\n]\n"
+             login = \"ops\"\napprovals = 0\n{settings}\ncommands = [\n{commands}\n]\n"
         );
         load_sources(&[(Path::new("p.toml"), &text)]).map_err(|e| e.to_string())
     }
@@ -217,6 +223,21 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(err.contains("gives exec sessions a terminal"), "{err}");
+    }
+
+    #[test]
+    fn a_full_shell_ignores_its_rules() {
+        assert!(load("\"vim /etc/motd\"", false).is_err());
+        let policy = load_role("\"vim /etc/motd\"", "shell = \"full\"\nexec_pty = true")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            policy
+                .warnings()
+                .iter()
+                .any(|w| w.contains("commands are ignored")),
+            "{:?}",
+            policy.warnings()
+        );
     }
 
     #[test]
