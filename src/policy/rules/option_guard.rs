@@ -13,10 +13,11 @@
 //! knowledge that, if wrong, would let a real option through. Such words can always be written
 //! as separate words or named literally in a rule.
 //!
-//! Only options are guarded. Subcommands (`systemctl edit`, `kubectl exec`, `git config`,
-//! `docker run`) and program text (`awk 'BEGIN{system("sh")}'`, sed's `e` and `w` commands,
-//! `python script.py`) are operands that no option table can judge; rules must name subcommands
-//! literally, and [`lint`](fn@super::lint) warns about rules that let users supply program text.
+//! Only options are guarded here. Subcommands (`systemctl edit`, `kubectl exec`, `git config`)
+//! are judged by the wildcard-subcommand check (`subcommand`), options that scope a command by
+//! the pinned-scope check (`pinning`), and rules that let users supply program text
+//! (`awk 'BEGIN{system("sh")}'`, sed's `e` command) are refused at load by
+//! [`hands_over`](fn@super::hands_over).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
