@@ -152,16 +152,24 @@ fn spawn_reload_on_hangup(bastion: Arc<Bastion>) {
             return;
         };
         while hangups.recv().await.is_some() {
-            match bastion.reload_policy() {
-                Ok(p) => bastion.events.emit(Event {
-                    detail: Some(serde_json::json!({
-                        "ok": true,
-                        "users": p.users().count(),
-                        "targets": p.targets().count(),
-                        "roles": p.roles().count(),
-                    })),
-                    ..Event::new(EventKind::PolicyReloaded)
-                }),
+            match bastion.reload_policy().await {
+                Ok((p, report)) => {
+                    for e in &report.errors {
+                        error!("policy reload: {e}");
+                    }
+                    bastion.events.emit(Event {
+                        detail: Some(serde_json::json!({
+                            "ok": true,
+                            "users": p.users().count(),
+                            "targets": p.targets().count(),
+                            "roles": p.roles().count(),
+                            "sessions_closed": report.sessions_closed,
+                            "grants_ended": report.grants_ended,
+                            "errors": report.errors,
+                        })),
+                        ..Event::new(EventKind::PolicyReloaded)
+                    })
+                }
                 Err(errors) => {
                     for e in &errors.0 {
                         error!("{e}");
