@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod interactive;
 pub mod slow_proxy;
 
 use std::io::{Read, Write};
