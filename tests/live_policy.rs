@@ -130,13 +130,7 @@ fn reload_during_sessions(
     shell.wait_for_count("alice@web-01 [ops]$ ", 2, Duration::from_secs(30));
     // The exec session is running on the target.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while world
-        .target
-        .log()
-        .matches("Starting session:")
-        .count()
-        < 2
-    {
+    while world.target.log().matches("Starting session:").count() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "{}",
@@ -214,14 +208,7 @@ fn sessions_close_and_the_grant_ends(removed: Removed, why: &str) {
     );
     assert_eq!(detail["grants_ended"][0]["grant_id"], grant, "{detail}");
     // Nothing ran after the reload: only the shell's first line and the exec session.
-    assert_eq!(
-        world
-            .target
-            .log()
-            .matches("Starting session:")
-            .count(),
-        2
-    );
+    assert_eq!(world.target.log().matches("Starting session:").count(), 2);
 }
 
 #[test]
@@ -265,12 +252,5 @@ fn removing_a_command_rule_denies_the_next_line_but_cuts_no_running_exec() {
     );
     assert!(show.out().contains("state        active"), "{}", show.out());
     // Only the allowed lines reached the target: echo one, echo two, and the exec session.
-    assert_eq!(
-        world
-            .target
-            .log()
-            .matches("Starting session:")
-            .count(),
-        3
-    );
+    assert_eq!(world.target.log().matches("Starting session:").count(), 3);
 }

@@ -32,7 +32,7 @@ pub enum DialError {
 }
 
 /// Opens channels on permitted targets for one session.
-pub struct Dialer<'a> {
+pub(crate) struct Dialer<'a> {
     /// Shared state (CA, upstream client config, timeouts, the store and the policy).
     pub bastion: &'a Bastion,
     /// The session, named in the certificate's key id.
@@ -44,7 +44,7 @@ pub struct Dialer<'a> {
 impl Dialer<'_> {
     /// Starts what `permit` allows on its target: a shell (with `pty`) or exactly its command
     /// (with `pty` only when given, and `force-command` in the certificate).
-    pub async fn open(
+    pub(crate) async fn open(
         &self,
         permit: &Permit,
         pty: Option<&PtyRequest>,

@@ -72,7 +72,7 @@ pub struct RestrictedShell<'a> {
 
 impl<'a> RestrictedShell<'a> {
     /// A shell on the permitted target, reading the user's channel.
-    pub fn new(
+    pub(crate) fn new(
         read: &'a mut ChannelReadHalf,
         write: &'a ChannelWriteHalf<Msg>,
         dialer: Dialer<'a>,
