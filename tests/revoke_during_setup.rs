@@ -259,3 +259,57 @@ fn a_revoke_while_a_restricted_shell_line_is_dialled_runs_nothing() {
 fn a_revoke_during_break_glass_setup_runs_nothing() {
     revoke_at_every_moment_of_setup(Kind::BreakGlass);
 }
+
+/// Runs one SQL statement on the bastion's database from another process.
+fn sql(s: &Setup, statement: &str) {
+    let db = s.world.gatehouse.dir.join("data/gatehouse.db");
+    let out = run(
+        {
+            let mut cmd = std::process::Command::new("python3");
+            cmd.args([
+                "-c",
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=10); c.execute(sys.argv[2]); c.commit()",
+            ])
+            .arg(&db)
+            .arg(statement);
+            cmd
+        },
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{statement}: {}", out.err());
+}
+
+#[test]
+fn a_grant_that_cannot_be_read_during_setup_is_a_denial() {
+    let s = setup();
+    for k in [1, 6] {
+        let marker = s.world.tmp.path().join(format!("ran-unreadable-{k}"));
+        s.grant("runner");
+        let started = s.started();
+        s.proxy.hold_chunk_of_next_connection(k);
+        let (cmd, input) = s.session(Kind::Exec, &marker);
+        let client = std::thread::spawn(move || run(cmd, &input, Duration::from_secs(90)));
+        assert!(s.proxy.wait_holding(Duration::from_secs(60)));
+        // A store fault while the session is being set up: the grants table is gone.
+        sql(&s, "ALTER TABLE grants RENAME TO grants_away");
+        s.proxy.release();
+        let out = client.join().unwrap();
+        sql(&s, "ALTER TABLE grants_away RENAME TO grants");
+        assert_eq!(out.code(), 126, "moment {k}: {}", out.err());
+        assert!(
+            out.err()
+                .starts_with("gatehouse: denied: the grant cannot be checked now"),
+            "moment {k}: {}",
+            out.err()
+        );
+        assert_eq!(s.started(), started, "moment {k}: {}", s.world.target.log());
+        assert!(!marker.exists());
+    }
+    // Once the store answers again, so does the bastion.
+    let marker = s.world.tmp.path().join("ran-after");
+    let (cmd, input) = s.session(Kind::Exec, &marker);
+    let out = run(cmd, &input, Duration::from_secs(60));
+    assert_eq!(out.code(), 0, "{}", out.err());
+    assert!(marker.exists());
+}

@@ -26,7 +26,7 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use super::dial::{DialError, Dialer};
 use super::line_editor::{LineEditor, LineEvent};
 use super::record::{RecordingFault, SessionRecording};
-use crate::access::{Allowed, Permit};
+use crate::access::{Allowed, Lapse, Permit};
 use crate::events::{Event, EventKind};
 use crate::grants::watch::{GrantLifetime, LifetimeEvent};
 use crate::policy::rules;
@@ -269,6 +269,15 @@ impl<'a> RestrictedShell<'a> {
         }
         let upstream = match self.dialer.open(&line, None).await {
             Ok(upstream) => upstream,
+            // The store could not confirm the grant: this line is refused, and the next one
+            // gets a fresh look.
+            Err(DialError::Lapsed(lapse @ Lapse::Unchecked(_))) => {
+                self.outcome.commands_denied += 1;
+                self.mark(&format!("denied: {lapse}"));
+                let text = format!("gatehouse: denied: {lapse}\r\n");
+                self.say(text.as_bytes()).await;
+                return Next::Prompt;
+            }
             Err(DialError::Lapsed(lapse)) => return Next::Closed(lapse.to_string()),
             Err(DialError::Target(e)) => {
                 let text = format!("gatehouse: target {}: {e}\r\n", line.target().name);
