@@ -5,8 +5,9 @@
 //! against the policy in force when it is typed (a reload that removed a rule denies the next
 //! line; one that removed the user, the role, the membership or the target closes the session),
 //! and, if allowed, run on the target as its own exec, under a permit of its own, with a fresh
-//! certificate whose `force-command` is the re-quoted approved argv. The user never holds a shell on the target, and the line that
-//! runs is always the line that was checked (see `line_editor`).
+//! certificate whose `force-command` is the re-quoted approved argv. The user never holds a
+//! shell on the target, and the line that runs is always the line that was checked (see
+//! `line_editor`).
 //!
 //! While a command runs, the user's keystrokes are not passed to it (commands get no stdin and
 //! no pty). What is typed meanwhile is kept and read as the next lines once the command ends, as
