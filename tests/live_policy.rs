@@ -254,3 +254,65 @@ fn removing_a_command_rule_denies_the_next_line_but_cuts_no_running_exec() {
     // Only the allowed lines reached the target: echo one, echo two, and the exec session.
     assert_eq!(world.target.log().matches("Starting session:").count(), 3);
 }
+
+#[test]
+fn grants_the_policy_no_longer_gives_are_ended_when_the_bastion_starts() {
+    let (mut world, mut people) = World::new(&["alice", "carol"], "");
+    let carol = people.pop().unwrap();
+    let alice = people.pop().unwrap();
+    world.gatehouse.write_policy(
+        "main.toml",
+        &policy(&world, &alice, &carol, Removed::Nothing),
+    );
+    world.gatehouse.start();
+    let out = world.gatehouse.ssh(
+        &alice,
+        &[
+            "request", "web-01", "--for", "1h", "--reason", "before", "restart",
+        ],
+    );
+    assert_eq!(out.code(), 0, "{}", out.err());
+    let grant: i64 = out
+        .out()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    world.gatehouse.stop(false);
+    // The policy changes while the bastion is down.
+    world
+        .gatehouse
+        .write_policy("main.toml", &policy(&world, &alice, &carol, Removed::Role));
+    world.gatehouse.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let show = run(
+            world
+                .gatehouse
+                .command(&["grants", "show", &grant.to_string()]),
+            b"",
+            Duration::from_secs(30),
+        );
+        if show.out().contains("ended by     policy") {
+            assert!(
+                show.out().contains("state        revoked"),
+                "{}",
+                show.out()
+            );
+            assert!(
+                show.out().contains("role ops is no longer in the policy"),
+                "{}",
+                show.out()
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}\n{}",
+            show.out(),
+            world.gatehouse.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

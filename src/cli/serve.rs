@@ -142,9 +142,21 @@ fn spawn_sweeper(bastion: Arc<Bastion>) {
     });
 }
 
-/// Reloads the policy on SIGHUP; a policy that does not load leaves the old one in force.
+/// Reloads the policy on SIGHUP; a policy that does not load leaves the old one in force. The
+/// policy the bastion started with is applied first, so that grants written under an older
+/// policy (while the bastion was down) that it no longer gives are ended too.
 fn spawn_reload_on_hangup(bastion: Arc<Bastion>) {
     tokio::spawn(async move {
+        let report = bastion.apply_policy(bastion.policy()).await;
+        for e in &report.errors {
+            error!("applying the policy at start-up: {e}");
+        }
+        if !report.grants_ended.is_empty() {
+            info!(
+                grants = report.grants_ended.len(),
+                "ended grants that the policy in force no longer gives"
+            );
+        }
         let Ok(mut hangups) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
