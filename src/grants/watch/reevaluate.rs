@@ -16,7 +16,7 @@ use super::{GrantEnd, GrantWatch};
 use crate::access::grant_standing;
 use crate::grants::desk::GrantDesk;
 use crate::grants::store::{GrantFilter, GrantStore};
-use crate::grants::{Actor, Decision, GrantError, GrantState};
+use crate::grants::{Actor, Decision, Grant, GrantError, GrantState, now};
 use crate::policy::Policy;
 
 /// What a re-evaluation did; goes into the audit line of whatever caused it.
@@ -96,8 +96,23 @@ pub async fn reevaluate(
         }
     };
     for grant in grants {
+        end_if_not_given(policy, store, desk, grant, &mut report).await;
+    }
+    report
+}
+
+/// Ends `grant` through the desk if `policy` would not give it. A grant that moved meanwhile
+/// (a pending one approved, say) is read again and decided again, a few times at most.
+async fn end_if_not_given(
+    policy: &Policy,
+    store: &dyn GrantStore,
+    desk: &GrantDesk<'_>,
+    mut grant: Grant,
+    report: &mut Reevaluation,
+) {
+    for _ in 0..3 {
         let Err(lapse) = grant_standing(policy, &grant) else {
-            continue;
+            return;
         };
         let reason = lapse.to_string();
         let decision = match grant.state {
@@ -108,18 +123,36 @@ pub async fn reevaluate(
             .decide(policy, &Actor::System("policy"), grant.id, &decision)
             .await
         {
-            Ok(ended) => report.grants_ended.push(EndedGrant {
-                grant_id: ended.id,
-                user: ended.user,
-                state: ended.state.to_string(),
-                reason,
-            }),
-            // It ended meanwhile (expired, or someone else ended it): nothing left to do.
-            Err(GrantError::Conflict(_)) => {}
-            Err(e) => report.errors.push(format!("grant {}: {e}", grant.id)),
+            Ok(ended) => {
+                report.grants_ended.push(EndedGrant {
+                    grant_id: ended.id,
+                    user: ended.user,
+                    state: ended.state.to_string(),
+                    reason,
+                });
+                return;
+            }
+            Err(GrantError::Conflict(_)) => match store.get(grant.id).await {
+                Ok(Some(moved)) if moved.state == GrantState::Pending || moved.is_live(now()) => {
+                    grant = moved;
+                }
+                // It ended meanwhile (expired, or someone else ended it): nothing left to do.
+                Ok(_) => return,
+                Err(e) => {
+                    report.errors.push(format!("grant {}: {e}", grant.id));
+                    return;
+                }
+            },
+            Err(e) => {
+                report.errors.push(format!("grant {}: {e}", grant.id));
+                return;
+            }
         }
     }
-    report
+    report.errors.push(format!(
+        "grant {} kept changing; it was not ended",
+        grant.id
+    ));
 }
 
 #[cfg(test)]
@@ -130,8 +163,8 @@ mod tests {
     use super::*;
     use crate::access::{Action, SessionRequest, decide};
     use crate::events::Events;
+    use crate::grants::RequestInput;
     use crate::grants::watch::{GrantLifetime, LifetimeEvent};
-    use crate::grants::{RequestInput, now};
     use crate::policy::load_sources;
     use crate::store::SqliteStore;
     use crate::testing::test_key;
