@@ -133,7 +133,7 @@ async fn end_if_not_given(
                 return;
             }
             Err(GrantError::Conflict(_)) => match store.get(grant.id).await {
-                Ok(Some(moved)) if moved.state == GrantState::Pending || moved.is_live(now()) => {
+                Ok(Some(moved)) if !moved.state_at(now(), desk.request_ttl).is_final() => {
                     grant = moved;
                 }
                 // It ended meanwhile (expired, or someone else ended it): nothing left to do.
