@@ -219,7 +219,7 @@ pub fn client_config(trust: &HostTrust) -> Arc<client::Config> {
 }
 
 /// A connection to a target whose host key has been verified, not yet logged in. Holding one
-/// grants nothing: the session's certificate is presented only in [`login`].
+/// grants nothing: the session's certificate is presented only in `login`.
 pub struct Connected {
     handle: client::Handle<HostVerifier>,
     opened_at: std::time::Instant,
