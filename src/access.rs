@@ -10,7 +10,7 @@ mod standing;
 use std::fmt;
 use std::sync::Arc;
 
-pub use standing::{Confirmed, Lapse, grant_standing, standing};
+pub use standing::{Confirmed, Lapse, Standing, grant_standing, standing};
 
 use crate::grants::{Grant, Timestamp};
 use crate::policy::{Policy, Role, ShellMode, Target, User, rules};
