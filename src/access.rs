@@ -5,8 +5,12 @@
 //! fields are private) opens a recording or a connection to a target, and a [`Denial`] carries
 //! the words the user reads and the audit log keeps.
 
+mod standing;
+
 use std::fmt;
 use std::sync::Arc;
+
+pub use standing::{Confirmed, Lapse, Standing, grant_standing, standing};
 
 use crate::grants::{Grant, Timestamp};
 use crate::policy::{Policy, Role, ShellMode, Target, User, rules};
@@ -49,7 +53,10 @@ pub enum Allowed {
     },
 }
 
-/// Authorisation for one session. Only [`decide`] builds one.
+/// Authorisation for one session. Only [`decide`] builds one (and derives one from another:
+/// [`Permit::renewed`] against a newer policy, [`Permit::for_line`] for a restricted-shell line).
+/// Signing a certificate and dialling a target take one, so nothing reaches a target without a
+/// decision.
 #[derive(Debug, Clone)]
 pub struct Permit {
     user: Arc<User>,

@@ -1,7 +1,10 @@
 //! The state every connection shares: configuration, the current policy, the CA.
 //!
 //! The policy sits behind a lock holding an `Arc`, so a reload swaps it in one step and every
-//! session sees either the old policy or the new one, never a mixture.
+//! session sees either the old policy or the new one, never a mixture. Every change of policy
+//! goes through [`Bastion::apply_policy`], which then re-evaluates the live sessions and the
+//! grants against it: sessions register before their last look at the policy, and the policy is
+//! swapped before the sessions are listed, so no session falls between the two.
 
 use std::sync::{Arc, RwLock};
 
@@ -12,7 +15,7 @@ use crate::ca::Ca;
 use crate::config::Config;
 use crate::events::Events;
 use crate::grants::store::GrantStore;
-use crate::grants::watch::GrantWatch;
+use crate::grants::watch::{GrantWatch, Reevaluation, reevaluate};
 use crate::health::Health;
 use crate::policy::{self, Policy};
 use crate::store::sessions::SessionIndex;
@@ -40,6 +43,8 @@ pub struct Bastion {
     /// Whether the store and the audit log work; new sessions are refused while not.
     pub health: Health,
     policy: RwLock<Arc<Policy>>,
+    /// One change of policy at a time, each with its re-evaluation.
+    policy_change: tokio::sync::Mutex<()>,
 }
 
 impl Bastion {
@@ -77,6 +82,7 @@ impl Bastion {
             events,
             health: Health::default(),
             policy: RwLock::new(Arc::new(policy)),
+            policy_change: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -98,10 +104,20 @@ impl Bastion {
             .clone()
     }
 
-    /// Re-reads the policy directory; on any error the old policy stays in force.
-    pub fn reload_policy(&self) -> Result<Arc<Policy>, policy::LoadError> {
+    /// Re-reads the policy directory and applies it (see [`Bastion::apply_policy`]); on any
+    /// error the old policy stays in force and nothing is re-evaluated.
+    pub async fn reload_policy(&self) -> Result<(Arc<Policy>, Reevaluation), policy::LoadError> {
         let fresh = Arc::new(policy::load_dir(&self.config.policies)?);
-        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-        Ok(fresh)
+        let report = self.apply_policy(fresh.clone()).await;
+        Ok((fresh, report))
+    }
+
+    /// Puts `policy` in force, then closes the live sessions and ends the grants it no longer
+    /// gives. Every source of policy (a reload, a directory sync) comes through here, so that a
+    /// change of who may hold what always reaches what already runs.
+    pub async fn apply_policy(&self, policy: Arc<Policy>) -> Reevaluation {
+        let _one_at_a_time = self.policy_change.lock().await;
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy.clone();
+        reevaluate(&policy, self.grants.as_ref(), &self.watch, &self.desk()).await
     }
 }

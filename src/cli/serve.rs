@@ -142,9 +142,21 @@ fn spawn_sweeper(bastion: Arc<Bastion>) {
     });
 }
 
-/// Reloads the policy on SIGHUP; a policy that does not load leaves the old one in force.
+/// Reloads the policy on SIGHUP; a policy that does not load leaves the old one in force. The
+/// policy the bastion started with is applied first, so that grants written under an older
+/// policy (while the bastion was down) that it no longer gives are ended too.
 fn spawn_reload_on_hangup(bastion: Arc<Bastion>) {
     tokio::spawn(async move {
+        let report = bastion.apply_policy(bastion.policy()).await;
+        for e in &report.errors {
+            error!("applying the policy at start-up: {e}");
+        }
+        if !report.grants_ended.is_empty() {
+            info!(
+                grants = report.grants_ended.len(),
+                "ended grants that the policy in force no longer gives"
+            );
+        }
         let Ok(mut hangups) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
@@ -152,16 +164,24 @@ fn spawn_reload_on_hangup(bastion: Arc<Bastion>) {
             return;
         };
         while hangups.recv().await.is_some() {
-            match bastion.reload_policy() {
-                Ok(p) => bastion.events.emit(Event {
-                    detail: Some(serde_json::json!({
-                        "ok": true,
-                        "users": p.users().count(),
-                        "targets": p.targets().count(),
-                        "roles": p.roles().count(),
-                    })),
-                    ..Event::new(EventKind::PolicyReloaded)
-                }),
+            match bastion.reload_policy().await {
+                Ok((p, report)) => {
+                    for e in &report.errors {
+                        error!("policy reload: {e}");
+                    }
+                    bastion.events.emit(Event {
+                        detail: Some(serde_json::json!({
+                            "ok": true,
+                            "users": p.users().count(),
+                            "targets": p.targets().count(),
+                            "roles": p.roles().count(),
+                            "sessions_closed": report.sessions_closed,
+                            "grants_ended": report.grants_ended,
+                            "errors": report.errors,
+                        })),
+                        ..Event::new(EventKind::PolicyReloaded)
+                    })
+                }
                 Err(errors) => {
                     for e in &errors.0 {
                         error!("{e}");

@@ -5,8 +5,14 @@
 //! revocation made in this process reaches sessions directly through [`GrantWatch::end`]; one
 //! made elsewhere (the operator CLI, another node) is found by [`spawn_poller`], which reads the
 //! store's revision four times a second.
+//!
+//! Each session also registers the permit it runs under, so that a change of policy can find
+//! the sessions it no longer allows and close them one by one ([`reevaluate`]).
+
+mod reevaluate;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +21,9 @@ use tracing::{debug, warn};
 
 use super::store::GrantStore;
 use super::{GrantState, Timestamp};
+use crate::access::Permit;
+
+pub use reevaluate::{ClosedSession, EndedGrant, Reevaluation, reevaluate};
 
 /// How often other processes' changes are looked for.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -35,12 +44,32 @@ pub enum Shutdown {
     Close(String),
 }
 
-/// Sessions waiting on grants, by grant id, and the bastion's shutdown, which every session
-/// watches.
+/// Sessions waiting on grants, by grant id, the sessions running in this process with the
+/// permits they run under, and the bastion's shutdown, which every session watches.
 #[derive(Default)]
 pub struct GrantWatch {
     senders: Mutex<HashMap<i64, watch::Sender<Option<GrantEnd>>>>,
     shutdown: watch::Sender<Option<Shutdown>>,
+    sessions: Mutex<HashMap<u64, Registered>>,
+    next_session: AtomicU64,
+}
+
+/// One running session as the watch knows it.
+struct Registered {
+    permit: Permit,
+    session_id: String,
+    close: watch::Sender<Option<GrantEnd>>,
+}
+
+/// A running session, as listed for a re-evaluation.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    /// The watch's handle on it, for [`GrantWatch::close_session`].
+    pub key: u64,
+    /// The permit it runs under.
+    pub permit: Permit,
+    /// Its session id.
+    pub session_id: String,
 }
 
 impl GrantWatch {
@@ -65,6 +94,47 @@ impl GrantWatch {
     /// Tells every session, live now or started later, that the bastion is shutting down.
     pub fn shut_down(&self, phase: Shutdown) {
         self.shutdown.send_replace(Some(phase));
+    }
+
+    /// Registers a running session under `permit`; the receiver changes to `Some` when the
+    /// session must close for a reason of its own (the policy no longer gives it). The session
+    /// is forgotten once the receiver is dropped.
+    fn register(&self, permit: &Permit, session_id: &str) -> watch::Receiver<Option<GrantEnd>> {
+        let (close, receiver) = watch::channel(None);
+        let key = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, s| s.close.receiver_count() > 0);
+        sessions.insert(
+            key,
+            Registered {
+                permit: permit.clone(),
+                session_id: session_id.to_owned(),
+                close,
+            },
+        );
+        receiver
+    }
+
+    /// The sessions running now (and not already told to close).
+    pub fn live_sessions(&self) -> Vec<LiveSession> {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions
+            .iter()
+            .filter(|(_, s)| s.close.receiver_count() > 0 && s.close.borrow().is_none())
+            .map(|(&key, s)| LiveSession {
+                key,
+                permit: s.permit.clone(),
+                session_id: s.session_id.clone(),
+            })
+            .collect()
+    }
+
+    /// Closes one session (listed by [`GrantWatch::live_sessions`]) with `end` as its message.
+    pub fn close_session(&self, key: u64, end: GrantEnd) {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(session) = sessions.get(&key) {
+            let _ = session.close.send(Some(end));
+        }
     }
 
     /// Whether any session watches `grant_id`.
@@ -160,12 +230,14 @@ pub enum LifetimeEvent {
     End(String),
 }
 
-/// One session's view of its grant's remaining life.
+/// One session's view of its grant's remaining life, and of its own standing: the session is
+/// registered with the watch for as long as this lives.
 pub struct GrantLifetime {
     grant_id: i64,
     expires_at: Timestamp,
     warnings: Vec<i64>,
     ended: watch::Receiver<Option<GrantEnd>>,
+    closed: watch::Receiver<Option<GrantEnd>>,
     interactive: bool,
     shutdown: watch::Receiver<Option<Shutdown>>,
     shutdown_noticed: bool,
@@ -175,14 +247,17 @@ pub struct GrantLifetime {
 const WARN_BEFORE: [i64; 3] = [300, 60, 10];
 
 impl GrantLifetime {
-    /// Watches `grant_id`, which ends at `expires_at`; `warn` asks for warnings before then.
+    /// Watches the grant of `permit`, and registers session `session_id` as running under it;
+    /// `warn` asks for warnings before the grant's end.
     pub fn new(
         watch: &GrantWatch,
-        grant_id: i64,
-        expires_at: Timestamp,
+        permit: &Permit,
+        session_id: &str,
         warn: bool,
         now: Timestamp,
     ) -> GrantLifetime {
+        let grant_id = permit.grant_id();
+        let expires_at = permit.expires_at();
         let remaining = expires_at - now;
         let warnings = if warn {
             WARN_BEFORE
@@ -198,6 +273,7 @@ impl GrantLifetime {
             expires_at,
             warnings,
             ended: watch.subscribe(grant_id),
+            closed: watch.register(permit, session_id),
             interactive: warn,
             shutdown: watch.shutdown.subscribe(),
             shutdown_noticed: false,
@@ -223,7 +299,11 @@ impl GrantLifetime {
             if let Some(event) = self.shutdown_event() {
                 return event;
             }
-            let already = self.ended.borrow().clone();
+            let already = self
+                .closed
+                .borrow()
+                .clone()
+                .or_else(|| self.ended.borrow().clone());
             if let Some(end) = already {
                 return LifetimeEvent::End(end.message);
             }
@@ -245,6 +325,10 @@ impl GrantLifetime {
                 }
                 // The sender lives as long as the bastion; a closed one has nothing more to say.
                 Ok(()) = self.shutdown.changed() => continue,
+                Ok(()) = self.closed.changed() => {
+                    let end = self.closed.borrow().clone();
+                    LifetimeEvent::End(end.map_or_else(|| "the bastion closed the session".to_owned(), |e| e.message))
+                }
                 changed = self.ended.changed() => {
                     let end = self.ended.borrow().clone();
                     match (changed, end) {
@@ -275,13 +359,44 @@ async fn sleep_until_unix(at: Timestamp) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::{Action, SessionRequest, decide};
+    use crate::grants::Grant;
+
+    /// A permit from `decide` for alice's grant `id` (role `self` on web-01), ending at `end`.
+    fn permit(id: i64, end: Timestamp, now: Timestamp) -> Permit {
+        let policy = crate::testing::sample_policy();
+        let alice = policy.user("alice").unwrap();
+        let grant = Grant {
+            id,
+            user: "alice".into(),
+            role: "self".into(),
+            target: "web-01".into(),
+            reason: "INC-1".into(),
+            duration: Duration::from_secs(3600),
+            state: GrantState::Active,
+            break_glass: false,
+            requested_at: now,
+            activated_at: Some(now),
+            expires_at: Some(end),
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            approvals: vec![],
+        };
+        let request = SessionRequest {
+            target: "web-01".into(),
+            role: None,
+            action: Action::Exec(b"uptime".to_vec()),
+        };
+        decide(&policy, alice, &[grant], &request, now).unwrap()
+    }
 
     #[tokio::test]
     async fn shutdown_notices_interactive_sessions_then_closes_every_session() {
         let watch = GrantWatch::default();
         let now = crate::grants::now();
-        let mut shell = GrantLifetime::new(&watch, 1, now + 3600, true, now);
-        let mut exec = GrantLifetime::new(&watch, 2, now + 3600, false, now);
+        let mut shell = GrantLifetime::new(&watch, &permit(1, now + 3600, now), "s1", true, now);
+        let mut exec = GrantLifetime::new(&watch, &permit(2, now + 3600, now), "s2", false, now);
         watch.shut_down(Shutdown::Notice("closing in 30s".into()));
         assert_eq!(
             shell.next().await,
@@ -301,7 +416,7 @@ mod tests {
             LifetimeEvent::End("shutting down".into())
         );
         // A session that starts after the close is closed at once.
-        let mut late = GrantLifetime::new(&watch, 3, now + 3600, true, now);
+        let mut late = GrantLifetime::new(&watch, &permit(3, now + 3600, now), "s3", true, now);
         assert_eq!(
             late.next().await,
             LifetimeEvent::End("shutting down".into())

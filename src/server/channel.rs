@@ -211,30 +211,23 @@ pub(super) async fn session(
             return;
         }
     };
-    // Watch the grant before the last look at it, so that no revocation falls between the two.
+    // Watch the grant and register the session before the last look at the grant and the
+    // policy, so that no revocation or reload falls between the two.
+    let session_id = uuid::Uuid::now_v7().to_string();
     let interactive = !matches!(permit.allowed(), Allowed::Exec { .. });
-    let lifetime = GrantLifetime::new(
-        &bastion.watch,
-        permit.grant_id(),
-        permit.expires_at(),
-        interactive,
-        now,
-    );
-    match bastion.grants.get(permit.grant_id()).await {
-        Ok(Some(grant)) if grant.is_live(grants::now()) => {}
-        _ => {
-            deny(
-                &bastion,
-                &opened,
-                &identity,
-                &request,
-                access::Denial::new(format!("grant {} ended just now", permit.grant_id())),
-            )
-            .await;
-            return;
-        }
+    let lifetime = GrantLifetime::new(&bastion.watch, &permit, &session_id, interactive, now);
+    if let Err(lapse) = super::dial::confirm(&bastion, &permit).await {
+        deny(
+            &bastion,
+            &opened,
+            &identity,
+            &request,
+            access::Denial::new(lapse.to_string()),
+        )
+        .await;
+        return;
     }
-    super::session::run(&bastion, handle, opened, permit, lifetime, now).await;
+    super::session::run(&bastion, handle, opened, permit, session_id, lifetime, now).await;
 }
 
 /// Refuses a session: reports the denial and answers `gatehouse: denied: …` with exit 126.

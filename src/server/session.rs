@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::bridge;
 use super::channel::{Opened, finish};
-use super::dial::Dialer;
+use super::dial::{DialError, Dialer};
 use super::record::{RecordingFault, SessionRecording};
 use super::shell::RestrictedShell;
 use super::verbs::Reply;
@@ -16,7 +16,7 @@ use crate::events::{Event, EventKind};
 use crate::grants::{self, watch::GrantLifetime};
 use crate::recording::CastHeader;
 use crate::store::sessions::{SessionEnd, SessionRecord, complete_in_background};
-use crate::upstream::{PtyRequest, Start};
+use crate::upstream::PtyRequest;
 
 /// Exit status when the target cannot be reached or refuses the session.
 pub const EXIT_TARGET: u32 = 255;
@@ -27,10 +27,10 @@ pub(super) async fn run(
     handle: Handle,
     opened: Opened,
     permit: Permit,
+    session_id: String,
     mut lifetime: GrantLifetime,
     now: grants::Timestamp,
 ) {
-    let session_id = uuid::Uuid::now_v7().to_string();
     let event = |kind| Event {
         user: Some(permit.user().name.clone()),
         target: Some(permit.target().name.clone()),
@@ -99,7 +99,6 @@ pub(super) async fn run(
     } = opened;
     let dialer = Dialer {
         bastion,
-        permit: &permit,
         session_id: &session_id,
         env: &env,
     };
@@ -109,10 +108,16 @@ pub(super) async fn run(
                 detail: unsafe_rules(&permit),
                 ..event(EventKind::SessionStarted)
             });
-            let outcome =
-                RestrictedShell::new(&mut read, &write, dialer, &mut lifetime, &recording)
-                    .run()
-                    .await;
+            let outcome = RestrictedShell::new(
+                &mut read,
+                &write,
+                dialer,
+                &permit,
+                &mut lifetime,
+                &recording,
+            )
+            .run()
+            .await;
             let detail = serde_json::json!({
                 "commands_run": outcome.commands_run,
                 "commands_denied": outcome.commands_denied,
@@ -126,15 +131,31 @@ pub(super) async fn run(
             )
         }
         allowed => {
-            let (start, upstream_pty) = match allowed {
-                Allowed::Exec { command } => (
-                    Start::Exec(command.as_str()),
-                    pty.as_ref().filter(|_| permit.role().exec_pty),
-                ),
-                _ => (Start::Shell, pty.as_ref()),
+            let upstream_pty = match allowed {
+                Allowed::Exec { .. } => pty.as_ref().filter(|_| permit.role().exec_pty),
+                _ => pty.as_ref(),
             };
-            match dialer.open(start, upstream_pty).await {
-                Err(e) => {
+            match dialer.open(&permit, upstream_pty).await {
+                Err(DialError::Lapsed(lapse)) => {
+                    // Nothing ran on the target: the grant ended or the policy changed while
+                    // the session was being set up.
+                    warn!(session = %session_id, target = %permit.target().name, reason = %lapse, "session refused during setup");
+                    let why = lapse.to_string();
+                    let reply = Reply::denied(&why, None);
+                    let _ = recording.output(reply.stderr.as_bytes());
+                    bastion.events.emit(Event {
+                        reason: Some(why.clone()),
+                        ..event(EventKind::SessionDenied)
+                    });
+                    finish(&write, pty.is_some(), reply).await;
+                    let end = SessionEnd {
+                        exit_status: Some(super::bridge::EXIT_GRANT_ENDED),
+                        end_reason: Some(format!("refused during setup: {why}")),
+                        ..SessionEnd::default()
+                    };
+                    (end, serde_json::json!({ "refused": why }))
+                }
+                Err(DialError::Target(e)) => {
                     warn!(session = %session_id, target = %permit.target().name, error = %e, "target unavailable");
                     let text = format!("gatehouse: target {}: {e}\n", permit.target().name);
                     let _ = recording.output(text.as_bytes());

@@ -1,10 +1,13 @@
 //! The restricted shell: a prompt served by Gatehouse itself on the user's terminal. Its own
 //! messages (denials, warnings) go to the terminal like everything else in the session.
 //!
-//! Each line is checked exactly like an exec request (tokenised, matched, option-guarded) and,
-//! if allowed, run on the target as its own exec with a fresh certificate whose `force-command`
-//! is the re-quoted approved argv. The user never holds a shell on the target, and the line that
-//! runs is always the line that was checked (see `line_editor`).
+//! Each line is checked exactly like an exec request (tokenised, matched, option-guarded)
+//! against the policy in force when it is typed (a reload that removed a rule denies the next
+//! line; one that removed the user, the role, the membership or the target closes the session),
+//! and, if allowed, run on the target as its own exec, under a permit of its own, with a fresh
+//! certificate whose `force-command` is the re-quoted approved argv. The user never holds a
+//! shell on the target, and the line that runs is always the line that was checked (see
+//! `line_editor`).
 //!
 //! While a command runs, the user's keystrokes are not passed to it (commands get no stdin and
 //! no pty). What is typed meanwhile is kept and read as the next lines once the command ends, as
@@ -21,13 +24,14 @@ use std::fmt::Write as _;
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 
-use super::dial::Dialer;
+use super::dial::{DialError, Dialer};
 use super::line_editor::{LineEditor, LineEvent};
 use super::record::{RecordingFault, SessionRecording};
+use crate::access::{Allowed, Lapse, Permit};
 use crate::events::{Event, EventKind};
 use crate::grants::watch::{GrantLifetime, LifetimeEvent};
 use crate::policy::rules;
-use crate::upstream::{Start, UpstreamChannel};
+use crate::upstream::UpstreamChannel;
 
 /// How a restricted shell session ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,6 +58,7 @@ pub struct RestrictedShell<'a> {
     read: &'a mut ChannelReadHalf,
     write: &'a ChannelWriteHalf<Msg>,
     dialer: Dialer<'a>,
+    permit: &'a Permit,
     lifetime: &'a mut GrantLifetime,
     recording: &'a SessionRecording,
     editor: LineEditor,
@@ -68,14 +73,14 @@ pub struct RestrictedShell<'a> {
 
 impl<'a> RestrictedShell<'a> {
     /// A shell on the permitted target, reading the user's channel.
-    pub fn new(
+    pub(crate) fn new(
         read: &'a mut ChannelReadHalf,
         write: &'a ChannelWriteHalf<Msg>,
         dialer: Dialer<'a>,
+        permit: &'a Permit,
         lifetime: &'a mut GrantLifetime,
         recording: &'a SessionRecording,
     ) -> RestrictedShell<'a> {
-        let permit = dialer.permit;
         let prompt = format!(
             "{}@{} [{}]$ ",
             permit.user().name,
@@ -86,6 +91,7 @@ impl<'a> RestrictedShell<'a> {
             read,
             write,
             dialer,
+            permit,
             lifetime,
             recording,
             editor: LineEditor::new(prompt),
@@ -99,7 +105,7 @@ impl<'a> RestrictedShell<'a> {
 
     /// Serves prompts until the user leaves or the grant ends, then closes the channel.
     pub async fn run(mut self) -> ShellOutcome {
-        let permit = self.dialer.permit;
+        let permit = self.permit;
         let banner = format!(
             "Gatehouse restricted shell on {} as role {} (grant {}).\r\nType help for the allowed commands, exit to leave.\r\n",
             permit.target().name,
@@ -227,20 +233,18 @@ impl<'a> RestrictedShell<'a> {
             }
             _ => {}
         }
-        let permit = self.dialer.permit;
+        // The session as the policy in force now gives it, and the line under its rules now.
+        let current = match self.permit.renewed(&self.dialer.bastion.policy()) {
+            Ok(current) => current,
+            Err(lapse) => return Next::Closed(lapse.to_string()),
+        };
         let checked = rules::tokenize(trimmed)
             .map_err(|e| (format!("the command was refused: {e}"), None))
-            .and_then(|argv| {
-                permit
-                    .role()
-                    .allow
-                    .check(&argv)
-                    .map(|()| argv)
-                    .map_err(|d| (d.reason, d.hint))
-            });
-        let argv = match checked {
-            Ok(argv) => argv,
+            .and_then(|argv| current.for_line(&argv).map_err(|d| (d.reason, d.hint)));
+        let line = match checked {
+            Ok(line) => line,
             Err((reason, hint)) => {
+                let permit = self.permit;
                 self.outcome.commands_denied += 1;
                 self.dialer.bastion.events.emit(Event {
                     user: Some(permit.user().name.clone()),
@@ -261,12 +265,23 @@ impl<'a> RestrictedShell<'a> {
                 return Next::Prompt;
             }
         };
-        let command = rules::quote(&argv);
-        self.mark(&format!("run: {command}"));
-        let upstream = match self.dialer.open(Start::Exec(&command), None).await {
+        if let Allowed::Exec { command } = line.allowed() {
+            self.mark(&format!("run: {command}"));
+        }
+        let upstream = match self.dialer.open(&line, None).await {
             Ok(upstream) => upstream,
-            Err(e) => {
-                let text = format!("gatehouse: target {}: {e}\r\n", permit.target().name);
+            // The store could not confirm the grant: this line is refused, and the next one
+            // gets a fresh look.
+            Err(DialError::Lapsed(lapse @ Lapse::Unchecked(_))) => {
+                self.outcome.commands_denied += 1;
+                self.mark(&format!("denied: {lapse}"));
+                let text = format!("gatehouse: denied: {lapse}\r\n");
+                self.say(text.as_bytes()).await;
+                return Next::Prompt;
+            }
+            Err(DialError::Lapsed(lapse)) => return Next::Closed(lapse.to_string()),
+            Err(DialError::Target(e)) => {
+                let text = format!("gatehouse: target {}: {e}\r\n", line.target().name);
                 self.say(text.as_bytes()).await;
                 return Next::Prompt;
             }
@@ -362,7 +377,11 @@ impl<'a> RestrictedShell<'a> {
     }
 
     fn help(&self) -> String {
-        let role = self.dialer.permit.role();
+        // The rules in force now.
+        let policy = self.dialer.bastion.policy();
+        let role = policy
+            .role(&self.permit.role().name)
+            .unwrap_or(self.permit.role());
         let mut text = format!(
             "Commands allowed for role {} (a * stands for one word; a trailing * for any further words):\r\n",
             role.name

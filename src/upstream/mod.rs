@@ -2,8 +2,10 @@
 //!
 //! The target must prove its identity with a pinned host key or a host certificate from the
 //! configured host CA (never trust on first use), and the bastion logs in with the session's
-//! fresh key and certificate. Nothing here decides *whether* to connect: it is only reached with a
-//! credential that the session built from a `Permit`.
+//! fresh key and certificate. Nothing here decides *whether* to connect, and nothing here can be
+//! reached without a decision: opening a connection takes a [`Permit`], and the request that
+//! starts something on the target (shell or exec) takes a [`Confirmed`] permit, one checked
+//! against its grant as just read, after everything slow about the setup is done.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +18,7 @@ use russh::cipher;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKeyOrCertificate};
 use russh::{Channel, ChannelMsg, Pty};
 
+use crate::access::{Allowed, Confirmed, Permit};
 use crate::ca::SessionCredential;
 use crate::policy::{HostTrust, Target};
 
@@ -48,6 +51,10 @@ pub enum UpstreamError {
     /// Anything else on the wire.
     #[error("{0}")]
     Ssh(String),
+    /// The permit starts nothing on the target itself (the restricted shell runs each line
+    /// under a permit of its own).
+    #[error("this session starts nothing on the target")]
+    NothingToStart,
     /// Too many connections to this target were starting up for the whole wait.
     #[error(
         "busy: no free connection slot within {waited:?} ([upstream] max_startups = {max_startups} per target)"
@@ -75,15 +82,6 @@ pub struct PtyRequest {
     pub pix_height: u32,
     /// Terminal modes.
     pub modes: Vec<(Pty, u32)>,
-}
-
-/// What to start on the target's channel.
-#[derive(Debug, Clone, Copy)]
-pub enum Start<'a> {
-    /// A login shell (with a pty).
-    Shell,
-    /// One command, already quoted for the target's shell.
-    Exec(&'a str),
 }
 
 /// An open session channel on a target, with the connection that carries it.
@@ -220,21 +218,8 @@ pub fn client_config(trust: &HostTrust) -> Arc<client::Config> {
     })
 }
 
-/// What to open on the target once connected.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionSpec<'a> {
-    /// The account (the certificate's principal).
-    pub login: &'a str,
-    /// The terminal to request, if any.
-    pub pty: Option<&'a PtyRequest>,
-    /// Locale variables to pass on.
-    pub env: &'a [(String, String)],
-    /// Shell or command.
-    pub start: Start<'a>,
-}
-
 /// A connection to a target whose host key has been verified, not yet logged in. Holding one
-/// grants nothing: the session's certificate is presented only in [`start`].
+/// grants nothing: the session's certificate is presented only in `login`.
 pub struct Connected {
     handle: client::Handle<HostVerifier>,
     opened_at: std::time::Instant,
@@ -271,8 +256,9 @@ impl Connected {
 }
 
 /// Opens a TCP connection to `target` and completes the key exchange, verifying its host key.
-/// The connection keeps `startup` until it has authenticated.
-pub async fn connect(
+/// The connection keeps `startup` until it has authenticated. Reached only through the pool,
+/// whose public door takes a [`Permit`].
+async fn connect(
     target: Arc<Target>,
     timeout: Duration,
     startup: StartupSlot,
@@ -298,19 +284,27 @@ pub async fn connect(
     }
 }
 
-/// Logs in on a verified connection with the session's certificate and starts what `spec` says.
-pub async fn start(
+/// A session channel on a target, logged in and with its pty and locale set, on which nothing
+/// has been started yet: the last point at which a session can still be stopped with nothing
+/// run on the target.
+pub struct Ready {
+    channel: Channel<client::Msg>,
+    connection: client::Handle<HostVerifier>,
+    early: Vec<ChannelMsg>,
+}
+
+/// Logs in on a verified connection with `credential`, signed for `permit`, as the permit's
+/// login, opens a session channel and asks for `pty` (if any) and the locale variables `env`.
+/// Starts nothing: see [`Ready::start`].
+pub(crate) async fn login(
     connected: Connected,
+    permit: &Permit,
     credential: SessionCredential,
-    spec: SessionSpec<'_>,
+    pty: Option<&PtyRequest>,
+    env: &[(String, String)],
     timeout: Duration,
-) -> Result<UpstreamChannel, UpstreamError> {
-    let SessionSpec {
-        login,
-        pty,
-        env,
-        start,
-    } = spec;
+) -> Result<Ready, UpstreamError> {
+    let login = permit.role().login.as_str();
     let mut connection = connected.handle;
     let startup = connected.startup;
     let mut early = Vec::new();
@@ -348,32 +342,68 @@ pub async fn start(
             // Targets that do not accept the variable answer with a failure we do not wait for.
             let _ = channel.set_env(false, name.as_str(), value.as_str()).await;
         }
-        match start {
-            Start::Shell => {
-                channel
-                    .request_shell(true)
-                    .await
-                    .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
-                await_reply(&mut channel, "shell", &mut early).await?;
-            }
-            Start::Exec(command) => {
-                channel
-                    .exec(true, command)
-                    .await
-                    .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
-                await_reply(&mut channel, "exec", &mut early).await?;
-            }
-        }
         Ok(channel)
     };
     let channel = tokio::time::timeout(timeout, steps)
         .await
         .map_err(|_| UpstreamError::Timeout(timeout))??;
-    Ok(UpstreamChannel {
+    Ok(Ready {
         channel,
         connection,
         early,
     })
+}
+
+impl Ready {
+    /// Sends the request that starts what the confirmed permit allows (a shell, or exactly its
+    /// command) and waits for the target's answer.
+    pub(crate) async fn start(
+        self,
+        confirmed: &Confirmed<'_>,
+        timeout: Duration,
+    ) -> Result<UpstreamChannel, UpstreamError> {
+        let Ready {
+            mut channel,
+            connection,
+            mut early,
+        } = self;
+        let steps = async {
+            match confirmed.permit().allowed() {
+                Allowed::Shell => {
+                    channel
+                        .request_shell(true)
+                        .await
+                        .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+                    await_reply(&mut channel, "shell", &mut early).await
+                }
+                Allowed::Exec { command } => {
+                    channel
+                        .exec(true, command.as_str())
+                        .await
+                        .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+                    await_reply(&mut channel, "exec", &mut early).await
+                }
+                Allowed::RestrictedShell => Err(UpstreamError::NothingToStart),
+            }
+        };
+        tokio::time::timeout(timeout, steps)
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))??;
+        Ok(UpstreamChannel {
+            channel,
+            connection,
+            early,
+        })
+    }
+
+    /// Closes the connection without starting anything.
+    pub(crate) async fn abandon(self, why: &str) {
+        let _ = self.channel.close().await;
+        let _ = self
+            .connection
+            .disconnect(russh::Disconnect::ByApplication, why, "en")
+            .await;
+    }
 }
 
 /// Waits for the target's answer to a request sent with `want_reply`, keeping anything else the

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::startups::StartupLimiter;
 use super::{Connected, UpstreamError, connect};
+use crate::access::Permit;
 use crate::policy::{HostTrust, Target, fingerprint};
 
 /// How long a ready connection may wait before it is closed.
@@ -45,7 +46,7 @@ fn identity(target: &Target) -> String {
 impl WarmPool {
     /// A pool that connects within `timeout`, taking a slot from `startups` for each new
     /// connection; when not `enabled`, every session connects afresh.
-    pub fn new(timeout: Duration, enabled: bool, startups: StartupLimiter) -> Arc<WarmPool> {
+    pub(crate) fn new(timeout: Duration, enabled: bool, startups: StartupLimiter) -> Arc<WarmPool> {
         Arc::new(WarmPool {
             timeout,
             enabled,
@@ -61,9 +62,10 @@ impl WarmPool {
         connect(target.clone(), self.timeout, slot).await
     }
 
-    /// A verified connection to `target`: a ready one if there is one, else a new one. Once the
-    /// session has logged in on it, call [`WarmPool::prepare_next`].
-    pub async fn get(self: &Arc<Self>, target: &Arc<Target>) -> Result<Connected, UpstreamError> {
+    /// A verified connection to the permitted target: a ready one if there is one, else a new
+    /// one. Once the session has logged in on it, call [`WarmPool::prepare_next`].
+    pub(crate) async fn get(self: &Arc<Self>, permit: &Permit) -> Result<Connected, UpstreamError> {
+        let target = permit.target();
         if !self.enabled {
             return self.connect(target).await;
         }
@@ -87,7 +89,8 @@ impl WarmPool {
     /// Prepares the next connection to `target` in the background, after a session has logged
     /// in: by then the session has given its start-up slot back, so even with one slot per
     /// target there is one free, and a target that refused the session is not dialled again.
-    pub fn prepare_next(self: &Arc<Self>, target: &Arc<Target>) {
+    pub(crate) fn prepare_next(self: &Arc<Self>, permit: &Permit) {
+        let target = permit.target();
         if self.enabled {
             self.refill(identity(target), target.clone());
         }

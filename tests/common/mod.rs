@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod interactive;
+pub mod slow_proxy;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
