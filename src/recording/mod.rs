@@ -72,6 +72,7 @@
 //! [asciicast v2]: https://docs.asciinema.org/manual/asciicast/v2/
 
 pub mod cast;
+pub mod files;
 pub mod json;
 pub mod nul_runs;
 pub mod replay;
@@ -83,7 +84,8 @@ pub mod writer;
 pub use cast::{
     Cast, CastError, CastHeader, Event, EventKind, input_bytes, output_bytes, parse_cast, read_cast,
 };
+pub use files::sha256_file;
 pub use replay::{RawMode, ReplayEnd, ReplayKey, ReplayOptions, replay, spawn_key_reader};
 pub use sanitize::Sanitizer;
 pub use search::{MatchSource, TextMatch, contains_text, find_text};
-pub use writer::{Recorder, RecorderConfig, RecordingError, RecordingSummary, sha256_file};
+pub use writer::{Recorder, RecorderConfig, RecordingError, RecordingSummary};
