@@ -134,9 +134,18 @@ pub struct RecordingsConfig {
     pub dir: PathBuf,
     /// What a write failure does.
     pub on_failure: OnFailure,
-    /// Largest recording in bytes; the session is closed when it is reached.
+    /// Largest recording in bytes; the session is closed when it is reached, whatever
+    /// `on_failure` says.
     pub max_bytes: u64,
+    /// Longest a recording write (or the creation of a recording) may take before the session is
+    /// closed (or refused): past it the recordings disk is taken as not responding.
+    pub stall_timeout: Duration,
 }
+
+/// Bounds of `[recordings] stall_timeout`: long enough for a busy disk, short enough that a
+/// frozen one cannot hold a session open unrecorded for long.
+pub const STALL_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
 
 /// The most `[upstream] max_startups` may be: far above any sshd's `MaxStartups`, and a bound
 /// that keeps a mistyped value from being taken as "unlimited".
@@ -256,6 +265,7 @@ struct RawRecordings {
     dir: Option<PathBuf>,
     on_failure: Option<OnFailure>,
     max_bytes: Option<u64>,
+    stall_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -407,6 +417,18 @@ impl Config {
                 dir: resolve(raw.recordings.dir.unwrap_or_else(|| "recordings".into())),
                 on_failure: raw.recordings.on_failure.unwrap_or(OnFailure::Deny),
                 max_bytes: raw.recordings.max_bytes.unwrap_or(8 << 30),
+                stall_timeout: match dur(
+                    "recordings.stall_timeout",
+                    raw.recordings.stall_timeout,
+                    "5s",
+                )? {
+                    d if (STALL_TIMEOUT_RANGE.0..=STALL_TIMEOUT_RANGE.1).contains(&d) => d,
+                    _ => {
+                        return Err(invalid(
+                            "recordings.stall_timeout: must be between 1s and 10m".into(),
+                        ));
+                    }
+                },
             },
             request_ttl: dur("request_ttl", raw.request_ttl, "24h")?,
             upstream: UpstreamConfig {
@@ -542,6 +564,7 @@ mod tests {
         assert_eq!(c.store, "sqlite:///srv/gh/data/gatehouse.db");
         assert_eq!(c.ca.cert_ttl, Duration::from_secs(120));
         assert_eq!(c.recordings.on_failure, OnFailure::Deny);
+        assert_eq!(c.recordings.stall_timeout, Duration::from_secs(5));
         assert_eq!(c.upstream.max_startups, 8);
         assert_eq!(c.upstream.startup_wait, Duration::from_secs(30));
     }
@@ -562,6 +585,20 @@ mod tests {
             std::fs::write(&path, format!("[upstream]\nmax_startups = {bad}\n")).unwrap();
             let err = Config::load(&path).unwrap_err().to_string();
             assert!(err.contains("max_startups"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn recordings_stall_timeout_is_read_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.toml");
+        std::fs::write(&path, "[recordings]\nstall_timeout = \"2s\"\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.recordings.stall_timeout, Duration::from_secs(2));
+        for bad in ["0s", "11m", "1h", "soon"] {
+            std::fs::write(&path, format!("[recordings]\nstall_timeout = \"{bad}\"\n")).unwrap();
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(err.contains("recordings.stall_timeout"), "{bad}: {err}");
         }
     }
 

@@ -1,10 +1,10 @@
 //! Writing session recordings to disk.
 //!
-//! The [`Recorder`] is owned by the session task and called synchronously on
-//! every chunk of output. It appends complete JSON lines to an in-memory buffer
-//! and writes the buffer with one syscall when it is due, so the hot path never
-//! makes a syscall per event while a crash still loses at most the last
-//! moments. See the module documentation of `recording` for the guarantees.
+//! The [`Recorder`] encodes events as complete JSON lines into an in-memory
+//! buffer and writes the buffer with one syscall when it is due or when asked
+//! ([`Recorder::write_out`]). It blocks on I/O, so sessions use it through
+//! [`super::live::LiveRecording`], which runs it on the recording I/O pool.
+//! See the module documentation of `recording` for the guarantees.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, Permissions};
@@ -167,7 +167,7 @@ impl Recorder {
     /// Creates `dir/YYYY/MM/DD/<session_id>.cast` (date of `started`, UTC) and
     /// writes the header to disk.
     ///
-    /// `dir` must exist; the date directories are created with [`DIR_MODE`] and
+    /// `dir` must exist; the date directories are created with [`DIR_MODE`](super::files::DIR_MODE) and
     /// the file with [`FILE_MODE`], never overwriting an existing file. The
     /// header and the new directory entry are synced so the recording exists
     /// even if the machine fails right after the session starts; like
@@ -295,6 +295,15 @@ impl Recorder {
     /// from the session loop so idle sessions still reach disk.
     pub fn tick(&mut self) -> Result<(), RecordingError> {
         self.tick_at(Instant::now())
+    }
+
+    /// Writes everything buffered now, so that what was recorded so far is in the file (not
+    /// yet synced) when this returns: the caller may then show those bytes to the user.
+    pub fn write_out(&mut self) -> Result<(), RecordingError> {
+        match self.state {
+            State::Failed => Err(self.failed()),
+            _ => self.flush(),
+        }
     }
 
     /// Ends the recording: writes everything, syncs the file to disk and

@@ -64,8 +64,8 @@ pub async fn run(
         while let Some(msg) = user_read.wait().await {
             let sent = match msg {
                 ChannelMsg::Data { data } => {
+                    recording.input(data.clone()).await?;
                     bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    recording.input(&data)?;
                     target_write.data_bytes(data).await
                 }
                 ChannelMsg::Eof => target_write.eof().await,
@@ -75,7 +75,7 @@ pub async fn run(
                     pix_width,
                     pix_height,
                 } => {
-                    recording.resize(col_width, row_height)?;
+                    recording.resize(col_width, row_height).await?;
                     target_write
                         .window_change(col_width, row_height, pix_width, pix_height)
                         .await
@@ -106,15 +106,16 @@ pub async fn run(
                 },
             };
             let sent = match msg {
-                // Recorded before it is shown: nothing reaches the user unrecorded.
+                // In the recording file before it is shown: nothing reaches the user unrecorded,
+                // and a write that fails or stalls closes the session before these bytes go out.
                 ChannelMsg::Data { data } => {
+                    recording.output(data.clone()).await?;
                     bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    recording.output(&data)?;
                     user_write.data_bytes(data).await
                 }
                 ChannelMsg::ExtendedData { data, ext } => {
+                    recording.output(data.clone()).await?;
                     bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    recording.output(&data)?;
                     user_write.extended_data_bytes(ext, data).await
                 }
                 ChannelMsg::Eof => user_write.eof().await,
@@ -152,8 +153,6 @@ pub async fn run(
 
     tokio::pin!(to_target);
     tokio::pin!(to_user);
-    let mut tick = tokio::time::interval(recording.tick_period());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Why the bastion itself ends the session, if it does.
     let closing: Option<String> = loop {
         tokio::select! {
@@ -179,16 +178,13 @@ pub async fn run(
                     break Some(why);
                 }
             },
-            _ = tick.tick() => {
-                if let Err(RecordingFault(why)) = recording.tick() {
-                    outcome.recording_failed = Some(why.clone());
-                    break Some(why);
-                }
-            }
             event = lifetime.next() => match event {
                 LifetimeEvent::Warning(text) => {
                     let line = format!("\r\ngatehouse: {text}\r\n");
-                    let _ = recording.output(line.as_bytes());
+                    if let Err(RecordingFault(why)) = recording.output(line.clone()).await {
+                        outcome.recording_failed = Some(why.clone());
+                        break Some(why);
+                    }
                     let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
                 }
                 LifetimeEvent::End(text) => {
@@ -200,7 +196,7 @@ pub async fn run(
     };
     if let Some(why) = closing {
         let line = format!("\r\ngatehouse: {why}: closing the session\r\n");
-        let _ = recording.output(line.as_bytes());
+        recording.note(&line);
         let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
         let _ = user_write.exit_status(EXIT_GRANT_ENDED).await;
         let _ = user_write.eof().await;

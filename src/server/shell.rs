@@ -59,8 +59,6 @@ pub struct RestrictedShell<'a> {
     editor: LineEditor,
     pending: VecDeque<u8>,
     input_ended: bool,
-    /// Paces the recording's flushes.
-    tick: tokio::time::Interval,
     /// Set when the recording failed: the session must close.
     fault: Option<String>,
     outcome: ShellOutcome,
@@ -91,7 +89,6 @@ impl<'a> RestrictedShell<'a> {
             editor: LineEditor::new(prompt),
             pending: VecDeque::new(),
             input_ended: false,
-            tick: tokio::time::interval(recording.tick_period()),
             fault: None,
             outcome: ShellOutcome::default(),
         }
@@ -125,7 +122,7 @@ impl<'a> RestrictedShell<'a> {
                 Next::UserLeft => break None,
                 Next::Closed(text) => {
                     let line = format!("\r\ngatehouse: {text}: closing the session\r\n");
-                    let _ = self.recording.output(line.as_bytes());
+                    self.recording.note(&line);
                     let _ = self.write.data_bytes(line.into_bytes()).await;
                     self.outcome.closed = Some(text);
                     break Some(super::bridge::EXIT_GRANT_ENDED);
@@ -140,26 +137,37 @@ impl<'a> RestrictedShell<'a> {
         self.outcome
     }
 
-    /// Shows bytes to the user, recording them first. A recording failure is remembered and
-    /// closes the session at the next step.
+    /// Shows bytes to the user once they are in the recording file. A recording failure (or
+    /// stall) is remembered, the bytes are not shown, and the session closes at the next step.
     async fn say(&mut self, bytes: &[u8]) {
-        if let Err(RecordingFault(why)) = self.recording.output(bytes) {
+        if self.fault.is_some() {
+            return;
+        }
+        let bytes = bytes::Bytes::copy_from_slice(bytes);
+        if let Err(RecordingFault(why)) = self.recording.output(bytes.clone()).await {
             self.fault.get_or_insert(why);
             return;
         }
-        let _ = self.write.data_bytes(bytes.to_vec()).await;
+        let _ = self.write.data_bytes(bytes).await;
     }
 
     /// Records typed input (when the role records input).
-    fn typed(&mut self, bytes: &[u8]) {
-        if let Err(RecordingFault(why)) = self.recording.input(bytes) {
+    async fn typed(&mut self, bytes: &[u8]) {
+        if self.fault.is_some() {
+            return;
+        }
+        let bytes = bytes::Bytes::copy_from_slice(bytes);
+        if let Err(RecordingFault(why)) = self.recording.input(bytes).await {
             self.fault.get_or_insert(why);
         }
     }
 
     /// Records a marker.
-    fn mark(&mut self, label: &str) {
-        if let Err(RecordingFault(why)) = self.recording.marker(label) {
+    async fn mark(&mut self, label: &str) {
+        if self.fault.is_some() {
+            return;
+        }
+        if let Err(RecordingFault(why)) = self.recording.marker(label).await {
             self.fault.get_or_insert(why);
         }
     }
@@ -187,14 +195,9 @@ impl<'a> RestrictedShell<'a> {
                 return Next::Exit;
             }
             tokio::select! {
-                _ = self.tick.tick() => {
-                    if let Err(RecordingFault(why)) = self.recording.tick() {
-                        return Next::Closed(why);
-                    }
-                }
                 msg = self.read.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
-                        self.typed(&data);
+                        self.typed(&data).await;
                         self.pending.extend(data.iter());
                     }
                     // End of input ends the shell once everything typed before it has run.
@@ -252,7 +255,7 @@ impl<'a> RestrictedShell<'a> {
                     detail: Some(serde_json::json!({ "line": String::from_utf8_lossy(trimmed) })),
                     ..Event::new(EventKind::SessionDenied)
                 });
-                self.mark(&format!("denied: {reason}"));
+                self.mark(&format!("denied: {reason}")).await;
                 let mut text = format!("gatehouse: denied: {reason}\r\n");
                 if let Some(hint) = hint {
                     let _ = write!(text, "gatehouse: hint: {hint}\r\n");
@@ -262,7 +265,10 @@ impl<'a> RestrictedShell<'a> {
             }
         };
         let command = rules::quote(&argv);
-        self.mark(&format!("run: {command}"));
+        self.mark(&format!("run: {command}")).await;
+        if let Some(why) = self.fault.take() {
+            return Next::Closed(why);
+        }
         let upstream = match self.dialer.open(Start::Exec(&command), None).await {
             Ok(upstream) => upstream,
             Err(e) => {
@@ -291,15 +297,9 @@ impl<'a> RestrictedShell<'a> {
                 Some(msg) => Some(msg),
                 None => tokio::select! {
                     msg = target_read.wait() => msg,
-                    _ = self.tick.tick() => {
-                        if let Err(RecordingFault(why)) = self.recording.tick() {
-                            break Next::Closed(why);
-                        }
-                        continue;
-                    }
                     input = self.read.wait() => match input {
                         Some(ChannelMsg::Data { data }) if data.contains(&0x03) => {
-                            self.typed(&data);
+                            self.typed(&data).await;
                             self.pending.clear();
                             interrupts += 1;
                             if interrupts > 1 {
@@ -309,7 +309,7 @@ impl<'a> RestrictedShell<'a> {
                             continue;
                         }
                         Some(ChannelMsg::Data { data }) => {
-                            self.typed(&data);
+                            self.typed(&data).await;
                             if self.pending.len() < super::line_editor::MAX_LINE * 4 {
                                 self.pending.extend(data.iter());
                             }
