@@ -75,13 +75,13 @@ pub enum CreateError {
     /// An earlier recording write has been stuck longer than the stall timeout, so this one
     /// would be too: refused at once rather than after another wait.
     #[error(
-        "the recordings disk is not responding (a write has been waiting for {})",
+        "the recordings disk is not responding: a write has been waiting for {}",
         humantime::format_duration(round_to_ms(*.0))
     )]
     NotResponding(Duration),
     /// Creating the file did not complete within the stall timeout.
     #[error(
-        "the recordings disk is not responding (creating the recording took longer than {})",
+        "the recordings disk is not responding: creating the recording took longer than {}",
         humantime::format_duration(*.0)
     )]
     Stalled(Duration),
