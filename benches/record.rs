@@ -5,11 +5,12 @@
 //!
 //! `record/text` and `record/zeros` call the encoder directly; `record/text, session path` and
 //! `record/zeros, session path` go the way a session's output goes: from an async task through
-//! the queue to a recording I/O thread, each chunk awaited until it is in the file.
+//! the queue to a recording I/O thread, each chunk awaited until it is in the file (up to four
+//! queued at once, as the bridge does).
 //!
 //! `cargo bench --bench record`
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -69,7 +70,7 @@ fn record(c: &mut Criterion, name: &str, chunk: &[u8]) {
 }
 
 /// The session's way: an async task hands each chunk to the I/O pool and waits until it is in
-/// the file, as the bridge does before sending it on.
+/// the file before it would send it on, with up to four chunks queued as the bridge has.
 fn record_live(c: &mut Criterion, name: &str, chunk: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -98,8 +99,18 @@ fn record_live(c: &mut Criterion, name: &str, chunk: &[u8]) {
                 )
                 .await
                 .unwrap();
+                // As the bridge does: up to four chunks queued, each shown once it is written.
+                let mut queued = VecDeque::new();
                 for _ in 0..CHUNKS {
-                    recording.output(chunk.clone()).await.unwrap();
+                    if queued.len() == 4
+                        && let Some(oldest) = queued.pop_front()
+                    {
+                        recording.wait_queued(&oldest).await.unwrap();
+                    }
+                    queued.push_back(recording.queue_output(chunk.clone()).unwrap());
+                }
+                for oldest in queued {
+                    recording.wait_queued(&oldest).await.unwrap();
                 }
                 let path = recording.path().to_owned();
                 drop(recording);

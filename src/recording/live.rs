@@ -108,6 +108,13 @@ impl LateFinish {
     }
 }
 
+/// Output queued with [`LiveRecording::queue_output`], not yet known to be in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    seq: u64,
+    deadline: tokio::time::Instant,
+}
+
 /// An asciicast recording written on the I/O pool; see the module documentation.
 pub struct LiveRecording {
     shared: Arc<Shared>,
@@ -220,6 +227,29 @@ impl LiveRecording {
         self.written(seq).await
     }
 
+    /// Queues output without waiting, for a caller that keeps reading while earlier chunks are
+    /// written: show the bytes only once [`LiveRecording::wait_queued`] says they are in the
+    /// file.
+    pub fn queue_output(&self, data: Bytes) -> Result<Queued, WriteError> {
+        let len = data.len();
+        let seq = self.submit(Op::Output(data), len)?;
+        Ok(Queued {
+            seq,
+            deadline: tokio::time::Instant::now() + self.stall_timeout,
+        })
+    }
+
+    /// Whether queued output is in the file already (without waiting).
+    pub fn is_written(&self, queued: &Queued) -> bool {
+        self.shared.progress.borrow().written >= queued.seq
+    }
+
+    /// Waits until queued output is in the file, it failed, or the stall timeout (counted from
+    /// when it was queued) passed.
+    pub async fn wait_queued(&self, queued: &Queued) -> Result<(), WriteError> {
+        self.written_by(queued.seq, queued.deadline).await
+    }
+
     /// Records input (returns at once when input is not recorded).
     pub async fn input(&self, data: Bytes) -> Result<(), WriteError> {
         if !self.record_input {
@@ -297,9 +327,15 @@ impl LiveRecording {
 
     /// Waits until event `seq` is in the file, it failed, or the stall timeout passed.
     async fn written(&self, seq: u64) -> Result<(), WriteError> {
+        self.written_by(seq, tokio::time::Instant::now() + self.stall_timeout)
+            .await
+    }
+
+    /// Waits until event `seq` is in the file, it failed, or `deadline` passed.
+    async fn written_by(&self, seq: u64, deadline: tokio::time::Instant) -> Result<(), WriteError> {
         let mut progress = self.shared.progress.subscribe();
-        let waited = tokio::time::timeout(
-            self.stall_timeout,
+        let waited = tokio::time::timeout_at(
+            deadline,
             progress.wait_for(|p| p.written >= seq || p.error.is_some()),
         )
         .await;

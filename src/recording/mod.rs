@@ -90,7 +90,7 @@ pub use cast::{
     Cast, CastError, CastHeader, Event, EventKind, input_bytes, output_bytes, parse_cast, read_cast,
 };
 pub use files::sha256_file;
-pub use live::{CreateError, Finishing, LateFinish, LiveRecording, WriteError};
+pub use live::{CreateError, Finishing, LateFinish, LiveRecording, Queued, WriteError};
 pub use pool::IoPool;
 pub use replay::{RawMode, ReplayEnd, ReplayKey, ReplayOptions, replay, spawn_key_reader};
 pub use sanitize::Sanitizer;

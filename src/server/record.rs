@@ -17,8 +17,8 @@ use tracing::{error, info};
 
 use crate::config::{OnFailure, RecordingsConfig};
 use crate::recording::{
-    CastHeader, Finishing, IoPool, LateFinish, LiveRecording, RecorderConfig, RecordingSummary,
-    WriteError,
+    CastHeader, Finishing, IoPool, LateFinish, LiveRecording, Queued, RecorderConfig,
+    RecordingSummary, WriteError,
 };
 use crate::store::sessions::{SessionEnd, SessionIndex, complete_in_background};
 
@@ -147,6 +147,32 @@ impl SessionRecording {
     pub async fn output(&self, data: impl Into<Bytes>) -> Result<(), RecordingFault> {
         match self.recorder() {
             Some(live) => self.judge(live.output(data.into()).await),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues output without waiting for it, for a caller that reads on meanwhile; `None` when
+    /// the session runs unrecorded. Show the bytes only once [`SessionRecording::confirm`]
+    /// (or [`SessionRecording::is_written`]) says they are in the file.
+    pub fn queue_output(&self, data: Bytes) -> Result<Option<Queued>, RecordingFault> {
+        let Some(live) = self.recorder() else {
+            return Ok(None);
+        };
+        match live.queue_output(data) {
+            Ok(queued) => Ok(Some(queued)),
+            Err(e) => self.judge(Err(e)).map(|()| None),
+        }
+    }
+
+    /// Whether queued output is in the file already (or the session runs unrecorded now).
+    pub fn is_written(&self, queued: &Queued) -> bool {
+        self.recorder().is_none_or(|live| live.is_written(queued))
+    }
+
+    /// Waits until queued output is in the file, at most the stall timeout after it was queued.
+    pub async fn confirm(&self, queued: &Queued) -> Result<(), RecordingFault> {
+        match self.recorder() {
+            Some(live) => self.judge(live.wait_queued(queued).await),
             None => Ok(()),
         }
     }
