@@ -323,3 +323,29 @@ async fn a_caller_that_does_not_wait_meets_the_queue_bound() {
     assert_eq!(queued, MAX_QUEUED_BYTES);
     drop(release);
 }
+
+#[tokio::test]
+async fn queued_output_is_confirmed_in_order_and_stalls_count_from_queueing() {
+    let pool = IoPool::new(1, Duration::from_secs(5));
+    let tmp = tempfile::tempdir().unwrap();
+    let stall = Duration::from_millis(300);
+    let rec = create(&pool, tmp.path(), "s1", RecorderConfig::default(), stall)
+        .await
+        .unwrap();
+    let first = rec.queue_output(Bytes::from_static(b"one ")).unwrap();
+    let second = rec.queue_output(Bytes::from_static(b"two")).unwrap();
+    rec.wait_queued(&second).await.unwrap();
+    assert!(rec.is_written(&first) && rec.is_written(&second));
+    assert_eq!(output_bytes(&read_cast(rec.path()).unwrap()), b"one two");
+
+    let release = occupy(&pool);
+    let stuck = rec.queue_output(Bytes::from_static(b"three")).unwrap();
+    assert!(!rec.is_written(&stuck));
+    tokio::time::sleep(stall).await;
+    // The bound ran out while nobody was waiting yet: the wait ends at once.
+    let started = Instant::now();
+    let err = rec.wait_queued(&stuck).await.unwrap_err();
+    assert!(matches!(err, WriteError::Stalled(_)), "{err}");
+    assert!(started.elapsed() < stall / 2, "{:?}", started.elapsed());
+    drop(release);
+}
