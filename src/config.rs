@@ -134,8 +134,12 @@ pub struct RecordingsConfig {
     pub dir: PathBuf,
     /// What a write failure does.
     pub on_failure: OnFailure,
-    /// Largest recording in bytes; the session is closed when it is reached.
+    /// Largest recording in bytes; the session is closed when it is reached, whatever
+    /// `on_failure` says.
     pub max_bytes: u64,
+    /// Longest a recording write (or the creation of a recording) may take before the session is
+    /// closed (or refused): past it the recordings disk is taken as not responding.
+    pub stall_timeout: Duration,
 }
 
 /// The most `[upstream] max_startups` may be: far above any sshd's `MaxStartups`, and a bound
@@ -256,6 +260,7 @@ struct RawRecordings {
     dir: Option<PathBuf>,
     on_failure: Option<OnFailure>,
     max_bytes: Option<u64>,
+    stall_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -407,6 +412,16 @@ impl Config {
                 dir: resolve(raw.recordings.dir.unwrap_or_else(|| "recordings".into())),
                 on_failure: raw.recordings.on_failure.unwrap_or(OnFailure::Deny),
                 max_bytes: raw.recordings.max_bytes.unwrap_or(8 << 30),
+                // Long enough for a busy disk, short enough that a frozen one is noticed.
+                stall_timeout: Some(dur(
+                    "recordings.stall_timeout",
+                    raw.recordings.stall_timeout,
+                    "5s",
+                )?)
+                .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(600)).contains(d))
+                .ok_or_else(|| {
+                    invalid("recordings.stall_timeout: must be between 1s and 10m".into())
+                })?,
             },
             request_ttl: dur("request_ttl", raw.request_ttl, "24h")?,
             upstream: UpstreamConfig {
@@ -528,6 +543,10 @@ mod limits_tests;
 #[cfg(test)]
 #[path = "config_audit_tests.rs"]
 mod audit_tests;
+
+#[cfg(test)]
+#[path = "config_recordings_tests.rs"]
+mod recordings_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! Session recordings end to end: what the user saw is what the recording holds, the file plays
 //! in an independent asciicast parser, reviewers find and replay it, tampering is detected, a
 //! recording that cannot be written refuses the session, and a killed bastion leaves a valid
-//! recording up to about a second before the kill.
+//! recording that holds everything the client saw.
 
 mod common;
 
@@ -228,7 +228,7 @@ fn a_recording_that_cannot_be_created_refuses_the_session() {
 }
 
 #[test]
-fn a_killed_bastion_leaves_a_valid_recording_up_to_about_a_second_before() {
+fn a_killed_bastion_leaves_a_valid_recording_holding_everything_the_client_saw() {
     let mut s = setup("");
     let mut session = s
         .world
@@ -273,20 +273,9 @@ fn a_killed_bastion_leaves_a_valid_recording_up_to_about_a_second_before() {
     };
     let cast = read_cast(&path).expect("the cut recording still parses");
     let text = String::from_utf8(output_bytes(&cast)).unwrap();
-    let last_recorded: u32 = text
-        .lines()
-        .last()
-        .unwrap()
-        .trim_start_matches("line-")
-        .parse()
-        .unwrap();
-    // Lines come every ~20 ms; a second is about 50 lines. Allow some slack for scheduling.
+    // Output is in the file before it is sent, so the kill loses nothing the client saw.
     assert!(
-        last_recorded + 75 >= last_seen,
-        "recorded up to line {last_recorded}, the client saw {last_seen}"
-    );
-    assert!(
-        seen.starts_with(&text),
-        "the recording is an exact prefix of what the client saw"
+        text.starts_with(&seen),
+        "the client saw up to line {last_seen}, the recording holds:\n{text}"
     );
 }

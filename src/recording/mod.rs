@@ -55,25 +55,31 @@
 //! # Durability and failure
 //!
 //! * The header is written and synced when the file is created.
-//! * Events are appended to a memory buffer as complete lines; the buffer is
-//!   written with a single `write` when its oldest line is half a
-//!   `flush_interval` old, on the next event or [`writer::Recorder::tick`],
-//!   or when it reaches 64 KiB. A killed process therefore leaves a file that
-//!   is valid up to the last write, and the last line is never partial
-//!   because of a flush. The session must call `tick()` at least every
-//!   [`writer::Recorder::tick_period`] (500 ms by default) so data is on disk
-//!   within `flush_interval` (1 s by default) even when the session goes quiet.
+//! * A session's recording is a [`live::LiveRecording`]: the session queues each event and
+//!   waits until a thread of the recording I/O pool ([`pool::IoPool`]) has encoded it and
+//!   appended it to the file with `write(2)`; only then are the bytes shown to the user. So the
+//!   file always holds at least what the user saw (in the page cache; synced at the end), and a
+//!   killed process leaves a valid file holding all of it.
+//! * No recording I/O (create, write, sync, hash) runs on the async runtime's threads. A write
+//!   that does not complete within the stall timeout is reported as
+//!   [`live::WriteError::Stalled`]; while one is stuck, new recordings are refused at once.
 //! * `finish()` writes the rest, `fsync`s and returns the SHA-256 of the file.
 //! * Every I/O error is returned; after a write error the recorder refuses all
 //!   further calls, and the session must end (fail closed).
 //! * At `max_bytes` the recorder writes a marker saying so and returns
 //!   [`writer::RecordingError::LimitReached`] for every further event.
+//! * The [`writer::Recorder`] on its own also buffers: lines are written when the oldest is half
+//!   a `flush_interval` old, on [`writer::Recorder::tick`], or at 64 KiB; the live recording
+//!   writes out after every batch instead.
 //!
 //! [asciicast v2]: https://docs.asciinema.org/manual/asciicast/v2/
 
 pub mod cast;
+pub mod files;
 pub mod json;
+pub mod live;
 pub mod nul_runs;
+pub mod pool;
 pub mod replay;
 pub mod sanitize;
 pub mod search;
@@ -83,7 +89,10 @@ pub mod writer;
 pub use cast::{
     Cast, CastError, CastHeader, Event, EventKind, input_bytes, output_bytes, parse_cast, read_cast,
 };
+pub use files::sha256_file;
+pub use live::{CreateError, Finishing, LateFinish, LiveRecording, Queued, WriteError};
+pub use pool::IoPool;
 pub use replay::{RawMode, ReplayEnd, ReplayKey, ReplayOptions, replay, spawn_key_reader};
 pub use sanitize::Sanitizer;
 pub use search::{MatchSource, TextMatch, contains_text, find_text};
-pub use writer::{Recorder, RecorderConfig, RecordingError, RecordingSummary, sha256_file};
+pub use writer::{Recorder, RecorderConfig, RecordingError, RecordingSummary};

@@ -4,6 +4,7 @@
 //! direction. Writes wait for the peer's SSH window (russh's flow control), and reads come from
 //! bounded queues, so a slow side applies back-pressure instead of growing a buffer.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig, client, server};
@@ -11,6 +12,7 @@ use tracing::debug;
 
 use super::record::{RecordingFault, SessionRecording};
 use crate::grants::watch::{GrantLifetime, LifetimeEvent};
+use crate::recording::Queued;
 use crate::upstream::UpstreamChannel;
 
 /// How a bridged session ended.
@@ -35,6 +37,11 @@ pub struct BridgeOutcome {
 /// Exit status sent when the bastion closes a running session (its grant ended, or its
 /// recording failed).
 pub const EXIT_GRANT_ENDED: u32 = 126;
+
+/// Messages from the target held at most while their output is being recorded: enough that
+/// writing one chunk overlaps with sending the previous ones, few enough that back-pressure
+/// still reaches the target at once.
+const PIPELINE_DEPTH: usize = 4;
 
 /// Things that happen on the user's side that the bridge forwards to the target.
 fn forwarded_signal(signal: &Sig) -> bool {
@@ -64,8 +71,8 @@ pub async fn run(
         while let Some(msg) = user_read.wait().await {
             let sent = match msg {
                 ChannelMsg::Data { data } => {
+                    recording.input(data.clone()).await?;
                     bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    recording.input(&data)?;
                     target_write.data_bytes(data).await
                 }
                 ChannelMsg::Eof => target_write.eof().await,
@@ -75,7 +82,7 @@ pub async fn run(
                     pix_width,
                     pix_height,
                 } => {
-                    recording.resize(col_width, row_height)?;
+                    recording.resize(col_width, row_height).await?;
                     target_write
                         .window_change(col_width, row_height, pix_width, pix_height)
                         .await
@@ -96,55 +103,89 @@ pub async fn run(
     let to_user = async {
         let mut status = None;
         let mut signal = None;
-        let mut pending = early.into_iter();
-        loop {
-            let msg = match pending.next() {
-                Some(msg) => msg,
-                None => match target_read.wait().await {
-                    Some(msg) => msg,
-                    None => break,
-                },
-            };
-            let sent = match msg {
-                // Recorded before it is shown: nothing reaches the user unrecorded.
-                ChannelMsg::Data { data } => {
-                    bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    recording.output(&data)?;
-                    user_write.data_bytes(data).await
+        let mut early = early.into_iter();
+        // The target's messages in order. Output waits here until it is in the recording file
+        // (nothing reaches the user unrecorded, and a write that fails or stalls closes the
+        // session before these bytes go out); meanwhile the next chunks are read and queued, so
+        // that writing one chunk overlaps with sending the one before.
+        let mut held: VecDeque<(Option<Queued>, ChannelMsg)> = VecDeque::new();
+        let mut target_done = false;
+        'run: loop {
+            while let Some((queued, _)) = held.front() {
+                if queued.as_ref().is_some_and(|q| !recording.is_written(q)) {
+                    break;
                 }
-                ChannelMsg::ExtendedData { data, ext } => {
-                    bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    recording.output(&data)?;
-                    user_write.extended_data_bytes(ext, data).await
+                let Some((_, msg)) = held.pop_front() else {
+                    break;
+                };
+                let sent = match msg {
+                    ChannelMsg::Data { data } => {
+                        bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        user_write.data_bytes(data).await
+                    }
+                    ChannelMsg::ExtendedData { data, ext } => {
+                        bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        user_write.extended_data_bytes(ext, data).await
+                    }
+                    ChannelMsg::Eof => user_write.eof().await,
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        status = Some(exit_status);
+                        user_write.exit_status(exit_status).await
+                    }
+                    ChannelMsg::ExitSignal {
+                        signal_name,
+                        core_dumped,
+                        error_message,
+                        lang_tag,
+                    } => {
+                        signal = Some(format!("{signal_name:?}"));
+                        user_handle
+                            .exit_signal_request(
+                                user_write.id(),
+                                signal_name,
+                                core_dumped,
+                                error_message,
+                                lang_tag,
+                            )
+                            .await
+                            .map_err(|_| russh::Error::SendError)
+                    }
+                    ChannelMsg::Close => break 'run,
+                    _ => Ok(()),
+                };
+                if sent.is_err() {
+                    break 'run;
                 }
-                ChannelMsg::Eof => user_write.eof().await,
-                ChannelMsg::ExitStatus { exit_status } => {
-                    status = Some(exit_status);
-                    user_write.exit_status(exit_status).await
-                }
-                ChannelMsg::ExitSignal {
-                    signal_name,
-                    core_dumped,
-                    error_message,
-                    lang_tag,
-                } => {
-                    signal = Some(format!("{signal_name:?}"));
-                    user_handle
-                        .exit_signal_request(
-                            user_write.id(),
-                            signal_name,
-                            core_dumped,
-                            error_message,
-                            lang_tag,
-                        )
-                        .await
-                        .map_err(|_| russh::Error::SendError)
-                }
-                ChannelMsg::Close => break,
-                _ => Ok(()),
-            };
-            if sent.is_err() {
+            }
+            if target_done && held.is_empty() {
                 break;
+            }
+            let front = held.front().and_then(|(queued, _)| *queued);
+            let reading = !target_done && held.len() < PIPELINE_DEPTH;
+            tokio::select! {
+                confirmed = async {
+                    match &front {
+                        Some(queued) => recording.confirm(queued).await,
+                        None => Ok(()),
+                    }
+                }, if front.is_some() => confirmed?,
+                msg = async {
+                    match early.next() {
+                        Some(msg) => Some(msg),
+                        None => target_read.wait().await,
+                    }
+                }, if reading => match msg {
+                    None => target_done = true,
+                    Some(msg) => {
+                        let queued = match &msg {
+                            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
+                                recording.queue_output(data.clone())?
+                            }
+                            _ => None,
+                        };
+                        held.push_back((queued, msg));
+                    }
+                },
             }
         }
         Ok::<_, RecordingFault>((status, signal))
@@ -152,8 +193,6 @@ pub async fn run(
 
     tokio::pin!(to_target);
     tokio::pin!(to_user);
-    let mut tick = tokio::time::interval(recording.tick_period());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Why the bastion itself ends the session, if it does.
     let closing: Option<String> = loop {
         tokio::select! {
@@ -179,16 +218,13 @@ pub async fn run(
                     break Some(why);
                 }
             },
-            _ = tick.tick() => {
-                if let Err(RecordingFault(why)) = recording.tick() {
-                    outcome.recording_failed = Some(why.clone());
-                    break Some(why);
-                }
-            }
             event = lifetime.next() => match event {
                 LifetimeEvent::Warning(text) => {
                     let line = format!("\r\ngatehouse: {text}\r\n");
-                    let _ = recording.output(line.as_bytes());
+                    if let Err(RecordingFault(why)) = recording.output(line.clone()).await {
+                        outcome.recording_failed = Some(why.clone());
+                        break Some(why);
+                    }
                     let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
                 }
                 LifetimeEvent::End(text) => {
@@ -200,7 +236,7 @@ pub async fn run(
     };
     if let Some(why) = closing {
         let line = format!("\r\ngatehouse: {why}: closing the session\r\n");
-        let _ = recording.output(line.as_bytes());
+        recording.note(&line);
         let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
         let _ = user_write.exit_status(EXIT_GRANT_ENDED).await;
         let _ = user_write.eof().await;

@@ -7,7 +7,7 @@ use tracing::warn;
 use super::bridge;
 use super::channel::{Opened, finish};
 use super::dial::{DialError, Dialer};
-use super::record::{RecordingFault, SessionRecording};
+use super::record::{RecordingFault, Sealed, SessionRecording};
 use super::shell::RestrictedShell;
 use super::verbs::Reply;
 use crate::access::{Allowed, Permit};
@@ -142,7 +142,7 @@ pub(super) async fn run(
                     warn!(session = %session_id, target = %permit.target().name, reason = %lapse, "session refused during setup");
                     let why = lapse.to_string();
                     let reply = Reply::denied(&why, None);
-                    let _ = recording.output(reply.stderr.as_bytes());
+                    let _ = recording.output(reply.stderr.clone()).await;
                     bastion.events.emit(Event {
                         reason: Some(why.clone()),
                         ..event(EventKind::SessionDenied)
@@ -158,7 +158,7 @@ pub(super) async fn run(
                 Err(DialError::Target(e)) => {
                     warn!(session = %session_id, target = %permit.target().name, error = %e, "target unavailable");
                     let text = format!("gatehouse: target {}: {e}\n", permit.target().name);
-                    let _ = recording.output(text.as_bytes());
+                    let _ = recording.output(text.clone()).await;
                     let reply = Reply {
                         stderr: text,
                         status: EXIT_TARGET,
@@ -203,10 +203,14 @@ pub(super) async fn run(
     };
 
     end.ended_at = grants::now();
-    let summary = recording.finish_in_background().await;
+    let sealed = recording.finish_in_background().await;
+    let summary = sealed.summary().cloned();
     end.sha256 = summary.as_ref().map(|s| s.sha256.clone());
     // Retried until it lands; the session does not wait for it.
     complete_in_background(bastion.sessions.clone(), session_id.clone(), end.clone());
+    if let Sealed::Late(late) = sealed {
+        late.index_when_done(bastion.sessions.clone(), end.clone());
+    }
     let mut detail = detail;
     if let (Some(summary), serde_json::Value::Object(map)) = (&summary, &mut detail) {
         map.insert(

@@ -64,8 +64,6 @@ pub struct RestrictedShell<'a> {
     editor: LineEditor,
     pending: VecDeque<u8>,
     input_ended: bool,
-    /// Paces the recording's flushes.
-    tick: tokio::time::Interval,
     /// Set when the recording failed: the session must close.
     fault: Option<String>,
     outcome: ShellOutcome,
@@ -97,7 +95,6 @@ impl<'a> RestrictedShell<'a> {
             editor: LineEditor::new(prompt),
             pending: VecDeque::new(),
             input_ended: false,
-            tick: tokio::time::interval(recording.tick_period()),
             fault: None,
             outcome: ShellOutcome::default(),
         }
@@ -131,7 +128,7 @@ impl<'a> RestrictedShell<'a> {
                 Next::UserLeft => break None,
                 Next::Closed(text) => {
                     let line = format!("\r\ngatehouse: {text}: closing the session\r\n");
-                    let _ = self.recording.output(line.as_bytes());
+                    self.recording.note(&line);
                     let _ = self.write.data_bytes(line.into_bytes()).await;
                     self.outcome.closed = Some(text);
                     break Some(super::bridge::EXIT_GRANT_ENDED);
@@ -146,26 +143,37 @@ impl<'a> RestrictedShell<'a> {
         self.outcome
     }
 
-    /// Shows bytes to the user, recording them first. A recording failure is remembered and
-    /// closes the session at the next step.
+    /// Shows bytes to the user once they are in the recording file. A recording failure (or
+    /// stall) is remembered, the bytes are not shown, and the session closes at the next step.
     async fn say(&mut self, bytes: &[u8]) {
-        if let Err(RecordingFault(why)) = self.recording.output(bytes) {
+        if self.fault.is_some() {
+            return;
+        }
+        let bytes = bytes::Bytes::copy_from_slice(bytes);
+        if let Err(RecordingFault(why)) = self.recording.output(bytes.clone()).await {
             self.fault.get_or_insert(why);
             return;
         }
-        let _ = self.write.data_bytes(bytes.to_vec()).await;
+        let _ = self.write.data_bytes(bytes).await;
     }
 
     /// Records typed input (when the role records input).
-    fn typed(&mut self, bytes: &[u8]) {
-        if let Err(RecordingFault(why)) = self.recording.input(bytes) {
+    async fn typed(&mut self, bytes: &[u8]) {
+        if self.fault.is_some() {
+            return;
+        }
+        let bytes = bytes::Bytes::copy_from_slice(bytes);
+        if let Err(RecordingFault(why)) = self.recording.input(bytes).await {
             self.fault.get_or_insert(why);
         }
     }
 
     /// Records a marker.
-    fn mark(&mut self, label: &str) {
-        if let Err(RecordingFault(why)) = self.recording.marker(label) {
+    async fn mark(&mut self, label: &str) {
+        if self.fault.is_some() {
+            return;
+        }
+        if let Err(RecordingFault(why)) = self.recording.marker(label).await {
             self.fault.get_or_insert(why);
         }
     }
@@ -193,14 +201,9 @@ impl<'a> RestrictedShell<'a> {
                 return Next::Exit;
             }
             tokio::select! {
-                _ = self.tick.tick() => {
-                    if let Err(RecordingFault(why)) = self.recording.tick() {
-                        return Next::Closed(why);
-                    }
-                }
                 msg = self.read.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
-                        self.typed(&data);
+                        self.typed(&data).await;
                         self.pending.extend(data.iter());
                     }
                     // End of input ends the shell once everything typed before it has run.
@@ -256,7 +259,7 @@ impl<'a> RestrictedShell<'a> {
                     detail: Some(serde_json::json!({ "line": String::from_utf8_lossy(trimmed) })),
                     ..Event::new(EventKind::SessionDenied)
                 });
-                self.mark(&format!("denied: {reason}"));
+                self.mark(&format!("denied: {reason}")).await;
                 let mut text = format!("gatehouse: denied: {reason}\r\n");
                 if let Some(hint) = hint {
                     let _ = write!(text, "gatehouse: hint: {hint}\r\n");
@@ -266,7 +269,10 @@ impl<'a> RestrictedShell<'a> {
             }
         };
         if let Allowed::Exec { command } = line.allowed() {
-            self.mark(&format!("run: {command}"));
+            self.mark(&format!("run: {command}")).await;
+            if let Some(why) = self.fault.take() {
+                return Next::Closed(why);
+            }
         }
         let upstream = match self.dialer.open(&line, None).await {
             Ok(upstream) => upstream,
@@ -274,7 +280,7 @@ impl<'a> RestrictedShell<'a> {
             // gets a fresh look.
             Err(DialError::Lapsed(lapse @ Lapse::Unchecked(_))) => {
                 self.outcome.commands_denied += 1;
-                self.mark(&format!("denied: {lapse}"));
+                self.mark(&format!("denied: {lapse}")).await;
                 let text = format!("gatehouse: denied: {lapse}\r\n");
                 self.say(text.as_bytes()).await;
                 return Next::Prompt;
@@ -306,15 +312,9 @@ impl<'a> RestrictedShell<'a> {
                 Some(msg) => Some(msg),
                 None => tokio::select! {
                     msg = target_read.wait() => msg,
-                    _ = self.tick.tick() => {
-                        if let Err(RecordingFault(why)) = self.recording.tick() {
-                            break Next::Closed(why);
-                        }
-                        continue;
-                    }
                     input = self.read.wait() => match input {
                         Some(ChannelMsg::Data { data }) if data.contains(&0x03) => {
-                            self.typed(&data);
+                            self.typed(&data).await;
                             self.pending.clear();
                             interrupts += 1;
                             if interrupts > 1 {
@@ -324,7 +324,7 @@ impl<'a> RestrictedShell<'a> {
                             continue;
                         }
                         Some(ChannelMsg::Data { data }) => {
-                            self.typed(&data);
+                            self.typed(&data).await;
                             if self.pending.len() < super::line_editor::MAX_LINE * 4 {
                                 self.pending.extend(data.iter());
                             }

@@ -1,0 +1,70 @@
+//! The files of recordings: where they go, with which modes, and their hashes.
+//!
+//! Kept apart from the encoder so that naming and permission rules (which decide who may read a
+//! recording) are in one short place.
+
+use std::fs::{DirBuilder, File, Permissions};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::writer::RecordingError;
+
+/// Mode of the `YYYY/MM/DD` directories: the recordings group may list them,
+/// nobody else may.
+pub const DIR_MODE: u32 = 0o750;
+
+/// Mode of a recording file: the recordings group may read it, only the
+/// bastion may write it.
+pub const FILE_MODE: u32 = 0o640;
+
+/// SHA-256 of a file as lowercase hex, to verify a recording against the hash
+/// stored when it was finished.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&chunk[..n]);
+    }
+    Ok(to_hex(&hasher.finalize()))
+}
+
+pub(super) fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+/// Session ids become file names: allow only characters that cannot escape
+/// the day directory or hide the file.
+pub(super) fn is_safe_file_stem(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+pub(super) fn create_private_dir(path: &Path) -> Result<(), RecordingError> {
+    let io_err = |source| RecordingError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match DirBuilder::new().mode(DIR_MODE).create(path) {
+        Ok(()) => std::fs::set_permissions(path, Permissions::from_mode(DIR_MODE)).map_err(io_err),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(io_err(err)),
+    }
+}
