@@ -13,7 +13,6 @@ use clap::Subcommand;
 use std::sync::Arc;
 
 use crate::alerts::{Alerts, NoopObserver};
-use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::events::{AuditRecorder, Event, EventKind, Events};
 use crate::grants::operator;
@@ -123,7 +122,7 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     Err(e) => return Err(e.into()),
                 }
                 let events = Events::new(
-        Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)),
+        Some(AuditRecorder::Direct(crate::events::open_direct(&config.audit_log).await?)),
         Some(Alerts::new(store.clone(), &config.alerts, Arc::new(NoopObserver))?),
     );
                 let acked = Event {
