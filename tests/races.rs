@@ -5,7 +5,7 @@
 //! disk is frozen.
 //!
 //! The tests that mount a tmpfs or loop-mount and freeze (`fsfreeze`) an ext4 image need
-//! root (CI runs as root); it fails, rather than skips, without it.
+//! root (CI runs as root); they fail, rather than skip, without it.
 
 mod common;
 
