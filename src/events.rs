@@ -7,7 +7,7 @@
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::alerts::{Alert, Alerts, DeliveryObserver};
 use crate::audit::{AuditLog, AuditWriter};
@@ -135,6 +135,53 @@ impl Event {
 /// it records is refused.
 pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Opens the audit log for an operator command's direct appends, waiting at most
+/// [`DURABLE_WAIT`]: opening a file for writing blocks while its filesystem is frozen, and a
+/// command that cannot have its decision recorded should say so rather than hang.
+pub async fn open_direct(path: &std::path::Path) -> Result<Arc<AuditLog>, AuditUnwritable> {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let path = path.to_owned();
+    std::thread::Builder::new()
+        .name("audit-open".into())
+        .spawn(move || {
+            let _ = done.send(AuditLog::open(&path).map(Arc::new));
+        })
+        .map_err(|e| AuditUnwritable(format!("no thread to open it: {e}")))?;
+    match tokio::time::timeout(DURABLE_WAIT, answer).await {
+        Ok(Ok(opened)) => opened.map_err(|e| AuditUnwritable(e.to_string())),
+        Ok(Err(_)) => Err(AuditUnwritable("opening it was abandoned".to_owned())),
+        Err(_) => Err(AuditUnwritable(format!(
+            "it could not be opened within {DURABLE_WAIT:?}"
+        ))),
+    }
+}
+
+/// Appends `records` to `log` on a thread of its own and waits at most [`DURABLE_WAIT`] for
+/// the synced write, so an operator command holding the store's write lock never waits on a
+/// slow or frozen audit disk for longer than the server would. On a timeout the change is
+/// refused; the thread may still finish the append later, leaving a line for a change that did
+/// not happen (never the reverse).
+async fn append_bounded(
+    log: &Arc<AuditLog>,
+    records: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
+) -> Result<(), AuditUnwritable> {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let log = log.clone();
+    std::thread::Builder::new()
+        .name("audit-append".into())
+        .spawn(move || {
+            let _ = done.send(log.append_batch(&records).map(|_| ()));
+        })
+        .map_err(|e| AuditUnwritable(format!("no thread to write it: {e}")))?;
+    match tokio::time::timeout(DURABLE_WAIT, answer).await {
+        Ok(Ok(outcome)) => outcome.map_err(|e| AuditUnwritable(e.to_string())),
+        Ok(Err(_)) => Err(AuditUnwritable("the write was abandoned".to_owned())),
+        Err(_) => Err(AuditUnwritable(format!(
+            "the write did not finish within {DURABLE_WAIT:?}"
+        ))),
+    }
+}
+
 /// The audit log could not take a record, so the change it describes was not made.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the audit log cannot be written ({0})")]
@@ -155,8 +202,9 @@ pub struct Events {
 pub enum AuditRecorder {
     /// The bastion's batching writer.
     Queued(AuditWriter),
-    /// Direct appends (the operator CLI).
-    Direct(AuditLog),
+    /// Direct appends (the operator CLI); shared so a durable append can run on a thread of
+    /// its own and be given up on (see [`append_bounded`]).
+    Direct(Arc<AuditLog>),
 }
 
 impl Events {
@@ -234,10 +282,7 @@ impl Events {
                 .record_durable(records, DURABLE_WAIT)
                 .await
                 .map_err(|e| AuditUnwritable(e.to_string()))?,
-            Some(AuditRecorder::Direct(log)) => {
-                log.append_batch(&records)
-                    .map_err(|e| AuditUnwritable(e.to_string()))?;
-            }
+            Some(AuditRecorder::Direct(log)) => append_bounded(log, records).await?,
             None => {}
         }
         for event in events {

@@ -236,3 +236,100 @@ fn non_members_missing_or_short_reasons_and_the_rate_limit_are_refused() {
         out.err()
     );
 }
+
+/// A tmpfs mounted for the life of a test, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts `size` of tmpfs at `dir`. Needs root; panics (fails the test) without it.
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test needs root to mount a tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the filesystem holding `dir` until less than one audit line fits; returns the file
+/// that takes the room.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = vec![0xa5u8; 64 * 1024];
+    while let Ok(n) = f.write(&block) {
+        if n == 0 {
+            break;
+        }
+    }
+    let _ = f.write_all(&block[..512]);
+    let _ = f.sync_all();
+    path
+}
+
+/// A review whose `review.acked` line cannot be written is not stored, so it can be made again
+/// once the audit log has room, and then has exactly one line. Mounts a tmpfs, so needs root
+/// (CI runs as root); fails, rather than skips, without it.
+#[test]
+fn a_review_whose_audit_line_is_lost_is_not_stored_and_can_be_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("auditfs");
+    let _mount = Tmpfs::mount(&disk, "2m");
+    let s = setup(&format!("audit_log = \"{}/audit.jsonl\"\n", disk.display()));
+    let gh = &s.world.gatehouse;
+    let out = gh.ssh(
+        &s.carol,
+        &[
+            "breakglass",
+            "db-01",
+            "--reason",
+            "primary",
+            "down,",
+            "INC-1",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(out.code(), 0, "{}", out.err());
+    let queue = review(&s, &["review", "list", "--json"], "dave");
+    let items: serde_json::Value = serde_json::from_str(&queue.out()).unwrap();
+    let id = items[0]["session"]["id"].as_str().unwrap().to_owned();
+
+    let filler = fill(&disk);
+    let lost = review(&s, &["review", "ack", &id, "--note", "checked"], "dave");
+    assert_eq!(lost.code(), 1, "{}{}", lost.out(), lost.err());
+    assert!(lost.err().contains("audit log"), "{}", lost.err());
+    assert!(lost.err().contains("not stored"), "{}", lost.err());
+    let queue = review(&s, &["review", "list", "--json"], "dave");
+    let items: serde_json::Value = serde_json::from_str(&queue.out()).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 1, "still pending: {items}");
+
+    std::fs::remove_file(filler).unwrap();
+    let retried = review(&s, &["review", "ack", &id, "--note", "checked"], "dave");
+    assert_eq!(retried.code(), 0, "{}", retried.err());
+    let queue = review(&s, &["review", "list", "--json"], "dave");
+    assert_eq!(queue.out().trim(), "[]", "{}", queue.out());
+    let audit = std::fs::read_to_string(disk.join("audit.jsonl")).unwrap();
+    assert_eq!(
+        audit.matches("\"event\":\"review.acked\"").count(),
+        1,
+        "{audit}"
+    );
+}

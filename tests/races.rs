@@ -1,12 +1,16 @@
 //! Grant decisions under races and faults, with real `ssh`, `sshd` and `gatehouse` processes:
 //! dozens of approvals at the same moment through both doors (SSH verbs and the operator CLI),
 //! a burst of break-glass logins against `max_uses`, operators known by their uid rather than
-//! their environment, and a revoke refused while its audit line cannot be written.
+//! their environment, and a revoke refused while its audit line cannot be written or its audit
+//! disk is frozen.
 //!
-//! `a_revoke_is_refused_while_the_audit_log_cannot_be_written` mounts a tmpfs and so needs
-//! root (CI runs as root); it fails, rather than skips, without it.
+//! The tests that mount a tmpfs or loop-mount and freeze (`fsfreeze`) an ext4 image need
+//! root (CI runs as root); they fail, rather than skip, without it.
 
 mod common;
+/// The same decisions while the audit disk is frozen.
+#[path = "races/frozen.rs"]
+mod frozen;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -85,6 +85,10 @@ pub enum DurableError {
     /// queued.
     #[error("the audit queue is full ({QUEUE_LIMIT} records wait for the log)")]
     QueueFull,
+    /// The writer had begun writing the records but did not finish within the time given. The
+    /// caller must treat them as not written; they may still reach the log later.
+    #[error("the audit log did not finish writing the record within {0:?}")]
+    Unfinished(Duration),
     /// The writer thread is gone.
     #[error("the audit writer has stopped")]
     Stopped,
@@ -171,8 +175,11 @@ impl AuditWriter {
 
 impl AuditWriter {
     /// Writes `records` and waits until they are synced to disk, at most `limit`. On `Ok` they
-    /// are durable; on `Err` they are not in the log and never will be, so the caller can undo
-    /// the change they describe. Records queued before this call are written first.
+    /// are durable; on `Err` the caller must undo the change they describe. `Err` means they are
+    /// not in the log, except [`DurableError::Unfinished`]: the writer was already writing them
+    /// when the time ran out, and they may land later, recording a change that did not happen
+    /// (never the reverse: a change without its line). Records queued before this call are
+    /// written first.
     pub async fn record_durable(
         &self,
         records: Vec<(String, Map<String, Value>)>,
@@ -202,11 +209,11 @@ impl AuditWriter {
                 {
                     return Err(DurableError::TimedOut(limit));
                 }
-                // The thread is writing them right now: its answer is the truth.
-                match answer.await {
-                    Ok(outcome) => Ok(outcome?),
-                    Err(_) => Err(DurableError::Stopped),
-                }
+                // The thread is writing them right now, stuck on a slow or frozen disk. Waiting
+                // for it would hold the caller's transaction (and the store's only writer) for
+                // as long as the disk stays stuck, so the caller gets its refusal now; the line
+                // may still land later, describing a change that did not happen.
+                Err(DurableError::Unfinished(limit))
             }
         }
     }

@@ -14,7 +14,6 @@ use clap::Subcommand;
 use std::sync::Arc;
 
 use crate::alerts::{Alerts, NoopObserver};
-use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::events::{AuditRecorder, Events};
 use crate::grants::desk::GrantDesk;
@@ -175,7 +174,9 @@ async fn decide(
     let policy = policy::load_dir(&config.policies)?;
     let actor = operator::actor_for(&policy, &account);
     let events = Events::new(
-        Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)),
+        Some(AuditRecorder::Direct(
+            crate::events::open_direct(&config.audit_log).await?,
+        )),
         Some(Alerts::new(
             store.clone(),
             &config.alerts,

@@ -13,13 +13,12 @@ use clap::Subcommand;
 use std::sync::Arc;
 
 use crate::alerts::{Alerts, NoopObserver};
-use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::events::{AuditRecorder, Event, EventKind, Events};
+use crate::events::{AuditRecorder, AuditUnwritable, Event, EventKind, Events};
 use crate::grants::operator;
 use crate::server::verbs::grants::when;
 use crate::store::sessions::{Review, SessionIndex};
-use crate::store::{self, StoreError};
+use crate::store::{self, SqliteStore};
 
 /// `gatehouse review …`.
 #[derive(Debug, Subcommand)]
@@ -114,18 +113,10 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(126));
                 }
                 let review = Review { reviewer: reviewer.clone(), note: note.clone(), at: crate::grants::now() };
-                match store.acknowledge(&session.id, &review).await {
-                    Ok(()) => {}
-                    Err(StoreError::Conflict(m)) => {
-                        eprintln!("gatehouse: {m}");
-                        return Ok(ExitCode::FAILURE);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
                 let events = Events::new(
-        Some(AuditRecorder::Direct(AuditLog::open(&config.audit_log)?)),
-        Some(Alerts::new(store.clone(), &config.alerts, Arc::new(NoopObserver))?),
-    );
+                    Some(AuditRecorder::Direct(crate::events::open_direct(&config.audit_log).await?)),
+                    Some(Alerts::new(store.clone(), &config.alerts, Arc::new(NoopObserver))?),
+                );
                 let acked = Event {
                     user: Some(session.user.clone()),
                     actor: Some(reviewer),
@@ -137,9 +128,17 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     detail: Some(serde_json::json!({ "unix_account": account })),
                     ..Event::new(EventKind::ReviewAcked)
                 };
-                if let Err(e) = events.record_durable(std::slice::from_ref(&acked)).await {
-                    eprintln!("gatehouse: the review of session {} was stored but {e}", session.id);
-                    return Ok(ExitCode::FAILURE);
+                match acknowledge_sealed(&store, &events, &session.id, &review, &acked).await {
+                    Ok(()) => {}
+                    Err(e @ AckError::Taken(_)) => {
+                        eprintln!("gatehouse: {e}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    Err(AckError::Unwritable(e)) => {
+                        eprintln!("gatehouse: the review of session {} was not stored: {e}", session.id);
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    Err(AckError::Store(e)) => return Err(e.into()),
                 }
                 events.alert(&acked);
                 events.settle().await;
@@ -148,4 +147,52 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// Why a review was not stored.
+#[derive(Debug, thiserror::Error)]
+enum AckError {
+    /// Someone reviewed the session first.
+    #[error("session {0} has already been reviewed")]
+    Taken(String),
+    /// Its audit line could not be written, so the review was rolled back.
+    #[error(transparent)]
+    Unwritable(#[from] AuditUnwritable),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+/// Stores `review` and seals it with its audit line before the commit, as grant decisions are:
+/// a review whose `review.acked` line cannot be written is rolled back, so it can be retried,
+/// rather than kept without its line and then refused as already acknowledged.
+async fn acknowledge_sealed(
+    store: &SqliteStore,
+    events: &Events,
+    session_id: &str,
+    review: &Review,
+    acked: &Event,
+) -> Result<(), AckError> {
+    let mut tx = store.begin_write().await?;
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO reviews (session_id, reviewer, note, at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(session_id)
+    .bind(&review.reviewer)
+    .bind(&review.note)
+    .bind(review.at)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Err(AckError::Taken(session_id.to_owned()));
+    }
+    if let Err(e) = events.record_durable(std::slice::from_ref(acked)).await {
+        // Explicitly, so the review is gone before the command reports it.
+        if let Err(undo) = tx.rollback().await {
+            tracing::error!(error = %undo, "rolling back a review failed");
+        }
+        return Err(e.into());
+    }
+    tx.commit().await?;
+    Ok(())
 }
