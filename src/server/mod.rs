@@ -12,6 +12,7 @@ pub mod command;
 pub mod connection;
 pub mod dial;
 pub mod drain;
+pub mod ends;
 pub mod env;
 pub mod handler;
 pub mod line_editor;
