@@ -97,6 +97,9 @@ gh_init() { # DIR PORT
   # One bench user holds every session of the concurrency run.
   grep -q '^connections_per_user *=' "$conf" || die "no [limits] connections_per_user line in $conf"
   sed -i "s|^connections_per_user *=.*|connections_per_user = 100000   # bench: one user holds every session|" "$conf"
+  # The ramp opens up to 1,000 logins at once from one address.
+  grep -q '^max_startups *=' "$conf" || die "no [penalties] max_startups line in $conf"
+  sed -i "s|^max_startups *=.*|max_startups = 2000   # bench: the whole ramp logs in from one address|" "$conf"
 }
 gh_init "$GH" "$BASTION_PORT"
 "$GATEHOUSE_BIN" ca public-key --config "$GH/gatehouse.toml" > "$ETC/gatehouse_user_ca.pub"

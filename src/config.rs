@@ -209,6 +209,11 @@ pub struct PenaltiesConfig {
     pub max_sources: usize,
     /// Networks never penalised: health checks, a trusted jump network.
     pub exempt: Vec<crate::server::penalty::Network>,
+    /// Connections from one source address (IPv4 address, IPv6 /64) that may be between
+    /// admission and login at once, after OpenSSH's `PerSourceMaxStartups`: parallel
+    /// connections would otherwise each get a key exchange and could hold every connection
+    /// slot for the login grace time. A few more wait briefly for a place; the rest are refused.
+    pub max_startups: usize,
 }
 
 /// The most `[limits] connections_per_user` may be.
@@ -307,6 +312,7 @@ struct RawPenalties {
     min: Option<String>,
     max: Option<String>,
     max_sources: Option<usize>,
+    max_startups: Option<usize>,
     #[serde(default)]
     exempt: Vec<String>,
 }
@@ -490,6 +496,7 @@ fn penalties(raw: RawPenalties) -> Result<PenaltiesConfig, String> {
         min: d("penalties.min", raw.min, "15s")?,
         max: d("penalties.max", raw.max, "10m")?,
         max_sources: raw.max_sources.unwrap_or(65_536),
+        max_startups: raw.max_startups.unwrap_or(10),
         exempt: raw
             .exempt
             .iter()
@@ -504,6 +511,9 @@ fn penalties(raw: RawPenalties) -> Result<PenaltiesConfig, String> {
     }
     if config.max_sources == 0 {
         return Err("penalties.max_sources: must be at least 1".into());
+    }
+    if config.max_startups == 0 {
+        return Err("penalties.max_startups: must be at least 1".into());
     }
     Ok(config)
 }

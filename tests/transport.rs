@@ -92,6 +92,12 @@ enum Probe {
 }
 
 fn probe(source: &str, port: u16) -> Probe {
+    connect(source, port, b"SSH-2.0-flood\r\n", Duration::from_secs(5)).0
+}
+
+/// One raw TCP connection from `source` that sends `hello` and reads what the bastion answers
+/// (waiting at most `wait`); the connection is returned open.
+fn connect(source: &str, port: u16, hello: &[u8], wait: Duration) -> (Probe, std::net::TcpStream) {
     // A client bound to a chosen loopback address: std cannot bind before connecting.
     let from: SocketAddr = format!("{source}:0").parse().unwrap();
     let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -106,10 +112,8 @@ fn probe(source: &str, port: u16) -> Probe {
         stream.into_std().unwrap()
     });
     stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let _ = stream.write_all(b"SSH-2.0-flood\r\n");
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let _ = stream.write_all(hello);
     let mut got = Vec::new();
     let mut chunk = [0u8; 2048];
     // The banner line, then at least the first bytes of the server's KEXINIT packet.
@@ -124,13 +128,90 @@ fn probe(source: &str, port: u16) -> Probe {
             Ok(n) => got.extend_from_slice(&chunk[..n]),
         }
     }
-    if got.starts_with(b"SSH-2.0-Gatehouse") {
+    let probe = if got.starts_with(b"SSH-2.0-Gatehouse") {
         Probe::KeyExchange
     } else if got.starts_with(b"Not allowed at this time") {
         Probe::Refused
     } else {
         Probe::Closed
+    };
+    (probe, stream)
+}
+
+/// A client's version line and an unencrypted KEXINIT packet (RFC 4253 s7.1) offering the
+/// finite-field exchange whose Diffie-Hellman costs the server the most.
+fn version_and_kexinit() -> Vec<u8> {
+    let mut payload = vec![20u8];
+    payload.extend_from_slice(&[7u8; 16]);
+    for list in [
+        "diffie-hellman-group16-sha512",
+        "ssh-ed25519",
+        "aes256-ctr",
+        "aes256-ctr",
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-256-etm@openssh.com",
+        "none",
+        "none",
+        "",
+        "",
+    ] {
+        payload.extend_from_slice(&(list.len() as u32).to_be_bytes());
+        payload.extend_from_slice(list.as_bytes());
     }
+    payload.extend_from_slice(&[0, 0, 0, 0, 0]);
+    let mut padding = 8 - (5 + payload.len()) % 8;
+    if padding < 4 {
+        padding += 8;
+    }
+    let mut packet = b"SSH-2.0-stall\r\n".to_vec();
+    packet.extend_from_slice(&((1 + payload.len() + padding) as u32).to_be_bytes());
+    packet.push(padding as u8);
+    packet.extend_from_slice(&payload);
+    packet.extend(std::iter::repeat_n(0u8, padding));
+    packet
+}
+
+/// Connections opened in parallel from one address count before they end: with
+/// `[penalties] max_startups` (10 by default) of them stalled after their KEXINIT, the next
+/// ones from that address get no banner (a few wait briefly for a place, then are refused, the
+/// rest are refused at once) and the address is penalised while they are still open; another
+/// address logs in meanwhile.
+#[test]
+fn parallel_stalled_key_exchanges_from_one_address_are_capped() {
+    let (_tmp, gh, people) = bastion(&["alice"], "");
+    let hello = version_and_kexinit();
+    let results: Vec<(Probe, std::net::TcpStream)> = std::thread::scope(|scope| {
+        let first: Vec<_> = (0..10)
+            .map(|_| scope.spawn(|| connect("127.0.0.4", gh.port, &hello, Duration::from_secs(20))))
+            .collect();
+        let first: Vec<_> = first.into_iter().map(|t| t.join().unwrap()).collect();
+        let more: Vec<_> = (0..50)
+            .map(|_| scope.spawn(|| connect("127.0.0.4", gh.port, &hello, Duration::from_secs(20))))
+            .collect();
+        first
+            .into_iter()
+            .chain(more.into_iter().map(|t| t.join().unwrap()))
+            .collect()
+    });
+    let probes: Vec<&Probe> = results.iter().map(|(p, _)| p).collect();
+    let served = probes.iter().filter(|p| ***p == Probe::KeyExchange).count();
+    let refused = probes.iter().filter(|p| ***p == Probe::Refused).count();
+    eprintln!(
+        "60 parallel stalled connections from one address: {served} got a key exchange, {refused} were refused"
+    );
+    assert_eq!(served, 10, "{probes:?}");
+    assert_eq!(refused, 50, "{probes:?}");
+    assert!(penalised(&gh, "127.0.0.4"), "{}", gh.log());
+    // The first ten are still open and stalled: the address stays refused at once...
+    assert_eq!(probe("127.0.0.4", gh.port), Probe::Refused);
+    // ...while another address logs in as usual.
+    let out = run(
+        gh.ssh_command(&people[0], &["-b", "127.0.0.5"], &["whoami"]),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code(), 0, "{}", out.err());
+    drop(results);
 }
 /// `ssh-audit` finds none of the transport weaknesses: the project's policy (no compression,
 /// encrypt-then-MAC only, no DH group under 3072 bits, no SHA-1) passes, and the full audit,

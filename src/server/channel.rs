@@ -9,6 +9,7 @@ use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
 use super::auth::Identity;
 use super::command::{self, Command};
+use super::ends::SessionEnds;
 use super::env;
 use super::verbs::{self, Reply};
 use crate::access::{self, Allowed, SessionRequest};
@@ -32,6 +33,7 @@ pub struct SessionChannel {
     identity: Arc<Identity>,
     channel: Channel<Msg>,
     handle: Handle,
+    ends: Arc<SessionEnds>,
 }
 
 /// The channel's state once its request arrived.
@@ -44,6 +46,8 @@ pub(super) struct Opened {
     pub pty: Option<PtyRequest>,
     /// Locale variables to pass on.
     pub env: Vec<(String, String)>,
+    /// Where a session registers its end, so that a shutdown can write it if the session cannot.
+    pub ends: Arc<SessionEnds>,
 }
 
 impl SessionChannel {
@@ -53,12 +57,14 @@ impl SessionChannel {
         identity: Arc<Identity>,
         channel: Channel<Msg>,
         handle: Handle,
+        ends: Arc<SessionEnds>,
     ) -> SessionChannel {
         SessionChannel {
             bastion,
             identity,
             channel,
             handle,
+            ends,
         }
     }
 
@@ -69,6 +75,7 @@ impl SessionChannel {
             identity,
             channel,
             handle,
+            ends,
         } = self;
         let (mut read, write) = channel.split();
         let mut pty = None;
@@ -131,6 +138,7 @@ impl SessionChannel {
             write,
             pty,
             env: env_vars,
+            ends,
         };
         match request {
             Request::Shell => {

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use tracing::info;
 
 use super::drain::Drain;
 use super::penalty::Ending;
+use super::startups::StartupSlot;
 use super::user_slots::UserSlots;
 
 /// How the connection's login went, set by the handler and read when the connection ends.
@@ -21,9 +23,28 @@ pub struct LoginOutcome {
     logged_in: AtomicBool,
     grace_exceeded: AtomicBool,
     closed_by_bastion: AtomicBool,
+    /// The connection's place among its source's connections that have not logged in yet.
+    startup: Mutex<Option<StartupSlot>>,
 }
 
 impl LoginOutcome {
+    /// Counts the connection against its source until it logs in or ends.
+    pub fn hold_startup(&self, slot: StartupSlot) {
+        *self.startup.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
+    }
+
+    /// The connection ended: it leaves its source's count of connections not logged in.
+    pub fn release_startup(&self) {
+        if let Some(slot) = self
+            .startup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            slot.release();
+        }
+    }
+
     /// A credential was offered and refused.
     pub fn failed_attempt(&self) {
         self.attempted.store(true, Ordering::Relaxed);
@@ -33,6 +54,14 @@ impl LoginOutcome {
     /// that is not an attack and must not be penalised).
     pub fn logged_in(&self) {
         self.logged_in.store(true, Ordering::Relaxed);
+        if let Some(slot) = self
+            .startup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            slot.logged_in();
+        }
     }
 
     /// The login grace time ran out.

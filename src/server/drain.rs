@@ -15,8 +15,11 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use super::connection::ChannelActivity;
+use super::ends::{SessionEnds, UNFINISHED_REASON};
 use crate::bastion::Bastion;
+use crate::events::Event;
 use crate::grants::watch::Shutdown;
+use crate::store::sessions::SessionEnd;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
@@ -30,6 +33,8 @@ pub struct Drain {
     counts: watch::Sender<Counts>,
     connections: Mutex<HashMap<u64, (russh::server::Handle, Arc<super::connection::LoginOutcome>)>>,
     next_id: AtomicU64,
+    /// Indexed sessions whose end is not written yet.
+    pub ends: Arc<SessionEnds>,
 }
 
 /// A session channel in progress; counted until dropped (even when its task panics).
@@ -167,6 +172,42 @@ fn close_bound(bastion: &Bastion) -> Duration {
         + Duration::from_secs(10)
 }
 
+/// How long the drain waits for the index to take one unfinished session's end.
+const INDEX_WAIT: Duration = Duration::from_secs(5);
+
+/// Writes the end of every session that did not write its own within the close bound (its
+/// recording stuck on a frozen disk, say): end time and reason [`UNFINISHED_REASON`], no
+/// recording hash, and its `session.ended` line. A session that resumes later writes nothing.
+async fn write_unfinished_ends(bastion: &Bastion, drain: &Drain) {
+    let unfinished = drain.ends.claim_unfinished();
+    error!(
+        sessions = drain.channels(),
+        unfinished = unfinished.len(),
+        "sessions did not finish closing; writing their ends without a recording hash"
+    );
+    for (id, ended) in unfinished {
+        let end = SessionEnd {
+            ended_at: crate::grants::now(),
+            end_reason: Some(UNFINISHED_REASON.to_owned()),
+            ..SessionEnd::default()
+        };
+        match tokio::time::timeout(INDEX_WAIT, bastion.sessions.ended(&id, &end)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                error!(session = %id, error = %e, "the session index could not be completed")
+            }
+            Err(_) => {
+                error!(session = %id, "the session index did not answer; its end is only in the audit log")
+            }
+        }
+        bastion.events.emit(Event {
+            reason: Some(UNFINISHED_REASON.to_owned()),
+            detail: Some(serde_json::json!({ "recording_finished": false })),
+            ..ended
+        });
+    }
+}
+
 /// Drains the bastion after the listener has been closed; see the module documentation.
 /// `hurry` (a second signal) cuts the grace time short: the sessions are closed at once, with
 /// their ends recorded all the same.
@@ -199,10 +240,7 @@ pub async fn run(bastion: &Bastion, drain: &Drain, hurry: impl std::future::Futu
             .watch
             .shut_down(Shutdown::Close("the bastion is shutting down".to_owned()));
         if !drain.settled(close_bound(bastion)).await {
-            error!(
-                sessions = drain.channels(),
-                "sessions did not finish closing; their ends may be missing from the index"
-            );
+            write_unfinished_ends(bastion, drain).await;
         }
     }
     drain

@@ -236,8 +236,13 @@ impl russh::server::Handler for ConnectionHandler {
         self.channels_opened += 1;
         self.channels.insert(channel.id(), ChannelState::default());
         reply.accept().await;
-        let task =
-            channel::SessionChannel::new(self.bastion.clone(), identity, channel, session.handle());
+        let task = channel::SessionChannel::new(
+            self.bastion.clone(),
+            identity,
+            channel,
+            session.handle(),
+            self.context.drain.ends.clone(),
+        );
         tokio::spawn(async move {
             let _counted = counted;
             task.run().await;

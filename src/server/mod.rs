@@ -12,6 +12,7 @@ pub mod command;
 pub mod connection;
 pub mod dial;
 pub mod drain;
+pub mod ends;
 pub mod env;
 pub mod handler;
 pub mod line_editor;
@@ -19,6 +20,7 @@ pub mod penalty;
 pub mod record;
 pub mod session;
 pub mod shell;
+pub mod startups;
 pub mod transport;
 pub mod user_slots;
 pub mod verbs;
@@ -34,7 +36,8 @@ use tracing::{error, info, warn};
 use crate::bastion::Bastion;
 use connection::{ChannelActivity, ConnectionContext, LoginOutcome};
 use drain::Drain;
-use penalty::{Admission, Penalties};
+use penalty::{Activated, Admission, Penalties};
+use startups::Startups;
 use user_slots::UserSlots;
 
 pub use transport::ssh_config;
@@ -58,6 +61,7 @@ where
     spawn_memory_return(active.clone());
     let max = bastion.config.limits.max_connections;
     let penalties = Arc::new(Penalties::new(bastion.config.penalties.clone()));
+    let startups = Startups::new(bastion.config.penalties.max_startups, penalties.clone());
     let drain = Drain::new();
     let user_slots = UserSlots::new(bastion.config.limits.connections_per_user);
     tokio::pin!(first);
@@ -106,6 +110,7 @@ where
             peer,
             context,
             penalties.clone(),
+            startups.clone(),
             guard,
         ));
     }
@@ -114,7 +119,10 @@ where
     Ok(())
 }
 
-/// Runs one client connection to its end, then adds its penalty, if any.
+/// Runs one client connection to its end, then adds its penalty, if any. Before the banner it
+/// takes a place among its source's connections that have not logged in yet (see [`startups`]),
+/// or is refused; either way it is charged `[penalties] noauth` (refunded on login).
+#[allow(clippy::too_many_arguments)]
 async fn run_connection(
     bastion: Arc<Bastion>,
     config: Arc<russh::server::Config>,
@@ -122,8 +130,23 @@ async fn run_connection(
     peer: SocketAddr,
     context: ConnectionContext,
     penalties: Arc<Penalties>,
+    startups: Arc<Startups>,
     _guard: ActiveGuard,
 ) {
+    let slot = startups.start(peer.ip()).await;
+    report(
+        penalties.admitted(peer.ip(), Instant::now()),
+        peer,
+        "no login attempt yet",
+    );
+    match slot {
+        Ok(slot) => context.outcome.hold_startup(slot),
+        Err(refused) => {
+            tracing::debug!(%peer, "connection refused: {refused}");
+            let _ = socket.try_write(penalty::REFUSAL_LINE);
+            return;
+        }
+    }
     let limits = &bastion.config.limits;
     let (grace, idle) = (limits.login_grace, limits.idle_timeout);
     let outcome = context.outcome.clone();
@@ -145,14 +168,28 @@ async fn run_connection(
             supervisor.abort();
         }
     }
+    outcome.release_startup();
     let ending = outcome.ending();
-    match penalties.record(peer.ip(), ending, Instant::now()) {
+    report(
+        penalties.ended(peer.ip(), ending, Instant::now()),
+        peer,
+        ending,
+    );
+}
+
+/// Logs a penalty that has just become enforced, or a full penalty table.
+fn report(
+    charged: Result<Option<Activated>, penalty::Overflow>,
+    peer: SocketAddr,
+    last: impl std::fmt::Display,
+) {
+    match charged {
         Ok(None) => {}
         Ok(Some(activated)) => warn!(
             source = %activated.source,
             refused_for = %crate::duration::format(activated.refused_for),
-            last = %ending,
-            "source address penalised: refusing its connections (too many ended without a login)"
+            last = %last,
+            "source address penalised: refusing its connections (too many without a login)"
         ),
         Err(penalty::Overflow) => warn!(
             %peer,

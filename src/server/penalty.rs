@@ -6,8 +6,9 @@
 //! connection that ends without logging in adds time to its source's penalty; time counts down
 //! continuously, and once a source has accumulated `min`, its new connections are refused until
 //! the penalty has run out. A slow trickle of failures never blocks anyone; a burst does.
-//! Successful logins add nothing, so a burst of real logins from one NAT address never throttles
-//! itself.
+//! The `noauth` share is charged as soon as a connection starts its key exchange and refunded
+//! when it logs in, so parallel connections count while they are still open; successful logins
+//! add nothing, so a burst of real logins from one NAT address never throttles itself.
 //!
 //! IPv4 sources are tracked per address, IPv6 sources per /64 (what one host usually holds).
 
@@ -207,21 +208,62 @@ impl Penalties {
         }
     }
 
-    /// Adds the penalty for a connection from `ip` that ended as `ending`. Returns the penalty
-    /// when this made it enforced (to be logged once), or the overflow when the table was full
-    /// (to be logged; at most once per [`OVERFLOW_REPORT_INTERVAL`]).
-    pub fn record(
+    /// Charges `[penalties] noauth` for a connection from `ip` that is starting its key
+    /// exchange: a flood of parallel connections trips the penalty while they are still open,
+    /// not only once they close. [`Penalties::logged_in`] refunds it. Returns the penalty when
+    /// this made it enforced, or the overflow when the table was full (see [`Penalties::ended`]).
+    pub fn admitted(&self, ip: IpAddr, now: Instant) -> Result<Option<Activated>, Overflow> {
+        self.add(ip, self.config.noauth, now)
+    }
+
+    /// Refunds the charge made by [`Penalties::admitted`]: the user logged in, so the connection
+    /// was not an attack. A burst of real logins therefore never adds up to a penalty.
+    pub fn logged_in(&self, ip: IpAddr, now: Instant) {
+        if self.exempt(ip) {
+            return;
+        }
+        let block = source_block(ip);
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = table.get_mut(&block) {
+            let left = entry.until.saturating_duration_since(now);
+            match left.checked_sub(self.config.noauth) {
+                Some(rest) if !rest.is_zero() => entry.until = now + rest,
+                _ => {
+                    table.remove(&block);
+                }
+            }
+        }
+    }
+
+    /// Adds the rest of the penalty for a connection from `ip` that ended as `ending`, on top of
+    /// the `noauth` charged at admission (a bastion-side close is refunded like a login). Returns
+    /// the penalty when this made it enforced (to be logged once), or the overflow when the table
+    /// was full (to be logged; at most once per [`OVERFLOW_REPORT_INTERVAL`]).
+    pub fn ended(
         &self,
         ip: IpAddr,
         ending: Ending,
         now: Instant,
     ) -> Result<Option<Activated>, Overflow> {
+        let noauth = self.config.noauth;
         let add = match ending {
-            Ending::LoggedIn | Ending::ClosedByBastion => return Ok(None),
-            Ending::LoginFailed => self.config.authfail,
-            Ending::GraceExceeded => self.config.grace_exceeded,
-            Ending::NoLogin => self.config.noauth,
+            Ending::LoggedIn | Ending::NoLogin => return Ok(None),
+            Ending::ClosedByBastion => {
+                self.logged_in(ip, now);
+                return Ok(None);
+            }
+            Ending::LoginFailed => self.config.authfail.saturating_sub(noauth),
+            Ending::GraceExceeded => self.config.grace_exceeded.saturating_sub(noauth),
         };
+        self.add(ip, add, now)
+    }
+
+    /// Whether `ip` is never penalised (penalties off, or an exempt network).
+    pub fn is_exempt(&self, ip: IpAddr) -> bool {
+        self.exempt(ip)
+    }
+
+    fn add(&self, ip: IpAddr, add: Duration, now: Instant) -> Result<Option<Activated>, Overflow> {
         if add.is_zero() || self.exempt(ip) {
             return Ok(None);
         }
@@ -284,6 +326,26 @@ mod tests {
             max: Duration::from_secs(600),
             max_sources: 4,
             exempt: vec!["10.9.0.0/16".parse().unwrap()],
+            max_startups: 10,
+        }
+    }
+
+    /// A whole connection: admitted, logged in or not, ended as `ending`.
+    fn record(
+        p: &Penalties,
+        a: IpAddr,
+        ending: Ending,
+        now: Instant,
+    ) -> Result<Option<Activated>, Overflow> {
+        let first = p.admitted(a, now);
+        if ending == Ending::LoggedIn {
+            p.logged_in(a, now);
+        }
+        let second = p.ended(a, ending, now);
+        match (first, second) {
+            (Err(o), _) => Err(o),
+            (Ok(Some(act)), _) => Ok(Some(act)),
+            (Ok(None), r) => r,
         }
     }
 
@@ -299,7 +361,7 @@ mod tests {
         let mut activated = None;
         for i in 0..15 {
             assert_eq!(p.admit(a, t0), Admission::Admit, "connection {i}");
-            if let Some(act) = p.record(a, Ending::NoLogin, t0).unwrap() {
+            if let Some(act) = record(&p, a, Ending::NoLogin, t0).unwrap() {
                 activated = Some((i, act));
             }
         }
@@ -322,13 +384,14 @@ mod tests {
         for i in 0..1000u64 {
             let now = t0 + Duration::from_millis(1500 * i);
             assert_eq!(p.admit(a, now), Admission::Admit);
-            p.record(a, Ending::NoLogin, now).unwrap();
+            record(&p, a, Ending::NoLogin, now).unwrap();
         }
+        let end = t0 + Duration::from_millis(1500 * 1000);
         for _ in 0..10_000 {
-            assert_eq!(p.record(a, Ending::LoggedIn, t0).unwrap(), None);
-            assert_eq!(p.record(a, Ending::ClosedByBastion, t0).unwrap(), None);
+            assert_eq!(record(&p, a, Ending::LoggedIn, end).unwrap(), None);
+            assert_eq!(record(&p, a, Ending::ClosedByBastion, end).unwrap(), None);
         }
-        assert_eq!(p.admit(a, t0), Admission::Admit);
+        assert_eq!(p.admit(a, end), Admission::Admit);
     }
 
     #[test]
@@ -337,11 +400,11 @@ mod tests {
         let t0 = Instant::now();
         let a = ip("192.0.2.7");
         for _ in 0..2 {
-            assert!(p.record(a, Ending::LoginFailed, t0).unwrap().is_none());
+            assert!(record(&p, a, Ending::LoginFailed, t0).unwrap().is_none());
         }
-        assert!(p.record(a, Ending::LoginFailed, t0).unwrap().is_some());
+        assert!(record(&p, a, Ending::LoginFailed, t0).unwrap().is_some());
         for _ in 0..1000 {
-            p.record(a, Ending::GraceExceeded, t0).unwrap();
+            record(&p, a, Ending::GraceExceeded, t0).unwrap();
         }
         assert_eq!(p.admit(a, t0), Admission::Refuse(Duration::from_secs(600)));
     }
@@ -351,9 +414,8 @@ mod tests {
         let p = Penalties::new(config());
         let t0 = Instant::now();
         for _ in 0..100 {
-            p.record(ip("10.9.3.4"), Ending::LoginFailed, t0).unwrap();
-            p.record(ip("2001:db8::1"), Ending::LoginFailed, t0)
-                .unwrap();
+            record(&p, ip("10.9.3.4"), Ending::LoginFailed, t0).unwrap();
+            record(&p, ip("2001:db8::1"), Ending::LoginFailed, t0).unwrap();
         }
         assert_eq!(p.admit(ip("10.9.3.4"), t0), Admission::Admit);
         // The whole /64 is one source; the next /64 is another.
@@ -364,8 +426,7 @@ mod tests {
         assert_eq!(p.admit(ip("2001:db8:0:1::1"), t0), Admission::Admit);
         // A mapped IPv4 address is the IPv4 address.
         for _ in 0..3 {
-            p.record(ip("::ffff:192.0.2.9"), Ending::LoginFailed, t0)
-                .unwrap();
+            record(&p, ip("::ffff:192.0.2.9"), Ending::LoginFailed, t0).unwrap();
         }
         assert!(matches!(p.admit(ip("192.0.2.9"), t0), Admission::Refuse(_)));
 
@@ -374,8 +435,7 @@ mod tests {
             ..config()
         });
         for _ in 0..100 {
-            off.record(ip("192.0.2.7"), Ending::LoginFailed, t0)
-                .unwrap();
+            record(&off, ip("192.0.2.7"), Ending::LoginFailed, t0).unwrap();
         }
         assert_eq!(off.admit(ip("192.0.2.7"), t0), Admission::Admit);
     }
@@ -385,19 +445,18 @@ mod tests {
         let p = Penalties::new(config());
         let t0 = Instant::now();
         for i in 0..4 {
-            p.record(ip(&format!("192.0.2.{i}")), Ending::NoLogin, t0)
-                .unwrap();
+            record(&p, ip(&format!("192.0.2.{i}")), Ending::NoLogin, t0).unwrap();
         }
         assert_eq!(
-            p.record(ip("192.0.2.200"), Ending::NoLogin, t0),
+            record(&p, ip("192.0.2.200"), Ending::NoLogin, t0),
             Err(Overflow)
         );
         // Reported once, not once per connection.
-        assert_eq!(p.record(ip("192.0.2.201"), Ending::NoLogin, t0), Ok(None));
+        assert_eq!(record(&p, ip("192.0.2.201"), Ending::NoLogin, t0), Ok(None));
         // Known sources are still penalised.
-        assert!(p.record(ip("192.0.2.1"), Ending::NoLogin, t0).is_ok());
+        assert!(record(&p, ip("192.0.2.1"), Ending::NoLogin, t0).is_ok());
         let later = t0 + Duration::from_secs(3);
-        assert!(p.record(ip("192.0.2.200"), Ending::NoLogin, later).is_ok());
+        assert!(record(&p, ip("192.0.2.200"), Ending::NoLogin, later).is_ok());
     }
 
     #[test]

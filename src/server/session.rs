@@ -90,12 +90,18 @@ pub(super) async fn run(
         let why = format!("store unavailable: the session cannot be indexed ({e})");
         return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
     }
+    // From here on the session has an index row, so it must get an end, if need be from the
+    // shutdown drain (see `ends`).
+    let open_end = opened
+        .ends
+        .open(&session_id, event(EventKind::SessionEnded));
 
     let Opened {
         mut read,
         write,
         pty,
         env,
+        ..
     } = opened;
     let dialer = Dialer {
         bastion,
@@ -206,6 +212,10 @@ pub(super) async fn run(
     let sealed = recording.finish_in_background().await;
     let summary = sealed.summary().cloned();
     end.sha256 = summary.as_ref().map(|s| s.sha256.clone());
+    if !open_end.claim() {
+        // The shutdown drain gave up waiting and has written this end already.
+        return;
+    }
     // Retried until it lands; the session does not wait for it.
     complete_in_background(bastion.sessions.clone(), session_id.clone(), end.clone());
     if let Sealed::Late(late) = sealed {
