@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::disk::{Tmpfs, fill};
 use common::*;
 use gatehouse::recording::{EventKind, read_cast};
 
@@ -235,53 +236,6 @@ fn non_members_missing_or_short_reasons_and_the_rate_limit_are_refused() {
         "{}",
         out.err()
     );
-}
-
-/// A tmpfs mounted for the life of a test, unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    /// Mounts `size` of tmpfs at `dir`. Needs root; panics (fails the test) without it.
-    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test needs root to mount a tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-/// Fills the filesystem holding `dir` until less than one audit line fits; returns the file
-/// that takes the room.
-fn fill(dir: &std::path::Path) -> std::path::PathBuf {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let block = vec![0xa5u8; 64 * 1024];
-    while let Ok(n) = f.write(&block) {
-        if n == 0 {
-            break;
-        }
-    }
-    let _ = f.write_all(&block[..512]);
-    let _ = f.sync_all();
-    path
 }
 
 /// A review whose `review.acked` line cannot be written is not stored, so it can be made again

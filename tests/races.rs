@@ -13,11 +13,11 @@ mod common;
 mod frozen;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Barrier;
 use std::time::Duration;
 
+use common::disk::{Tmpfs, fill};
 use common::*;
 
 /// The Unix account running these tests: the operator the CLI will see.
@@ -370,57 +370,6 @@ fn the_operator_is_the_uid_mapped_by_policy_and_counts_once_as_that_person() {
         "{}",
         check.err()
     );
-}
-
-/// A tmpfs mounted for the life of a test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// Mounts `size` of tmpfs at `dir`. Needs root; panics (fails the test) without it.
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test needs root to mount a tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Fills the filesystem holding `dir` until a write fails with "no space".
-fn fill(dir: &Path) -> PathBuf {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let block = vec![0xa5u8; 64 * 1024];
-    loop {
-        match f.write(&block) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc_enospc()) => break,
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
-    // Whatever is left is less than one line of audit.
-    let _ = f.write_all(&block[..512]);
-    let _ = f.sync_all();
-    path
-}
-
-fn libc_enospc() -> i32 {
-    28
 }
 
 #[test]
