@@ -218,7 +218,7 @@ impl SessionIndex for SqliteStore {
 
     async fn ended(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE sessions SET ended_at = ?, bytes_in = ?, bytes_out = ?, exit_status = ?, end_reason = ?, sha256 = ? WHERE id = ?",
+            "UPDATE sessions SET ended_at = ?, bytes_in = ?, bytes_out = ?, exit_status = ?, end_reason = ?, sha256 = COALESCE(?, sha256) WHERE id = ?",
         )
         .bind(end.ended_at)
         .bind(end.bytes_in as i64)
@@ -387,6 +387,15 @@ mod tests {
         store.ended("0190-a", &end).await.unwrap();
         let got = store.session("0190-a").await.unwrap().unwrap();
         assert_eq!(got.ended_at, Some(105));
+        assert_eq!(got.sha256.as_deref(), Some("ab"));
+        // An end written again without a hash (a retry that lands after the late hash) keeps
+        // the hash already there.
+        let again = SessionEnd {
+            sha256: None,
+            ..end.clone()
+        };
+        store.ended("0190-a", &again).await.unwrap();
+        let got = store.session("0190-a").await.unwrap().unwrap();
         assert_eq!(got.sha256.as_deref(), Some("ab"));
         let by_user = store
             .sessions(&SessionFilter {
