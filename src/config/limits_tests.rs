@@ -53,7 +53,7 @@ fn limits_and_penalties_have_defaults_and_are_checked() {
 fn the_deployment_template_loads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gatehouse.toml");
-    std::fs::write(&path, include_str!("../deploy/gatehouse.toml")).unwrap();
+    std::fs::write(&path, include_str!("../../deploy/gatehouse.toml")).unwrap();
     let c = Config::load(&path).unwrap();
     let defaults = Config::defaults_in(dir.path());
     assert_eq!(c.limits.idle_timeout, defaults.limits.idle_timeout);

@@ -12,6 +12,10 @@ use serde::Deserialize;
 
 use crate::duration;
 
+pub mod cluster;
+
+pub use cluster::ClusterConfig;
+
 /// The file name looked up in the working directory when neither `--config` nor
 /// `GATEHOUSE_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "gatehouse.toml";
@@ -82,6 +86,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Alert sinks.
     pub alerts: crate::alerts::AlertsConfig,
+    /// This node's place among several sharing one store (`[cluster]`).
+    pub cluster: ClusterConfig,
 }
 
 /// Break-glass (`[breakglass]`).
@@ -245,6 +251,8 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     alerts: crate::alerts::AlertsConfig,
+    #[serde(default)]
+    cluster: cluster::RawCluster,
     #[serde(default)]
     http: Option<toml::Value>,
 }
@@ -475,6 +483,7 @@ impl Config {
                 window: dur("breakglass.window", raw.breakglass.window, "24h")?,
                 alert_wait: dur("breakglass.alert_wait", raw.breakglass.alert_wait, "3s")?,
             },
+            cluster: cluster::resolve(raw.cluster).map_err(invalid)?,
             data_dir,
             source,
         };
@@ -518,8 +527,12 @@ fn penalties(raw: RawPenalties) -> Result<PenaltiesConfig, String> {
     Ok(config)
 }
 
-/// Makes a relative SQLite path in a store URL relative to the config directory.
+/// Makes a relative SQLite path in a store URL relative to the config directory; a PostgreSQL
+/// URL is kept as written.
 fn resolve_store_url(url: &str, base: &Path) -> Result<String, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url.to_owned());
+    }
     match url.strip_prefix("sqlite://") {
         Some(path) if !path.is_empty() => {
             let p = Path::new(path);
@@ -531,7 +544,7 @@ fn resolve_store_url(url: &str, base: &Path) -> Result<String, String> {
             Ok(format!("sqlite://{}", p.display()))
         }
         _ => Err(format!(
-            "store: {url:?} is not supported; use sqlite://PATH"
+            "store: {url:?} is not supported; use sqlite://PATH or postgres://USER@HOST/DB"
         )),
     }
 }
@@ -547,15 +560,12 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 }
 
 #[cfg(test)]
-#[path = "config_limits_tests.rs"]
 mod limits_tests;
 
 #[cfg(test)]
-#[path = "config_audit_tests.rs"]
 mod audit_tests;
 
 #[cfg(test)]
-#[path = "config_recordings_tests.rs"]
 mod recordings_tests;
 
 #[cfg(test)]
