@@ -18,6 +18,7 @@ use crate::grants::store::GrantStore;
 use crate::grants::watch::{GrantWatch, Reevaluation, reevaluate};
 use crate::health::Health;
 use crate::policy::{self, Policy};
+use crate::store::Store;
 use crate::store::sessions::SessionIndex;
 use crate::upstream::pool::WarmPool;
 use crate::upstream::startups::StartupLimiter;
@@ -32,9 +33,11 @@ pub struct Bastion {
     pub trusted_user_cas: Vec<Fingerprint>,
     /// Connections to targets, with one kept ready per recently used target.
     pub upstream: Arc<WarmPool>,
-    /// Grants.
+    /// Everything kept in the database, whichever it is.
+    pub store: Store,
+    /// Grants (the store, seen as a grant store).
     pub grants: Arc<dyn GrantStore>,
-    /// The session index.
+    /// The session index (the store, seen as one).
     pub sessions: Arc<dyn SessionIndex>,
     /// Sessions waiting on their grants.
     pub watch: Arc<GrantWatch>,
@@ -53,8 +56,7 @@ impl Bastion {
         config: Config,
         ca: Ca,
         policy: Policy,
-        grants: Arc<dyn GrantStore>,
-        sessions: Arc<dyn SessionIndex>,
+        store: Store,
         events: Events,
     ) -> anyhow::Result<Bastion> {
         let mut trusted_user_cas = Vec::new();
@@ -76,8 +78,9 @@ impl Bastion {
             ca,
             trusted_user_cas,
             upstream,
-            grants,
-            sessions,
+            grants: store.clone(),
+            sessions: store.clone(),
+            store,
             watch: Arc::new(GrantWatch::default()),
             events,
             health: Health::default(),

@@ -111,7 +111,7 @@ async fn run(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
 async fn claim_and_start(
     inner: &Arc<Inner>,
     in_flight: &mut JoinSet<()>,
-) -> Result<Option<Duration>, sqlx::Error> {
+) -> Result<Option<Duration>, crate::store::StoreError> {
     let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
     if room > 0 {
         let now = outbox::now_ms();

@@ -17,10 +17,10 @@ use crate::alerts::{Alerts, NoopObserver};
 use crate::config::Config;
 use crate::events::{AuditRecorder, Events};
 use crate::grants::desk::GrantDesk;
-use crate::grants::store::{GrantFilter, GrantStore};
+use crate::grants::store::GrantFilter;
 use crate::grants::{self, Decision, GrantError, GrantState, operator};
 use crate::server::verbs::grants::{grant_json, table, when};
-use crate::store::SqliteStore;
+use crate::store::Store;
 use crate::{policy, store};
 
 /// `gatehouse grants …`.
@@ -159,7 +159,7 @@ pub fn run(config: Config, command: GrantsCommand) -> anyhow::Result<ExitCode> {
 
 async fn decide(
     config: &Config,
-    store: &SqliteStore,
+    store: &Store,
     id: i64,
     decision: Decision,
 ) -> anyhow::Result<ExitCode> {
@@ -175,16 +175,17 @@ async fn decide(
     let actor = operator::actor_for(&policy, &account);
     let events = Events::new(
         Some(AuditRecorder::Direct(
-            crate::events::open_direct(&config.audit_log).await?,
+            crate::events::open_direct(&config.audit_log, &config.cluster.node_name).await?,
         )),
         Some(Alerts::new(
             store.clone(),
             &config.alerts,
             Arc::new(NoopObserver),
         )?),
-    );
+    )
+    .on_node(&config.cluster.node_name);
     let desk = GrantDesk {
-        store,
+        store: store.as_ref(),
         events: &events,
         watch: None,
         request_ttl: config.request_ttl,

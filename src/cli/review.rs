@@ -17,8 +17,8 @@ use crate::config::Config;
 use crate::events::{AuditRecorder, AuditUnwritable, Event, EventKind, Events};
 use crate::grants::operator;
 use crate::server::verbs::grants::when;
-use crate::store::sessions::{Review, SessionIndex};
-use crate::store::{self, SqliteStore};
+use crate::store;
+use crate::store::sessions::{AckError, Review, ReviewSeal};
 
 /// `gatehouse review …`.
 #[derive(Debug, Subcommand)]
@@ -114,9 +114,10 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                 }
                 let review = Review { reviewer: reviewer.clone(), note: note.clone(), at: crate::grants::now() };
                 let events = Events::new(
-                    Some(AuditRecorder::Direct(crate::events::open_direct(&config.audit_log).await?)),
+                    Some(AuditRecorder::Direct(crate::events::open_direct(&config.audit_log, &config.cluster.node_name).await?)),
                     Some(Alerts::new(store.clone(), &config.alerts, Arc::new(NoopObserver))?),
-                );
+                )
+                .on_node(&config.cluster.node_name);
                 let acked = Event {
                     user: Some(session.user.clone()),
                     actor: Some(reviewer),
@@ -128,7 +129,8 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     detail: Some(serde_json::json!({ "unix_account": account })),
                     ..Event::new(EventKind::ReviewAcked)
                 };
-                match acknowledge_sealed(&store, &events, &session.id, &review, &acked).await {
+                let seal = AckedLine { events: &events, acked: &acked };
+                match store.acknowledge(&session.id, &review, &seal).await {
                     Ok(()) => {}
                     Err(e @ AckError::Taken(_)) => {
                         eprintln!("gatehouse: {e}");
@@ -149,50 +151,17 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Why a review was not stored.
-#[derive(Debug, thiserror::Error)]
-enum AckError {
-    /// Someone reviewed the session first.
-    #[error("session {0} has already been reviewed")]
-    Taken(String),
-    /// Its audit line could not be written, so the review was rolled back.
-    #[error(transparent)]
-    Unwritable(#[from] AuditUnwritable),
-    #[error(transparent)]
-    Store(#[from] sqlx::Error),
+/// Seals a review with its `review.acked` line, written durably before the review commits.
+struct AckedLine<'a> {
+    events: &'a Events,
+    acked: &'a Event,
 }
 
-/// Stores `review` and seals it with its audit line before the commit, as grant decisions are:
-/// a review whose `review.acked` line cannot be written is rolled back, so it can be retried,
-/// rather than kept without its line and then refused as already acknowledged.
-async fn acknowledge_sealed(
-    store: &SqliteStore,
-    events: &Events,
-    session_id: &str,
-    review: &Review,
-    acked: &Event,
-) -> Result<(), AckError> {
-    let mut tx = store.begin_write().await?;
-    let done = sqlx::query(
-        "INSERT OR IGNORE INTO reviews (session_id, reviewer, note, at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(session_id)
-    .bind(&review.reviewer)
-    .bind(&review.note)
-    .bind(review.at)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Err(AckError::Taken(session_id.to_owned()));
+#[async_trait::async_trait]
+impl ReviewSeal for AckedLine<'_> {
+    async fn seal(&self) -> Result<(), AuditUnwritable> {
+        self.events
+            .record_durable(std::slice::from_ref(self.acked))
+            .await
     }
-    if let Err(e) = events.record_durable(std::slice::from_ref(acked)).await {
-        // Explicitly, so the review is gone before the command reports it.
-        if let Err(undo) = tx.rollback().await {
-            tracing::error!(error = %undo, "rolling back a review failed");
-        }
-        return Err(e.into());
-    }
-    tx.commit().await?;
-    Ok(())
 }

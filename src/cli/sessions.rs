@@ -11,8 +11,8 @@ use clap::Subcommand;
 use crate::config::Config;
 use crate::recording::{self, ReplayOptions};
 use crate::server::verbs::grants::when;
-use crate::store::sessions::{SessionFilter, SessionIndex, SessionRecord};
-use crate::store::{self, SqliteStore};
+use crate::store::sessions::{SessionFilter, SessionRecord};
+use crate::store::{self, Store};
 
 /// `gatehouse sessions …`.
 #[derive(Debug, Subcommand)]
@@ -202,7 +202,7 @@ fn no_such(id: &str) -> ExitCode {
 }
 
 /// A session by id, or by a unique prefix of at least 8 characters.
-async fn resolve(store: &SqliteStore, id: &str) -> anyhow::Result<Option<SessionRecord>> {
+async fn resolve(store: &Store, id: &str) -> anyhow::Result<Option<SessionRecord>> {
     if let Some(s) = store.session(id).await? {
         return Ok(Some(s));
     }

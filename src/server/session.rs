@@ -66,6 +66,7 @@ pub(super) async fn run(
     };
     let record = SessionRecord {
         id: session_id.clone(),
+        node: bastion.config.cluster.node_name.clone(),
         user: permit.user().name.clone(),
         target: permit.target().name.clone(),
         role: permit.role().name.clone(),

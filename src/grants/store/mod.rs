@@ -1,4 +1,4 @@
-//! Where grants live: a trait any backend implements, and its SQLite implementation.
+//! Where grants live: the trait every store backend implements (see [`crate::store`]).
 //!
 //! Every write bumps a store-wide revision and stamps the changed grant with it, so that a
 //! process that did not make the change (the operator CLI, or another bastion node sharing a
@@ -12,8 +12,6 @@
 //! applies the resulting [`Write`]s, the transition seals the outcome elsewhere (the audit
 //! log), and only then does the store commit. Two decisions therefore never act on the same
 //! stale read, and a change whose audit line could not be written is rolled back.
-
-mod sqlite;
 
 use async_trait::async_trait;
 

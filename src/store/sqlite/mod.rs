@@ -23,15 +23,22 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+mod grants;
+mod monitor;
+mod nodes;
+mod outbox;
+mod sessions;
+
 use super::StoreError;
 use crate::health::{Component, Health};
 
 /// Schema versions, applied in order inside one transaction each.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_grants.sql"),
-    include_str!("../../migrations/0002_sessions.sql"),
-    include_str!("../../migrations/0003_reviews.sql"),
-    include_str!("../../migrations/0004_alerts.sql"),
+    include_str!("../../../migrations/0001_grants.sql"),
+    include_str!("../../../migrations/0002_sessions.sql"),
+    include_str!("../../../migrations/0003_reviews.sql"),
+    include_str!("../../../migrations/0004_alerts.sql"),
+    include_str!("../../../migrations/0005_nodes.sql"),
 ];
 
 /// A SQLite database file.
@@ -193,6 +200,16 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl super::Backend for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    fn monitor(&self, health: &Health) -> tokio::task::JoinHandle<()> {
+        self.watch_health(health)
     }
 }
 

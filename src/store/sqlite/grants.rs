@@ -6,10 +6,12 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::{Applied, GrantFilter, GrantStatus, GrantStore, Reads, Snapshot, Transition, Write};
+use super::SqliteStore;
 use crate::grants::Timestamp;
+use crate::grants::store::{
+    Applied, GrantFilter, GrantStatus, GrantStore, Reads, Snapshot, Transition, Write,
+};
 use crate::grants::{Approval, Change, ChangeKind, Grant, GrantError, GrantState, NewGrant};
-use crate::store::SqliteStore;
 
 fn db(e: sqlx::Error) -> GrantError {
     GrantError::Store(e.to_string())

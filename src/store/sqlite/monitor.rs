@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::SqliteStore;
-use super::sqlite::FileId;
+use super::{FileId, SqliteStore};
 use crate::fscheck;
 use crate::health::{Component, Health};
 
@@ -31,7 +30,7 @@ const PROBE_LIMIT: Duration = Duration::from_secs(10);
 impl SqliteStore {
     /// Starts reporting this store's faults to `health` and watching for new ones and for
     /// recovery. Runs until the runtime stops.
-    pub fn monitor(&self, health: &Health) -> JoinHandle<()> {
+    pub(super) fn watch_health(&self, health: &Health) -> JoinHandle<()> {
         self.watch_with(health);
         let store = self.clone();
         let health = health.clone();
