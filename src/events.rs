@@ -34,6 +34,13 @@ pub enum EventKind {
     /// The failed part works again: new sessions are allowed.
     #[serde(rename = "bastion.recovered")]
     BastionRecovered,
+    /// The grants could not be confirmed for `[cluster] lost_grace`: running sessions were
+    /// closed, since a revocation could no longer be seen.
+    #[serde(rename = "bastion.sessions_closed")]
+    SessionsClosed,
+    /// Another node stopped heartbeating; its open sessions were closed in the index.
+    #[serde(rename = "node.lost")]
+    NodeLost,
     /// Emergency access was taken.
     #[serde(rename = "breakglass.activated")]
     BreakglassActivated,
@@ -82,6 +89,8 @@ impl EventKind {
             EventKind::BastionStarted => "bastion.started",
             EventKind::BastionDegraded => "bastion.degraded",
             EventKind::BastionRecovered => "bastion.recovered",
+            EventKind::SessionsClosed => "bastion.sessions_closed",
+            EventKind::NodeLost => "node.lost",
             EventKind::BreakglassActivated => "breakglass.activated",
             EventKind::ReviewAcked => "review.acked",
             EventKind::GrantRequested => "grant.requested",
@@ -138,13 +147,17 @@ pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Opens the audit log for an operator command's direct appends, waiting at most
 /// [`DURABLE_WAIT`]: opening a file for writing blocks while its filesystem is frozen, and a
 /// command that cannot have its decision recorded should say so rather than hang.
-pub async fn open_direct(path: &std::path::Path) -> Result<Arc<AuditLog>, AuditUnwritable> {
+pub async fn open_direct(
+    path: &std::path::Path,
+    node: &str,
+) -> Result<Arc<AuditLog>, AuditUnwritable> {
     let (done, answer) = tokio::sync::oneshot::channel();
     let path = path.to_owned();
+    let node = node.to_owned();
     std::thread::Builder::new()
         .name("audit-open".into())
         .spawn(move || {
-            let _ = done.send(AuditLog::open(&path).map(Arc::new));
+            let _ = done.send(AuditLog::open(&path).map(|log| Arc::new(log.stamped_with(&node))));
         })
         .map_err(|e| AuditUnwritable(format!("no thread to open it: {e}")))?;
     match tokio::time::timeout(DURABLE_WAIT, answer).await {
@@ -195,6 +208,8 @@ pub struct Events {
     alerts: Option<Alerts>,
     /// Alerts being written to the outbox, so a short-lived command can wait for them.
     queued: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The node these events happen on, named in every alert.
+    node: Option<String>,
 }
 
 /// How events reach the audit log: queued to the server's writer thread, or appended at once
@@ -214,7 +229,23 @@ impl Events {
             audit,
             alerts,
             queued: Mutex::new(Vec::new()),
+            node: None,
         }
+    }
+
+    /// Names `node` in every alert (the audit log stamps its own lines, see
+    /// [`AuditLog::stamped_with`]).
+    pub fn on_node(mut self, node: &str) -> Events {
+        self.node = Some(node.to_owned());
+        self
+    }
+
+    /// The alert an event raises, if any, naming this node.
+    fn alert_for(&self, event: &Event) -> Option<Alert> {
+        Alert::from_event(event).map(|alert| Alert {
+            node: self.node.clone(),
+            ..alert
+        })
     }
 
     /// Waits until every alert emitted so far is in the durable outbox (for operator commands,
@@ -259,7 +290,7 @@ impl Events {
             },
         };
         self.record(&event);
-        if let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(&event)) {
+        if let (Some(alerts), Some(alert)) = (&self.alerts, self.alert_for(&event)) {
             let report = alerts.send_now(&alert, wait).await;
             info!(alert = %alert.id, report = %report, "health alert sent");
         }
@@ -293,7 +324,7 @@ impl Events {
 
     /// Queues the alert of an event already recorded with [`Events::record_durable`].
     pub fn alert(&self, event: &Event) {
-        if let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(event)) {
+        if let (Some(alerts), Some(alert)) = (&self.alerts, self.alert_for(event)) {
             let alerts = alerts.clone();
             let handle = tokio::spawn(async move {
                 if let Err(e) = alerts.enqueue(&alert).await {
@@ -309,7 +340,7 @@ impl Events {
     /// Notifies every alert sink of an event already recorded, waiting at most `wait`; returns
     /// a short account of who was told.
     pub async fn alert_critical(&self, event: &Event, wait: std::time::Duration) -> String {
-        let (Some(alerts), Some(alert)) = (&self.alerts, Alert::from_event(event)) else {
+        let (Some(alerts), Some(alert)) = (&self.alerts, self.alert_for(event)) else {
             return "no alert sinks are configured".to_owned();
         };
         if alerts.sink_labels().is_empty() {
@@ -322,6 +353,12 @@ impl Events {
     pub fn emit(&self, event: Event) {
         self.record(&event);
         self.alert(&event);
+    }
+
+    /// Records an event without raising its alert (for events written down late, where the
+    /// alert would announce something that is no longer news).
+    pub fn record_only(&self, event: &Event) {
+        self.record(event);
     }
 
     /// Logs an event and writes it to the audit log.

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod bastion;
 pub mod ca;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod duration;
 pub mod events;

@@ -40,10 +40,10 @@ use tracing::{error, warn};
 use uuid::Uuid;
 
 use crate::events::Event;
-use crate::store::SqliteStore;
+use crate::store::StoreError;
 
 pub use dispatch::Dispatcher;
-use outbox::Outbox;
+use outbox::AlertOutbox;
 
 /// The longest timeout a sink may have: a sink slower than this is broken, and a claim on an
 /// outbox row lasts about this long, so a crashed attempt is retried within minutes.
@@ -383,11 +383,14 @@ pub enum AlertEvent {
     /// The failed part recovered.
     #[serde(rename = "bastion.recovered")]
     BastionRecovered,
+    /// Another node stopped heartbeating; its open sessions were closed in the index.
+    #[serde(rename = "node.lost")]
+    NodeLost,
 }
 
 impl AlertEvent {
     /// Every alerting event, for documentation and tests.
-    pub const ALL: [AlertEvent; 9] = [
+    pub const ALL: [AlertEvent; 10] = [
         AlertEvent::BreakglassActivated,
         AlertEvent::GrantRequested,
         AlertEvent::GrantApproved,
@@ -397,6 +400,7 @@ impl AlertEvent {
         AlertEvent::SessionDenied,
         AlertEvent::BastionDegraded,
         AlertEvent::BastionRecovered,
+        AlertEvent::NodeLost,
     ];
 
     /// The dotted name, the same one the event log uses.
@@ -411,6 +415,7 @@ impl AlertEvent {
             AlertEvent::SessionDenied => "session.denied",
             AlertEvent::BastionDegraded => "bastion.degraded",
             AlertEvent::BastionRecovered => "bastion.recovered",
+            AlertEvent::NodeLost => "node.lost",
         }
     }
 
@@ -425,9 +430,10 @@ impl AlertEvent {
     pub fn severity(self) -> Severity {
         match self {
             AlertEvent::BreakglassActivated | AlertEvent::BastionDegraded => Severity::Critical,
-            AlertEvent::GrantDenied | AlertEvent::GrantRevoked | AlertEvent::SessionDenied => {
-                Severity::Warning
-            }
+            AlertEvent::GrantDenied
+            | AlertEvent::GrantRevoked
+            | AlertEvent::SessionDenied
+            | AlertEvent::NodeLost => Severity::Warning,
             AlertEvent::GrantRequested
             | AlertEvent::GrantApproved
             | AlertEvent::GrantExpired
@@ -504,6 +510,9 @@ pub struct Alert {
     pub session_id: Option<String>,
     /// Why (request reason, denial reason, revocation reason).
     pub reason: Option<String>,
+    /// The node where it happened (`[cluster] node_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Alert {
@@ -524,6 +533,7 @@ impl Alert {
             grant_id: None,
             session_id: None,
             reason: None,
+            node: None,
         }
     }
 
@@ -717,7 +727,7 @@ pub enum AlertsError {
     Config(#[from] AlertsConfigError),
     /// The outbox could not be written or read.
     #[error("alert outbox: {0}")]
-    Store(#[from] sqlx::Error),
+    Store(#[from] StoreError),
     /// The HTTP client for webhooks could not be built (for example, no TLS roots).
     #[error("alerts: cannot build the HTTP client: {0}")]
     Http(String),
@@ -765,10 +775,10 @@ impl SinkEntry {
 
 /// State shared by the facade, the delivery loop and `send_now`'s delivery tasks.
 struct Inner {
-    outbox: Outbox,
+    outbox: Arc<dyn AlertOutbox>,
     sinks: Vec<SinkEntry>,
-    /// The sink names as a JSON array, the form the outbox queries take.
-    known: String,
+    /// The configured sinks' stable names, the set the outbox claims rows of.
+    known: Vec<String>,
     /// How long a claim on a row lasts: past it, a crashed attempt is tried again.
     lease: Duration,
     observer: Arc<dyn DeliveryObserver>,
@@ -904,7 +914,7 @@ impl Alerts {
     /// Alerts delivered to the sinks of `config`, queued in `store`, reported to `observer`,
     /// with the standard retry schedule. Start delivery with [`Alerts::spawn_dispatcher`].
     pub fn new(
-        store: SqliteStore,
+        store: Arc<dyn AlertOutbox>,
         config: &AlertsConfig,
         observer: Arc<dyn DeliveryObserver>,
     ) -> Result<Alerts, AlertsError> {
@@ -913,7 +923,7 @@ impl Alerts {
 
     /// [`Alerts::new`] with another retry schedule (tests use milliseconds).
     pub fn with_retry(
-        store: SqliteStore,
+        store: Arc<dyn AlertOutbox>,
         config: &AlertsConfig,
         observer: Arc<dyn DeliveryObserver>,
         retry: RetryPolicy,
@@ -947,8 +957,7 @@ impl Alerts {
                 SinkKind::Command(command::Command::new(c)),
             ));
         }
-        let names: Vec<&str> = sinks.iter().map(|s| s.name.as_str()).collect();
-        let known = serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned());
+        let known: Vec<String> = sinks.iter().map(|s| s.name.clone()).collect();
         let lease = sinks
             .iter()
             .map(|s| s.limit)
@@ -957,7 +966,7 @@ impl Alerts {
             + Duration::from_secs(10);
         Ok(Alerts {
             inner: Arc::new(Inner {
-                outbox: Outbox::new(store),
+                outbox: store,
                 sinks,
                 known,
                 lease,
@@ -1057,11 +1066,15 @@ impl Alerts {
     /// Every queued delivery not acknowledged yet, oldest first, including those for sinks no
     /// longer configured, so operators can see what is stuck and why.
     pub async fn pending(&self) -> Result<Vec<PendingDelivery>, AlertsError> {
-        let mut rows = self.inner.outbox.pending().await?;
-        for row in &mut rows {
-            row.configured = self.inner.sink(&row.sink).is_some();
-        }
-        Ok(rows)
+        let rows = self.inner.outbox.pending().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut row = outbox::pending_delivery(row);
+                row.configured = self.inner.sink(&row.sink).is_some();
+                row
+            })
+            .collect())
     }
 
     /// Drops the undelivered rows of the sink named `name` (its stable name) and returns how
@@ -1144,8 +1157,9 @@ pub(crate) mod testkit {
     use tokio::task::JoinSet;
     use uuid::Uuid;
 
+    use super::RetryPolicy;
     use super::{Alert, AlertEvent, Alerts, AlertsConfig, Observation, RecordingObserver};
-    use super::{RetryPolicy, SqliteStore};
+    use crate::store::SqliteStore;
 
     /// A typical alert: alice on web-01 as emergency, grant 17.
     pub fn alert(event: AlertEvent) -> Alert {
@@ -1274,7 +1288,7 @@ pub(crate) mod testkit {
         config: &AlertsConfig,
         observer: Arc<RecordingObserver>,
     ) -> Alerts {
-        let store = SqliteStore::open(path).await.unwrap();
+        let store = std::sync::Arc::new(SqliteStore::open(path).await.unwrap());
         Alerts::with_retry(store, config, observer, fast_retry()).unwrap()
     }
 

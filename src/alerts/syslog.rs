@@ -98,16 +98,7 @@ impl Syslog {
 /// This machine's name for the HOSTNAME field, or `-` (the RFC's "unknown") when it has none
 /// that fits the field (printable ASCII without spaces, at most 255 characters).
 pub(super) fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the pointer and length describe `buf`, which outlives the call.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = &buf[..end];
-    if rc == 0 && !name.is_empty() && name.iter().all(|b| (33..=126).contains(b)) {
-        String::from_utf8_lossy(name).into_owned()
-    } else {
-        "-".to_owned()
-    }
+    crate::config::cluster::host_name().unwrap_or_else(|| "-".to_owned())
 }
 
 /// The RFC 5424 message for `alert`, whose JSON is `payload`.

@@ -30,6 +30,9 @@ pub struct AuditLog {
     path: PathBuf,
     anchor_path: PathBuf,
     state: Mutex<State>,
+    /// The node that writes (`[cluster] node_name`), stamped as `node` on every record that
+    /// does not name one, so the lines of several nodes can be merged and still told apart.
+    node: Option<String>,
 }
 
 /// What this handle knows about the file, valid while it holds the lock or while the file has
@@ -79,6 +82,7 @@ impl AuditLog {
                 len: 0,
                 in_sync: false,
             }),
+            node: None,
         };
         let reanchored = {
             let mut state = log.lock_state();
@@ -100,8 +104,9 @@ impl AuditLog {
     pub fn append(
         &self,
         event: &str,
-        fields: Map<String, Value>,
+        mut fields: Map<String, Value>,
     ) -> Result<AuditRecordRef, AuditError> {
+        self.stamp(&mut fields);
         if event.starts_with(record::RESERVED_EVENT_PREFIX) {
             return Err(AuditError::ReservedEvent(event.to_owned()));
         }
@@ -135,6 +140,21 @@ impl AuditLog {
         if records.is_empty() {
             return Ok(None);
         }
+        let stamped: Vec<(String, Map<String, Value>)>;
+        let records = match &self.node {
+            Some(_) => {
+                stamped = records
+                    .iter()
+                    .map(|(e, f)| {
+                        let mut f = f.clone();
+                        self.stamp(&mut f);
+                        (e.clone(), f)
+                    })
+                    .collect();
+                &stamped[..]
+            }
+            None => records,
+        };
         let mut state = self.lock_state();
         let _lock = FileLock::exclusive(&state.file).map_err(self.io("lock"))?;
         let len = state.file.metadata().map_err(self.io("stat"))?.len();
@@ -146,6 +166,20 @@ impl AuditLog {
             records.iter().map(|(e, f)| (e.as_str(), f)).collect();
         self.write_records(&mut state, false, &prev, &batch)
             .map(Some)
+    }
+
+    /// Stamps every record this handle writes with `node`, unless the record names one.
+    pub fn stamped_with(mut self, node: &str) -> AuditLog {
+        self.node = Some(node.to_owned());
+        self
+    }
+
+    fn stamp(&self, fields: &mut Map<String, Value>) {
+        if let Some(node) = &self.node
+            && !fields.contains_key("node")
+        {
+            fields.insert("node".to_owned(), Value::String(node.clone()));
+        }
     }
 
     /// Whether the log's path still names the file this handle writes to; a log deleted or

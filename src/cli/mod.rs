@@ -5,6 +5,7 @@ mod ca;
 mod check;
 mod grants;
 mod init;
+mod nodes;
 mod review;
 mod serve;
 mod sessions;
@@ -87,6 +88,15 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// The nodes sharing this store.
+    Nodes {
+        /// Config file.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: nodes::NodesCommand,
+    },
     /// The user CA.
     Ca {
         /// What to do with it.
@@ -136,6 +146,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Review { config, command } => {
             review::run(Config::discover(config.as_deref())?, command)
+        }
+        Command::Nodes { config, command } => {
+            nodes::run(Config::discover(config.as_deref())?, command)
         }
         Command::Grants { config, command } => {
             grants::run(Config::discover(config.as_deref())?, command)

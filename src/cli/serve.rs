@@ -50,34 +50,31 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     if origin == keys::Origin::Created {
         info!(path = %config.host_key.display(), "created a new host key");
     }
-    let existed = store_exists(&config.store);
     let store = store::open(&config.store)
         .await
         .context("opening the store")?;
-    if !existed {
-        info!(path = %store.path().display(), "created the database");
-    }
+    info!(store = %store.describe(), "the store is open");
     let ca = Ca::new(ca_key, config.ca.cert_ttl, config.ca.source_address.clone());
     info!(ca = %ca.public_key_line(), "targets must trust this CA (TrustedUserCAKeys)");
-    let store = Arc::new(store);
     // A log that was tampered with stops the bastion: it must not write evidence after a gap.
     let audit = AuditLog::open(&config.audit_log)
-        .with_context(|| format!("opening the audit log {}", config.audit_log.display()))?;
+        .with_context(|| format!("opening the audit log {}", config.audit_log.display()))?
+        .stamped_with(&config.cluster.node_name);
     let health = Health::default();
     // With "deny", a log that cannot be written refuses new sessions; with "allow" every
     // failure is only logged. Either way nothing queued is dropped.
     let audit_health = (config.audit.on_failure == OnFailure::Deny).then(|| health.clone());
     let (audit, audit_thread) = AuditWriter::start_with(audit, audit_health);
     let alerts = Alerts::new(
-        (*store).clone(),
+        store.clone(),
         &config.alerts,
         Arc::new(AuditedDeliveries(audit.clone())),
     )?;
     let dispatcher = alerts.spawn_dispatcher();
     info!(sinks = ?alerts.sink_labels(), "alert sinks");
-    let events = Events::new(Some(AuditRecorder::Queued(audit)), Some(alerts));
-    let monitor = store.clone();
-    let mut bastion = Bastion::new(config.clone(), ca, policy, store.clone(), store, events)?;
+    let events = Events::new(Some(AuditRecorder::Queued(audit)), Some(alerts))
+        .on_node(&config.cluster.node_name);
+    let mut bastion = Bastion::new(config.clone(), ca, policy, store.clone(), events)?;
     bastion.health = health.clone();
     let bastion = Arc::new(bastion);
     // Every change of health is logged by `Health`, written to the audit log and sent to the
@@ -95,7 +92,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             });
         }
     });
-    monitor.monitor(&health);
+    bastion.store.monitor(&health);
     bastion.events.emit(Event {
         detail: Some(serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -103,7 +100,12 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         })),
         ..Event::new(EventKind::BastionStarted)
     });
-    crate::grants::watch::spawn_poller(bastion.grants.clone(), bastion.watch.clone());
+    crate::grants::watch::spawn_poller(
+        bastion.grants.clone(),
+        bastion.watch.clone(),
+        bastion.store.grant_changes(),
+    );
+    let membership = crate::cluster::join(bastion.clone()).await;
     spawn_sweeper(bastion.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -116,15 +118,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // logged); their index rows are completed in the background, so wait for those, then
     // what has been queued so far is written before exit.
     store::sessions::settle_ends(std::time::Duration::from_secs(10)).await;
+    membership.leave().await;
     bastion.events.flush();
     dispatcher.shutdown().await;
     drop(audit_thread);
     Ok(ExitCode::SUCCESS)
-}
-
-fn store_exists(url: &str) -> bool {
-    url.strip_prefix("sqlite://")
-        .is_some_and(|p| std::path::Path::new(p).exists())
 }
 
 /// Once a second, writes down grants that expired or lapsed and reports them.

@@ -4,7 +4,9 @@
 //! sessions), fires at the exact expiry time, and fires at once when the grant is revoked. A
 //! revocation made in this process reaches sessions directly through [`GrantWatch::end`]; one
 //! made elsewhere (the operator CLI, another node) is found by [`spawn_poller`], which reads the
-//! store's revision four times a second.
+//! store's revision four times a second, and at once when the store pushes a change
+//! (PostgreSQL's `NOTIFY`). Each successful read confirms this process's view of the grants;
+//! a view left unconfirmed too long closes the sessions (see [`crate::cluster`]).
 //!
 //! Each session also registers the permit it runs under, so that a change of policy can find
 //! the sessions it no longer allows and close them one by one ([`reevaluate`]).
@@ -14,7 +16,7 @@ mod reevaluate;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -52,6 +54,9 @@ pub struct GrantWatch {
     shutdown: watch::Sender<Option<Shutdown>>,
     sessions: Mutex<HashMap<u64, Registered>>,
     next_session: AtomicU64,
+    /// When the poller last read the store's revision: up to then, every revocation made
+    /// elsewhere has been seen. `None` until the poller starts.
+    confirmed: Mutex<Option<Instant>>,
 }
 
 /// One running session as the watch knows it.
@@ -81,6 +86,21 @@ impl GrantWatch {
             .entry(grant_id)
             .or_insert_with(|| watch::channel(None).0)
             .subscribe()
+    }
+
+    /// Records that the grants were confirmed against the store just now.
+    pub fn confirm(&self) {
+        *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// How long since the grants were last confirmed against the store (zero before the
+    /// poller has started).
+    pub fn unconfirmed_for(&self) -> Duration {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|at| at.elapsed())
+            .unwrap_or_default()
     }
 
     /// Tells every session on `grant_id` that it has ended.
@@ -172,8 +192,11 @@ pub fn end_message(
 pub fn spawn_poller(
     store: Arc<dyn GrantStore>,
     watch: Arc<GrantWatch>,
+    pushed: Option<Arc<tokio::sync::Notify>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // The store opened a moment ago: the view starts confirmed.
+        watch.confirm();
         let mut seen = match store.revision().await {
             Ok(rev) => rev,
             Err(e) => {
@@ -184,7 +207,17 @@ pub fn spawn_poller(
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            match &pushed {
+                Some(push) => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = push.notified() => {}
+                    }
+                }
+                None => {
+                    tick.tick().await;
+                }
+            }
             let rev = match store.revision().await {
                 Ok(rev) => rev,
                 Err(e) => {
@@ -193,6 +226,7 @@ pub fn spawn_poller(
                 }
             };
             if rev == seen {
+                watch.confirm();
                 continue;
             }
             match store.changed_since(seen).await {
@@ -214,6 +248,7 @@ pub fn spawn_poller(
                         }
                     }
                     seen = rev;
+                    watch.confirm();
                 }
                 Err(e) => warn!(error = %e, "cannot read grant changes"),
             }

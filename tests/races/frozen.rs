@@ -107,7 +107,7 @@ fn a_direct_durable_audit_write_on_a_frozen_disk_is_refused_within_seconds() {
     let disk = FreezableDisk::mount(&tmp.path().join("audit.img"), &tmp.path().join("auditfs"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let outcome = runtime.block_on(async {
-        let log = gatehouse::events::open_direct(&disk.0.join("audit.jsonl"))
+        let log = gatehouse::events::open_direct(&disk.0.join("audit.jsonl"), "frozen")
             .await
             .unwrap();
         let events = Events::new(Some(AuditRecorder::Direct(log)), None);
