@@ -6,6 +6,7 @@
 
 pub mod disk;
 pub mod interactive;
+pub mod postgres;
 pub mod slow_proxy;
 
 use std::io::{Read, Write};
