@@ -4,78 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::receiver::Receiver;
 use common::*;
-
-/// A tiny HTTP receiver on loopback that answers 200 and keeps each body with its arrival time.
-struct Receiver {
-    got: Arc<Mutex<Vec<(f64, String)>>>,
-}
-
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-impl Receiver {
-    fn start(listener: TcpListener) -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let store = got.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; length];
-                let _ = reader.read_exact(&mut body);
-                store
-                    .lock()
-                    .unwrap()
-                    .push((now_secs(), String::from_utf8_lossy(&body).into_owned()));
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
-            }
-        });
-        Receiver { got }
-    }
-
-    fn wait_for(&self, needle: &str, limit: Duration) -> (f64, String) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(hit) = self
-                .got
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(_, b)| b.contains(needle))
-                .cloned()
-            {
-                return hit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no alert with {needle:?} within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 fn setup(config_extra: &str) -> (World, Person) {
     let (mut world, mut people) = World::new(&["carol"], config_extra);

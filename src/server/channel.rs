@@ -206,7 +206,9 @@ pub(super) async fn session(
                 &opened,
                 &identity,
                 &request,
-                access::Denial::new(format!("grants cannot be checked now ({e})")),
+                access::Denial::new(format!(
+                    "store unavailable: grants cannot be checked now ({e})"
+                )),
             )
             .await;
             return;

@@ -4,8 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod disk;
 pub mod interactive;
+pub mod receiver;
 pub mod postgres;
 pub mod slow_proxy;
 
