@@ -275,8 +275,15 @@ fn the_break_glass_limit_holds_across_nodes() {
                     node.ssh(
                         carol,
                         &[
-                            "breakglass", "web-01", "--reason", "primary", "down", "INC-1", "--",
-                            "echo", "in",
+                            "breakglass",
+                            "web-01",
+                            "--reason",
+                            "primary",
+                            "down",
+                            "INC-1",
+                            "--",
+                            "echo",
+                            "in",
                         ],
                     )
                 })
@@ -307,7 +314,12 @@ fn an_alert_queued_by_a_node_that_died_is_delivered_by_another() {
     // The sink is down: node A queues grant.requested and fails its first attempt.
     let id = request(&s.cluster.nodes[0], &s.alice, "web-ops");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !s.cluster.audit(0).iter().any(|l| l["event"] == "alert.failed") {
+    while !s
+        .cluster
+        .audit(0)
+        .iter()
+        .any(|l| l["event"] == "alert.failed")
+    {
         assert!(Instant::now() < deadline, "node A never tried the sink");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -316,7 +328,11 @@ fn an_alert_queued_by_a_node_that_died_is_delivered_by_another() {
     let (_, body) = receiver.wait_for("grant.requested", Duration::from_secs(40));
     let alert: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(alert["grant_id"], id);
-    assert_eq!(alert["node"], node_name(0), "the alert names where it happened");
+    assert_eq!(
+        alert["node"],
+        node_name(0),
+        "the alert names where it happened"
+    );
     let delivered_by_b = s
         .cluster
         .audit(1)

@@ -110,6 +110,11 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                     return Ok(no_such(&id));
                 };
                 print!("{}", describe(&s));
+                if let Some(path) = &s.recording
+                    && let Err(e) = std::fs::metadata(path)
+                {
+                    println!("note: {}", unreadable(&s, &config, &e));
+                }
                 Ok(ExitCode::SUCCESS)
             }
             SessionsCommand::Search { text, filter } => {
@@ -126,7 +131,7 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                     match recording::read_cast(Path::new(path)) {
                         Ok(cast) if recording::contains_text(&cast, &text) => hits.push(s),
                         Ok(_) => {}
-                        Err(e) => eprintln!("warning: session {}: {e}", s.id),
+                        Err(e) => eprintln!("warning: session {}: {}", s.id, unreadable(&s, &config, &e)),
                     }
                 }
                 print_sessions(&hits, filter.json);
@@ -150,7 +155,7 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                         Ok(ExitCode::FAILURE)
                     }
                     Err(e) => {
-                        println!("MISSING: {path}: {e}");
+                        println!("MISSING: {}", unreadable(&s, &config, &e));
                         Ok(ExitCode::FAILURE)
                     }
                 }
@@ -172,7 +177,8 @@ pub fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let Some(path) = &s.recording else {
             anyhow::bail!("session {} has no recording", s.id);
         };
-        let cast = recording::read_cast(Path::new(path))?;
+        let cast = recording::read_cast(Path::new(path))
+            .map_err(|e| anyhow::anyhow!(unreadable(&s, &config, &e)))?;
         if cast.truncated {
             eprintln!("note: the recording ends in a partial line (the bastion stopped during the session)");
         }
@@ -283,6 +289,9 @@ fn describe(s: &SessionRecord) -> String {
     if s.break_glass {
         line("break-glass", "yes".into());
     }
+    if !s.node.is_empty() {
+        line("node", s.node.clone());
+    }
     line("started", when(s.started_at));
     line(
         "ended",
@@ -308,4 +317,65 @@ fn describe(s: &SessionRecord) -> String {
         s.sha256.clone().unwrap_or_else(|| "(none)".into()),
     );
     out
+}
+
+/// Why a session's recording cannot be read here, naming the node that wrote it when the file
+/// is simply not on this machine (the nodes do not share a recordings volume).
+fn unreadable(s: &SessionRecord, config: &Config, e: &dyn std::fmt::Display) -> String {
+    let path = s.recording.as_deref().unwrap_or("(none)");
+    let here = &config.cluster.node_name;
+    let missing = s
+        .recording
+        .as_deref()
+        .is_some_and(|p| !Path::new(p).exists());
+    if missing && !s.node.is_empty() && &s.node != here {
+        format!(
+            "{path} is not on this machine ({here}): node {} recorded it; share the recordings \
+             directory between nodes, or run this on {}",
+            s.node, s.node
+        )
+    } else {
+        format!("{path}: {e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(node: &str, recording: &str) -> SessionRecord {
+        SessionRecord {
+            id: "s1".into(),
+            node: node.into(),
+            user: "alice".into(),
+            target: "web-01".into(),
+            role: "web-ops".into(),
+            grant_id: 1,
+            kind: "exec".into(),
+            command: None,
+            break_glass: false,
+            started_at: 1,
+            ended_at: None,
+            bytes_in: None,
+            bytes_out: None,
+            exit_status: None,
+            end_reason: None,
+            recording: Some(recording.into()),
+            sha256: None,
+        }
+    }
+
+    #[test]
+    fn a_recording_on_another_node_names_that_node() {
+        let mut config = Config::defaults_in(Path::new("."));
+        config.cluster.node_name = "bastion-a".into();
+        let gone = "/nonexistent/recordings/s1.cast";
+        let elsewhere = unreadable(&session("bastion-b", gone), &config, &"not found");
+        assert!(
+            elsewhere.contains("node bastion-b recorded it") && elsewhere.contains("(bastion-a)"),
+            "{elsewhere}"
+        );
+        let here = unreadable(&session("bastion-a", gone), &config, &"not found");
+        assert_eq!(here, format!("{gone}: not found"));
+    }
 }

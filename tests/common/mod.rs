@@ -7,8 +7,8 @@
 pub mod cluster;
 pub mod disk;
 pub mod interactive;
-pub mod receiver;
 pub mod postgres;
+pub mod receiver;
 pub mod slow_proxy;
 
 use std::io::{Read, Write};
