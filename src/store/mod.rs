@@ -7,6 +7,7 @@
 
 pub mod nodes;
 pub mod outbox;
+mod postgres;
 pub mod sessions;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use crate::grants::store::GrantStore;
 use crate::health::Health;
 use nodes::NodeRegistry;
 use outbox::AlertOutbox;
+pub use postgres::PgStore;
 use sessions::SessionIndex;
 pub use sqlite::SqliteStore;
 
@@ -65,12 +67,56 @@ pub trait Backend: GrantStore + SessionIndex + AlertOutbox + NodeRegistry {
 /// An open store, shared by everything in the process.
 pub type Store = Arc<dyn Backend>;
 
-/// Opens the store named by a config `store` URL and brings its schema up to date.
+/// Opens the store named by a config `store` URL (`sqlite://PATH`, or `postgres://…` /
+/// `postgresql://…` for a database shared by several nodes) and brings its schema up to date.
 pub async fn open(url: &str) -> Result<Store, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PgStore::open(url).await?));
+    }
     match url.strip_prefix("sqlite://") {
         Some(path) if !path.is_empty() => Ok(Arc::new(
             SqliteStore::open(std::path::Path::new(path)).await?,
         )),
-        _ => Err(StoreError::Url(url.to_owned())),
+        _ => Err(StoreError::Url(without_password(url))),
+    }
+}
+
+/// `url` with the password of its user info (if any) masked, for messages and logs.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    match authority[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked_in_urls() {
+        assert_eq!(
+            without_password("mysql://gh:s3cret@db:3306/x"),
+            "mysql://gh:***@db:3306/x"
+        );
+        assert_eq!(
+            without_password("postgres://gh@db/x?a=b@c"),
+            "postgres://gh@db/x?a=b@c"
+        );
+        assert_eq!(without_password("sqlite://"), "sqlite://");
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_url_is_refused_without_its_password() {
+        let err = open("mysql://gh:s3cret@db/x").await.err().unwrap();
+        assert!(matches!(err, StoreError::Url(_)), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 }
