@@ -112,21 +112,31 @@ fn active_grant(s: &Setup) -> i64 {
     id
 }
 
-/// Starts `sleep 60` as alice through `node` and waits until the session is in the index.
+/// Starts `sleep 60` as alice through `node` and waits until it runs on the target (it says
+/// so on its first line).
 fn long_session(s: &Setup, node: usize) -> std::process::Child {
-    let before = sessions(&s.cluster.nodes[0]).len();
-    let child = s.cluster.nodes[node]
-        .ssh_command(&s.alice, &[], &["web-01:web-ops", "sleep", "60"])
+    let mut child = s.cluster.nodes[node]
+        .ssh_command(
+            &s.alice,
+            &[],
+            &["web-01:web-ops", "echo", "running;", "sleep", "60"],
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sessions(&s.cluster.nodes[0]).len() == before {
-        assert!(Instant::now() < deadline, "the session never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the session never started");
+    assert_eq!(line, "running\n", "the session started");
     child
 }
 
@@ -391,7 +401,11 @@ fn without_postgres_a_node_refuses_new_sessions_closes_running_ones_and_recovers
         closed
             .iter()
             .any(|l| l["event"] == "bastion.sessions_closed"),
-        "the closing is in the audit log"
+        "the closing is in the audit log: {:?}\n{err}",
+        closed
+            .iter()
+            .map(|l| l["event"].clone())
+            .collect::<Vec<_>>()
     );
 }
 

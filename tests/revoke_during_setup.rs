@@ -305,8 +305,9 @@ fn a_grant_that_cannot_be_read_during_setup_is_a_denial() {
         sql(&s, "ALTER TABLE grants_away RENAME TO grants");
         assert_eq!(out.code(), 126, "moment {k}: {}", out.err());
         assert!(
-            out.err()
-                .starts_with("gatehouse: denied: the grant cannot be checked now"),
+            out.err().starts_with(
+                "gatehouse: denied: store unavailable: the grant cannot be checked now"
+            ),
             "moment {k}: {}",
             out.err()
         );

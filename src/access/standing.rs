@@ -54,7 +54,7 @@ pub enum Lapse {
     #[error("{0}")]
     GrantEnded(String),
     /// The grant could not be read: nothing is started without a fresh look (fail closed).
-    #[error("the grant cannot be checked now ({0})")]
+    #[error("store unavailable: the grant cannot be checked now ({0})")]
     Unchecked(String),
 }
 
