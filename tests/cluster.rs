@@ -161,7 +161,7 @@ fn wait_exit(mut child: std::process::Child, limit: Duration) -> (Duration, Stri
 
 #[test]
 fn a_grant_requested_on_one_node_is_approved_on_another_and_used_on_both() {
-    let s = setup("");
+    let mut s = setup("");
     let id = active_grant(&s);
     for (i, node) in s.cluster.nodes.iter().enumerate() {
         let out = node.ssh(&s.alice, &["web-01:web-ops", "echo", &format!("via-{i}")]);
@@ -198,6 +198,11 @@ fn a_grant_requested_on_one_node_is_approved_on_another_and_used_on_both() {
         assert_eq!(n["state"], "up");
         assert_eq!(n["version"], env!("CARGO_PKG_VERSION"));
     }
+    // A node stopped by its operator is listed as stopped, never as lost.
+    s.cluster.nodes[1].stop(false);
+    s.cluster.wait_for_nodes(0, Duration::from_secs(10), |l| {
+        l[1]["state"] == "stopped" && l[1]["live_sessions"] == 0
+    });
 }
 
 #[test]
