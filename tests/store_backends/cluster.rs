@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 
 use gatehouse::grants::desk::BreakGlass;
 use gatehouse::grants::{Decision, GrantError, GrantState, now};
+use gatehouse::store::nodes::Heartbeat;
+use gatehouse::store::sessions::{AckError, Review, ReviewSeal};
 use gatehouse::store::{self, Store};
 use uuid::Uuid;
 
 use crate::contract::{fixed, pending};
 use crate::desk::{TTL, policy, request, two_nodes, user};
+use crate::records::session;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_starting_together_on_a_fresh_database_migrate_it_once() {
@@ -261,4 +264,71 @@ async fn a_change_on_one_node_wakes_the_other_at_once() {
             .is_err(),
         "a rollback is not announced"
     );
+}
+
+/// A review seal that always succeeds.
+struct Sealed;
+
+#[async_trait::async_trait]
+impl ReviewSeal for Sealed {
+    async fn seal(&self) -> Result<(), gatehouse::events::AuditUnwritable> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_node_and_a_review_are_each_taken_by_one_node() {
+    let url = crate::fresh_database();
+    let a = store::open(&url).await.unwrap();
+    let b = store::open(&url).await.unwrap();
+    let mut silent = BTreeSet::new();
+    for n in 0..10 {
+        let beat = Heartbeat {
+            name: format!("n{n}"),
+            version: "0.1.0".into(),
+            listen: "127.0.0.1:2222".into(),
+            started_at: 10,
+        };
+        a.heartbeat(&beat, 100).await.unwrap();
+        silent.insert(beat.name);
+    }
+    a.started(&session("bg", "n0", "carol", true, 100))
+        .await
+        .unwrap();
+    let looks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { store.mark_gone(200).await.unwrap() })
+        })
+        .collect();
+    let mut gone = Vec::new();
+    for look in looks {
+        gone.extend(look.await.unwrap());
+    }
+    assert_eq!(gone.len(), 10, "each name once: {gone:?}");
+    assert_eq!(gone.into_iter().collect::<BTreeSet<_>>(), silent);
+
+    let reviews: Vec<_> = (0..10)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let review = Review {
+                    reviewer: format!("lead{i}"),
+                    note: "checked".into(),
+                    at: 300,
+                };
+                store.acknowledge("bg", &review, &Sealed).await
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    for review in reviews {
+        match review.await.unwrap() {
+            Ok(()) => taken += 1,
+            Err(AckError::Taken(id)) => assert_eq!(id, "bg"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(taken, 1);
+    assert!(b.review_queue(true).await.unwrap().is_empty());
 }
