@@ -3,17 +3,18 @@
 //! start pays; and the decision for exec requests checked against a role's command rules (the
 //! tokeniser, the matcher, the option guard and the rules' scoping and subcommand checks).
 //!
-//! `cargo bench --bench decide`
+//! `cargo bench --bench decide` (on SQLite in a temporary file), or on another store, such as
+//! PostgreSQL, given by URL: `GATEHOUSE_BENCH_STORE=postgres://USER@HOST/DB cargo bench --bench
+//! decide`. The database must be empty: the bench fills it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse::access::{self, Action, SessionRequest};
-use gatehouse::grants::store::{Applied, GrantStore, Reads, Snapshot, Transition, Write};
+use gatehouse::grants::store::{Applied, Reads, Snapshot, Transition, Write};
 use gatehouse::grants::{self, GrantError, GrantState, NewGrant};
 use gatehouse::policy::{Policy, load_sources};
-use gatehouse::store::SqliteStore;
+use gatehouse::store;
 
 const GRANTS: usize = 100_000;
 const USERS: usize = 1_000;
@@ -94,9 +95,20 @@ fn policy_with(shell: &str, commands: &[&str]) -> Policy {
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = runtime
-        .block_on(SqliteStore::open(&dir.path().join("bench.db")))
-        .unwrap();
+    let url = std::env::var("GATEHOUSE_BENCH_STORE")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let store = runtime.block_on(store::open(&url)).unwrap();
+    let backend = if url.starts_with("sqlite://") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    assert_eq!(
+        runtime.block_on(store.revision()).unwrap(),
+        0,
+        "{} is not empty: the bench fills the store itself",
+        store.describe()
+    );
     let now = grants::now();
     runtime.block_on(async {
         let mut batch = Vec::with_capacity(1000);
@@ -157,8 +169,8 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    let store = Arc::new(store);
-    c.bench_function("store read + decide (100k grants in SQLite)", |b| {
+    let name = format!("store read + decide (100k grants in {backend})");
+    c.bench_function(&name, |b| {
         b.to_async(&runtime).iter(|| {
             let store = store.clone();
             let policy = &policy;
