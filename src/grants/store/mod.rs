@@ -108,11 +108,9 @@ pub trait Transition: Send + Sync {
 ///
 /// Between the reads and the commit, no other transaction may change what was read: the
 /// grant's row and approvals, and the set of break-glass grants of the user in the window.
-/// SQLite gets this from `BEGIN IMMEDIATE` (one writer at a time, across processes). A
-/// PostgreSQL backend would take `SELECT … FOR UPDATE` on the grant and a
-/// `pg_advisory_xact_lock` on the user for break-glass counts (or run `SERIALIZABLE` and retry
-/// the whole transition, sealing only on the attempt that then commits). If decide returns no
-/// writes, nothing is sealed or changed.
+/// SQLite gets this from `BEGIN IMMEDIATE` (one writer at a time, across processes);
+/// PostgreSQL from one `pg_advisory_xact_lock` that every grant write takes first (one writer
+/// at a time, across nodes). If decide returns no writes, nothing is sealed or changed.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     /// Runs `work` in one write transaction; returns what it applied.
