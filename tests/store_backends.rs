@@ -20,6 +20,9 @@ mod outage;
 /// The scenarios every backend must pass beyond grants.
 #[path = "store_backends/records.rs"]
 mod records;
+/// TLS to PostgreSQL as the store URL asks for it.
+#[path = "store_backends/tls.rs"]
+mod tls;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
