@@ -42,6 +42,15 @@ fn main() {
     let sessions = env_usize("SESSIONS", 1000);
     let started = Instant::now();
     let revocation = revocation_bench(revokes);
+    eprintln!(
+        "revocation, ms (other node / same node): median {:.0} / {:.0}, p90 {:.0} / {:.0}, worst {:.0} / {:.0}",
+        percentile(&revocation.other_node, 50.0),
+        percentile(&revocation.same_node, 50.0),
+        percentile(&revocation.other_node, 90.0),
+        percentile(&revocation.same_node, 90.0),
+        percentile(&revocation.other_node, 100.0),
+        percentile(&revocation.same_node, 100.0),
+    );
     let concurrency = concurrency_bench(sessions);
     println!();
     println!("{}", table(&revocation, &concurrency));
@@ -316,7 +325,9 @@ fn concurrency_bench(wanted: usize) -> Concurrency {
     std::thread::sleep(Duration::from_secs(2));
     let still = clients
         .iter_mut()
-        .filter_map(|c| c.try_wait().ok())
+        .enumerate()
+        .filter(|(i, _)| up[*i])
+        .filter_map(|(_, c)| c.try_wait().ok())
         .filter(Option::is_none)
         .count();
     assert_eq!(still, running, "every session that came up still runs");
