@@ -89,6 +89,12 @@ async fn heartbeat(bastion: Arc<Bastion>, beat: Heartbeat) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // A store that is known to fail (locked, full, away) is left to its monitor: a
+        // heartbeat would only queue behind the same fault, ahead of the writes that matter
+        // (session ends, decisions). Other nodes see this node as silent, which it is.
+        if bastion.health.is_faulty(Component::Store) {
+            continue;
+        }
         let now = crate::grants::now();
         if let Err(e) = bastion.store.heartbeat(&beat, now).await {
             warn!(error = %e, "cannot record this node's heartbeat");

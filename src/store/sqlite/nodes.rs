@@ -1,17 +1,41 @@
 //! The node registry in SQLite. A single node is a cluster of one: it heartbeats like any
 //! other, so `gatehouse nodes list` works the same on the embedded store.
+//!
+//! Heartbeats hardly queue for the one writer connection: a beat that cannot have it within
+//! [`BEAT_WAIT`] is skipped (the next one comes in a moment), so that behind a lock held by
+//! another process they never pile up ahead of the writes that matter, decisions and session
+//! ends.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::pool::PoolConnection;
+use sqlx::{Row, Sqlite};
 
 use super::SqliteStore;
 use crate::grants::Timestamp;
 use crate::store::StoreError;
 use crate::store::nodes::{Heartbeat, NodeRecord, NodeRegistry, NodeState};
 
+/// Longest a heartbeat waits for the writer connection before it is skipped.
+const BEAT_WAIT: Duration = Duration::from_millis(500);
+
+impl SqliteStore {
+    /// The writer connection if it is free within [`BEAT_WAIT`], else `None`.
+    async fn writer_soon(&self) -> Result<Option<PoolConnection<Sqlite>>, StoreError> {
+        match tokio::time::timeout(BEAT_WAIT, self.writer().acquire()).await {
+            Ok(conn) => Ok(Some(conn?)),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
 #[async_trait]
 impl NodeRegistry for SqliteStore {
     async fn heartbeat(&self, beat: &Heartbeat, now: Timestamp) -> Result<(), StoreError> {
+        let Some(mut writer) = self.writer_soon().await? else {
+            return Ok(());
+        };
         sqlx::query(
             "INSERT INTO nodes (name, version, listen, started_at, last_seen, state)
              VALUES (?, ?, ?, ?, ?, 'up')
@@ -24,7 +48,7 @@ impl NodeRegistry for SqliteStore {
         .bind(&beat.listen)
         .bind(beat.started_at)
         .bind(now)
-        .execute(self.writer())
+        .execute(&mut *writer)
         .await?;
         Ok(())
     }
@@ -65,11 +89,14 @@ impl NodeRegistry for SqliteStore {
     }
 
     async fn mark_gone(&self, silent_since: Timestamp) -> Result<Vec<String>, StoreError> {
+        let Some(mut writer) = self.writer_soon().await? else {
+            return Ok(Vec::new());
+        };
         Ok(sqlx::query_scalar(
             "UPDATE nodes SET state = 'gone' WHERE state = 'up' AND last_seen < ? RETURNING name",
         )
         .bind(silent_since)
-        .fetch_all(self.writer())
+        .fetch_all(&mut *writer)
         .await?)
     }
 }
