@@ -432,11 +432,17 @@ fn a_node_that_stops_heartbeating_is_declared_gone_and_its_sessions_closed_as_no
         .find(|r| r["node"] == node_name(1))
         .unwrap();
     assert_eq!(row["end_reason"], "node lost", "{row}");
-    let lost = s
-        .cluster
-        .audit(0)
-        .into_iter()
-        .filter(|l| l["event"] == "node.lost")
-        .count();
-    assert_eq!(lost, 1, "one node.lost, from the node that noticed");
+    // The audit line follows the index change through the node's audit writer.
+    let lost = || {
+        s.cluster
+            .audit(0)
+            .into_iter()
+            .filter(|l| l["event"] == "node.lost")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lost() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(lost(), 1, "one node.lost, from the node that noticed");
 }

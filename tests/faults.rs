@@ -180,7 +180,12 @@ fn a_lock_held_by_another_process_refuses_sessions_and_session_ends_still_land()
     assert!(denial.contains("locked"), "{denial}");
     let verb = rig.request();
     assert_eq!(verb.code(), 1, "a verb that writes fails: {}", verb.err());
-    assert!(verb.err().contains("locked"), "{}", verb.err());
+    assert!(
+        verb.err().contains("locked"),
+        "{}\n{}",
+        verb.err(),
+        rig.world.gatehouse.log()
+    );
     let out = long.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "finished\n");
