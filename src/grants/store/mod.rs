@@ -128,3 +128,21 @@ pub trait GrantStore: Send + Sync {
     /// Grants changed after revision `since`.
     async fn changed_since(&self, since: i64) -> Result<Vec<GrantStatus>, GrantError>;
 }
+
+/// The compare-and-set check every backend makes before applying a [`Change`]: the grant
+/// `id`, whose stored state is `current` (`None`: no such grant), must still be `expected`.
+pub fn expect_state(
+    id: i64,
+    current: Option<&str>,
+    expected: GrantState,
+) -> Result<(), GrantError> {
+    let Some(current) = current else {
+        return Err(GrantError::Usage(format!("there is no grant {id}")));
+    };
+    if current != expected.as_str() {
+        return Err(GrantError::Conflict(format!(
+            "grant {id} is {current}, not {expected}; nothing was changed"
+        )));
+    }
+    Ok(())
+}

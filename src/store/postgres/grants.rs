@@ -28,7 +28,7 @@ use sqlx::{PgConnection, Row};
 use super::{GRANT_LOCK, PgStore};
 use crate::grants::Timestamp;
 use crate::grants::store::{
-    Applied, GrantFilter, GrantStatus, GrantStore, Reads, Snapshot, Transition, Write,
+    Applied, GrantFilter, GrantStatus, GrantStore, Reads, Snapshot, Transition, Write, expect_state,
 };
 use crate::grants::{Approval, Change, ChangeKind, Grant, GrantError, GrantState, NewGrant};
 
@@ -202,15 +202,7 @@ async fn change(conn: &mut PgConnection, change: &Change, rev: i64) -> Result<()
         .fetch_optional(&mut *conn)
         .await
         .map_err(db)?;
-    let Some(current) = current else {
-        return Err(GrantError::Usage(format!("there is no grant {id}")));
-    };
-    if current != change.expected.as_str() {
-        return Err(GrantError::Conflict(format!(
-            "grant {id} is {current}, not {}; nothing was changed",
-            change.expected
-        )));
-    }
+    expect_state(id, current.as_deref(), change.expected)?;
     match &change.kind {
         ChangeKind::Approve {
             approver,

@@ -9,7 +9,7 @@ use sqlx::{Row, SqliteConnection};
 use super::SqliteStore;
 use crate::grants::Timestamp;
 use crate::grants::store::{
-    Applied, GrantFilter, GrantStatus, GrantStore, Reads, Snapshot, Transition, Write,
+    Applied, GrantFilter, GrantStatus, GrantStore, Reads, Snapshot, Transition, Write, expect_state,
 };
 use crate::grants::{Approval, Change, ChangeKind, Grant, GrantError, GrantState, NewGrant};
 
@@ -161,15 +161,7 @@ async fn change(conn: &mut SqliteConnection, change: &Change, rev: i64) -> Resul
         .fetch_optional(&mut *conn)
         .await
         .map_err(db)?;
-    let Some(current) = current else {
-        return Err(GrantError::Usage(format!("there is no grant {id}")));
-    };
-    if current != change.expected.as_str() {
-        return Err(GrantError::Conflict(format!(
-            "grant {id} is {current}, not {}; nothing was changed",
-            change.expected
-        )));
-    }
+    expect_state(id, current.as_deref(), change.expected)?;
     match &change.kind {
         ChangeKind::Approve {
             approver,
