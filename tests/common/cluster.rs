@@ -47,18 +47,7 @@ impl Cluster {
         let shared = tmp.path().join("shared");
         std::fs::create_dir_all(&shared).unwrap();
         let recordings = shared.join("recordings");
-        let people = names
-            .iter()
-            .map(|name| {
-                let key = tmp.path().join(format!("{name}_ed25519"));
-                let public = keygen(&key, name);
-                Person {
-                    name: (*name).to_owned(),
-                    key,
-                    public,
-                }
-            })
-            .collect();
+        let people = people(tmp.path(), names);
         let mut nodes = Vec::new();
         let mut ca = String::new();
         for i in 0..count {

@@ -389,6 +389,22 @@ impl Drop for Gatehouse {
     }
 }
 
+/// A key pair in `dir` for each of `names`.
+pub fn people(dir: &Path, names: &[&str]) -> Vec<Person> {
+    names
+        .iter()
+        .map(|name| {
+            let key = dir.join(format!("{name}_ed25519"));
+            let public = keygen(&key, name);
+            Person {
+                name: (*name).to_owned(),
+                key,
+                public,
+            }
+        })
+        .collect()
+}
+
 /// A whole world: people, one target, a bastion, in one temporary directory.
 pub struct World {
     /// Keeps the directory alive.
@@ -416,18 +432,7 @@ impl World {
         target_extra: impl FnOnce(&Path) -> String,
     ) -> (World, Vec<Person>) {
         let tmp = tempfile::tempdir().unwrap();
-        let people = names
-            .iter()
-            .map(|name| {
-                let key = tmp.path().join(format!("{name}_ed25519"));
-                let public = keygen(&key, name);
-                Person {
-                    name: (*name).to_owned(),
-                    key,
-                    public,
-                }
-            })
-            .collect();
+        let people = people(tmp.path(), names);
         let (gatehouse, ca) = Gatehouse::prepare(&tmp.path().join("bastion"), config_extra);
         let extra = target_extra(tmp.path());
         let target = Target::start(&tmp.path().join("target"), &ca, &extra);
