@@ -89,6 +89,15 @@ impl Bastion {
         })
     }
 
+    /// The reason a session is refused because the store failed on `what`: the cause the
+    /// store can name (a deleted database file) when it can, otherwise the error itself.
+    pub fn store_unavailable(&self, what: &str, error: &dyn std::fmt::Display) -> String {
+        match self.store.diagnose() {
+            Some(cause) => format!("store unavailable: {cause}"),
+            None => format!("store unavailable: {what} ({error})"),
+        }
+    }
+
     /// The desk through which SSH verbs decide on grants.
     pub fn desk(&self) -> crate::grants::desk::GrantDesk<'_> {
         crate::grants::desk::GrantDesk {

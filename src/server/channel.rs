@@ -206,9 +206,7 @@ pub(super) async fn session(
                 &opened,
                 &identity,
                 &request,
-                access::Denial::new(format!(
-                    "store unavailable: grants cannot be checked now ({e})"
-                )),
+                access::Denial::new(bastion.store_unavailable("grants cannot be checked now", &e)),
             )
             .await;
             return;

@@ -88,7 +88,7 @@ pub(super) async fn run(
     };
     if let Err(e) = bastion.sessions.started(&record).await {
         let _ = recording.finish_in_background().await;
-        let why = format!("store unavailable: the session cannot be indexed ({e})");
+        let why = bastion.store_unavailable("the session cannot be indexed", &e);
         return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
     }
     // From here on the session has an index row, so it must get an end, if need be from the

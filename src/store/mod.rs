@@ -57,6 +57,13 @@ pub trait Backend: GrantStore + SessionIndex + AlertOutbox + NodeRegistry {
     /// Starts watching the database for faults and their end, reporting both to `health`.
     fn monitor(&self, health: &Health) -> JoinHandle<()>;
 
+    /// Why the database cannot be used right now, if a fault the monitor watches for is
+    /// present already, so a failed operation can be explained by its cause (a deleted file)
+    /// rather than by its symptom (a missing table), before the next tick of the monitor.
+    fn diagnose(&self) -> Option<String> {
+        None
+    }
+
     /// Woken when another process (or node) changed a grant, if the database can push that;
     /// the grant watch still polls the revision, so a missed push only delays.
     fn grant_changes(&self) -> Option<Arc<Notify>> {

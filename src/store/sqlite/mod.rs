@@ -101,6 +101,15 @@ impl SqliteStore {
             // so): a mapped file that another process truncates kills the process with
             // SIGBUS instead of returning an error.
             .pragma("mmap_size", "0");
+        // The file is created once, here. The pools' connections never create it: one opened
+        // after the file was deleted would otherwise start an empty database at the same
+        // path, and every statement would fail on a missing table instead of the deletion
+        // being reported.
+        sqlx::Connection::close(
+            <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await?,
+        )
+        .await?;
+        let options = options.create_if_missing(false);
         let health: Arc<OnceLock<Health>> = Arc::default();
         let writer = pool_options(1, &health)
             .connect_with(options.clone())
@@ -210,6 +219,12 @@ impl super::Backend for SqliteStore {
 
     fn monitor(&self, health: &Health) -> tokio::task::JoinHandle<()> {
         self.watch_health(health)
+    }
+
+    fn diagnose(&self) -> Option<String> {
+        let reason = self.same_file().and_then(|()| self.writable()).err()?;
+        self.report_fault(reason.clone());
+        Some(reason)
     }
 }
 

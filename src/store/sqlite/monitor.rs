@@ -65,7 +65,7 @@ impl SqliteStore {
     /// could be opened for writing now and their file system has room. A connection keeps
     /// writing through its open file after the file was made immutable; the next connection
     /// to open it would fail.
-    fn writable(&self) -> Result<(), String> {
+    pub(super) fn writable(&self) -> Result<(), String> {
         let path = self.path();
         let dir = path
             .parent()
@@ -89,7 +89,7 @@ impl SqliteStore {
     }
 
     /// `Ok` when the database's path still names the file that was opened.
-    fn same_file(&self) -> Result<(), String> {
+    pub(super) fn same_file(&self) -> Result<(), String> {
         let path = self.path().display();
         match (FileId::of(self.path()), self.identity()) {
             (Ok(now), Some(opened)) if now == opened => Ok(()),
@@ -120,6 +120,21 @@ mod tests {
         store.probe_write().await.unwrap();
         std::fs::remove_file(&path).unwrap();
         let why = store.same_file().unwrap_err();
+        assert!(why.contains("was deleted"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_database_is_never_recreated_by_a_new_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let _held = store.pool().acquire().await.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        // The pool's idle connection is held, so this one must open the path anew.
+        assert!(store.pool().acquire().await.is_err());
+        assert!(!path.exists(), "a new connection created an empty database");
+        use crate::store::Backend;
+        let why = store.diagnose().expect("the deletion is diagnosed");
         assert!(why.contains("was deleted"), "{why}");
     }
 }
