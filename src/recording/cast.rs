@@ -180,52 +180,114 @@ pub fn read_cast(path: &Path) -> Result<Cast, CastError> {
 /// Parses a recording held in memory, so callers that already have the bytes
 /// (or tests) need no file.
 pub fn parse_cast(bytes: &[u8]) -> Result<Cast, CastError> {
-    let mut lines = bytes.split_inclusive(|&b| b == b'\n').enumerate();
-    let (_, first) = lines
+    let mut lines = bytes.split_inclusive(|&b| b == b'\n');
+    let first = lines
         .next()
         .ok_or_else(|| CastError::Header("empty file".to_owned()))?;
     let header = parse_header(first)?;
+    let mut parser = EventLines::after_header();
     let mut events: Vec<Event> = Vec::new();
     let mut truncated = false;
-    // Which companion lines may follow: a raw-bytes line right after an output/input
-    // event, a NUL-runs line after the event or its raw-bytes line.
-    let mut raw_allowed = false;
-    let mut nul_runs_allowed = false;
-    for (index, line) in lines {
-        let line_no = index + 1;
+    for line in lines {
+        match parser.parse(line, events.last_mut())? {
+            ParsedLine::Event(event) => events.push(event),
+            ParsedLine::Folded | ParsedLine::Blank => {}
+            ParsedLine::Unfinished => {
+                truncated = true;
+                break;
+            }
+        }
+    }
+    Ok(Cast {
+        header,
+        events,
+        truncated,
+    })
+}
+
+/// What one line after the header turned out to be.
+#[derive(Debug)]
+pub(crate) enum ParsedLine {
+    /// A new event (its companion lines, if any, follow).
+    Event(Event),
+    /// A raw-bytes or NUL-runs companion, now folded into the previous event.
+    Folded,
+    /// A blank line.
+    Blank,
+    /// An unfinished last line that does not parse: the recorder died, or is still writing it.
+    Unfinished,
+}
+
+/// The event parser shared by [`parse_cast`] and the streaming reader of the screen player:
+/// one line at a time, remembering which companion lines may follow, so both read a recording
+/// by exactly the same rules.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EventLines {
+    /// 1-based number of the last line given (the header is line 1).
+    line_no: usize,
+    /// A raw-bytes line may follow: the previous line was an output or input event.
+    raw_allowed: bool,
+    /// A NUL-runs line may follow: after the event or its raw-bytes line.
+    nul_runs_allowed: bool,
+}
+
+impl EventLines {
+    /// A parser for the line after the header.
+    pub(crate) fn after_header() -> Self {
+        Self::before_line(2)
+    }
+
+    /// A parser that resumes at line `line_no`, which must start an event (or be blank): no
+    /// companion line is allowed before one.
+    pub(crate) fn before_line(line_no: usize) -> Self {
+        Self {
+            line_no: line_no.saturating_sub(1),
+            raw_allowed: false,
+            nul_runs_allowed: false,
+        }
+    }
+
+    /// 1-based number of the next line.
+    pub(crate) fn next_line_no(&self) -> usize {
+        self.line_no + 1
+    }
+
+    /// Parses the next line (with its `\n`, if it has one). `previous` is the event the line
+    /// would belong to if it is a companion; it is updated in place. An unfinished line that
+    /// does not parse leaves the parser as it was.
+    pub(crate) fn parse(
+        &mut self,
+        line: &[u8],
+        previous: Option<&mut Event>,
+    ) -> Result<ParsedLine, CastError> {
+        let line_no = self.line_no + 1;
         let complete = line.ends_with(b"\n");
         let parsed = std::str::from_utf8(line)
             .map_err(|err| err.to_string())
             .and_then(|text| parse_event_line(text.trim_end_matches(['\n', '\r'])));
-        let parsed = match parsed {
-            Ok(parsed) => parsed,
-            Err(_) if !complete => {
-                truncated = true;
-                break;
-            }
-            Err(message) => {
-                return Err(CastError::Event {
-                    line: line_no,
-                    message,
-                });
-            }
-        };
-        let Some((time, code, data)) = parsed else {
-            raw_allowed = false;
-            nul_runs_allowed = false;
-            continue;
-        };
         let bad_line = |message: String| CastError::Event {
             line: line_no,
             message,
         };
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            // Left as it was, so the line can be read again once it is finished.
+            Err(_) if !complete => return Ok(ParsedLine::Unfinished),
+            Err(message) => return Err(bad_line(message)),
+        };
+        self.line_no = line_no;
+        let Some((time, code, data)) = parsed else {
+            self.raw_allowed = false;
+            self.nul_runs_allowed = false;
+            return Ok(ParsedLine::Blank);
+        };
         if code == RAW_BYTES_CODE || code == NUL_RUNS_CODE {
             let allowed = if code == RAW_BYTES_CODE {
-                raw_allowed
+                self.raw_allowed
             } else {
-                nul_runs_allowed
+                self.nul_runs_allowed
             };
-            let previous = events.last_mut().filter(|_| allowed).ok_or_else(|| {
+            let previous = previous.filter(|_| allowed).ok_or_else(|| {
                 bad_line(format!(
                     "{code:?} line does not follow an output or input event"
                 ))
@@ -239,29 +301,25 @@ pub fn parse_cast(bytes: &[u8]) -> Result<Cast, CastError> {
                 previous.nul_runs =
                     parse_nul_runs(&data, without).map_err(|err| bad_line(err.to_string()))?;
             }
-            raw_allowed = false;
-            nul_runs_allowed = code == RAW_BYTES_CODE;
-            continue;
+            self.raw_allowed = false;
+            self.nul_runs_allowed = code == RAW_BYTES_CODE;
+            return Ok(ParsedLine::Folded);
         }
         let kind = EventKind::from_code(&code);
-        raw_allowed = matches!(kind, EventKind::Output | EventKind::Input);
-        nul_runs_allowed = raw_allowed;
-        events.push(Event {
+        self.raw_allowed = matches!(kind, EventKind::Output | EventKind::Input);
+        self.nul_runs_allowed = self.raw_allowed;
+        Ok(ParsedLine::Event(Event {
             time,
             kind,
             data,
             raw: None,
             nul_runs: Vec::new(),
-        });
+        }))
     }
-    Ok(Cast {
-        header,
-        events,
-        truncated,
-    })
 }
 
-fn parse_header(line: &[u8]) -> Result<CastHeader, CastError> {
+/// Parses the header line (the first line of a recording).
+pub(crate) fn parse_header(line: &[u8]) -> Result<CastHeader, CastError> {
     let raw: RawHeader =
         serde_json::from_slice(line).map_err(|err| CastError::Header(err.to_string()))?;
     if raw.version != 2 {

@@ -82,6 +82,7 @@ pub mod nul_runs;
 pub mod pool;
 pub mod replay;
 pub mod sanitize;
+pub mod screen;
 pub mod search;
 pub mod utf8;
 pub mod writer;
@@ -94,5 +95,5 @@ pub use live::{CreateError, Finishing, LateFinish, LiveRecording, Queued, WriteE
 pub use pool::IoPool;
 pub use replay::{RawMode, ReplayEnd, ReplayKey, ReplayOptions, replay, spawn_key_reader};
 pub use sanitize::Sanitizer;
-pub use search::{MatchSource, TextMatch, contains_text, find_text};
+pub use search::{MatchSource, TextMatch, TextSearch, contains_text, find_text};
 pub use writer::{Recorder, RecorderConfig, RecordingError, RecordingSummary};

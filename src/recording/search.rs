@@ -1,16 +1,23 @@
-//! Finding text in a recording, for "which sessions ran X" searches.
+//! Finding text in a recording, for "which sessions ran X" searches and for jumping to the
+//! moments a text appeared.
 //!
 //! Output and input are searched as two continuous streams, because a shell
 //! prints a command across several reads and a user types one key per event:
 //! a match may span any number of event boundaries. The streams are searched
 //! separately so typed keys interleaved with output cannot create or break a
 //! match. Matching is case-sensitive on the recorded text, escape sequences
-//! included.
+//! included. Marker labels are searched one by one.
+//!
+//! [`TextSearch`] takes events one at a time, so a recording can be searched while it is read
+//! from disk ([`crate::recording::screen::search_times`]) as well as in memory ([`find_text`]).
+
+use serde::Serialize;
 
 use super::cast::{Cast, Event, EventKind};
 
 /// Where a match was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MatchSource {
     /// The header's `command` (exec sessions).
     Command,
@@ -18,10 +25,12 @@ pub enum MatchSource {
     Output,
     /// Text the user typed.
     Input,
+    /// The label of a marker, such as `run: ls` written by a restricted shell.
+    Marker,
 }
 
-/// The first place a needle occurs, so a reviewer can jump to it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A place a needle occurs, so a reviewer can jump to it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TextMatch {
     /// Which part of the recording matched.
     pub source: MatchSource,
@@ -36,11 +45,9 @@ pub fn contains_text(cast: &Cast, needle: &str) -> bool {
 }
 
 /// The earliest occurrence of `needle`: the command first, then whichever of
-/// output and input matches earlier.
+/// output and input matches earlier. Marker labels are not searched here.
 pub fn find_text(cast: &Cast, needle: &str) -> Option<TextMatch> {
-    if needle.is_empty() {
-        return None;
-    }
+    let mut search = TextSearch::new(needle)?;
     if cast
         .header
         .command
@@ -52,49 +59,108 @@ pub fn find_text(cast: &Cast, needle: &str) -> Option<TextMatch> {
             time: 0.0,
         });
     }
-    let output = find_in_stream(&cast.events, &EventKind::Output, needle).map(|time| TextMatch {
-        source: MatchSource::Output,
-        time,
-    });
-    let input = find_in_stream(&cast.events, &EventKind::Input, needle).map(|time| TextMatch {
-        source: MatchSource::Input,
-        time,
-    });
+    let (mut output, mut input) = (None, None);
+    for event in &cast.events {
+        if output.is_some() && input.is_some() {
+            break;
+        }
+        search.push(event, |found| match found.source {
+            MatchSource::Output => {
+                output.get_or_insert(found);
+            }
+            MatchSource::Input => {
+                input.get_or_insert(found);
+            }
+            MatchSource::Command | MatchSource::Marker => {}
+        });
+    }
     match (output, input) {
         (Some(o), Some(i)) => Some(if i.time < o.time { i } else { o }),
         (o, i) => o.or(i),
     }
 }
 
-/// Searches the concatenated data of `kind` events, keeping only as much of
-/// the past as a match spanning into the next event can need.
-fn find_in_stream(events: &[Event], kind: &EventKind, needle: &str) -> Option<f64> {
-    let keep = needle.len() - 1;
-    let mut window = String::new();
-    // (byte offset in `window` where an event's data starts, its time)
-    let mut starts: Vec<(usize, f64)> = Vec::new();
-    for event in events.iter().filter(|event| &event.kind == kind) {
-        // Only positions that can include new data need searching.
-        let search_from = floor_char_boundary(&window, window.len().saturating_sub(keep));
-        starts.push((window.len(), event.time));
-        window.push_str(&event.data);
-        if let Some(found) = window[search_from..].find(needle) {
-            let at = search_from + found;
-            let index = starts.partition_point(|&(offset, _)| offset <= at);
-            return starts.get(index.saturating_sub(1)).map(|&(_, time)| time);
+/// Searches events as they come: every occurrence of the needle in the output stream, the
+/// input stream and marker labels, each reported once, when the event that completes it is
+/// pushed. Memory stays at the needle's length per stream, whatever the recording's size.
+#[derive(Debug, Clone)]
+pub struct TextSearch {
+    needle: String,
+    output: StreamWindow,
+    input: StreamWindow,
+}
+
+impl TextSearch {
+    /// A search for `needle`; `None` for an empty needle, which matches nothing.
+    pub fn new(needle: &str) -> Option<Self> {
+        if needle.is_empty() {
+            return None;
         }
-        let cut = floor_char_boundary(&window, window.len().saturating_sub(keep));
+        Some(Self {
+            needle: needle.to_owned(),
+            output: StreamWindow::default(),
+            input: StreamWindow::default(),
+        })
+    }
+
+    /// Searches `event` (with what came before it in its stream) and calls `found` for every
+    /// match that ends in it, in order of where the matches start.
+    pub fn push(&mut self, event: &Event, mut found: impl FnMut(TextMatch)) {
+        let (window, source) = match event.kind {
+            EventKind::Output => (&mut self.output, MatchSource::Output),
+            EventKind::Input => (&mut self.input, MatchSource::Input),
+            EventKind::Marker => {
+                if event.data.contains(&self.needle) {
+                    found(TextMatch {
+                        source: MatchSource::Marker,
+                        time: event.time,
+                    });
+                }
+                return;
+            }
+            EventKind::Resize | EventKind::Other(_) => return,
+        };
+        window.push(&self.needle, event.time, &event.data, |time| {
+            found(TextMatch { source, time });
+        });
+    }
+}
+
+/// The end of one stream: only as much of the past as a match spanning into the next event can
+/// need.
+#[derive(Debug, Clone, Default)]
+struct StreamWindow {
+    text: String,
+    /// (byte offset in `text` where an event's data starts, its time)
+    starts: Vec<(usize, f64)>,
+}
+
+impl StreamWindow {
+    fn push(&mut self, needle: &str, time: f64, data: &str, mut found: impl FnMut(f64)) {
+        let keep = needle.len() - 1;
+        // Only positions that can include new data need searching: a match that starts
+        // earlier lies wholly in text already searched.
+        let mut from = floor_char_boundary(&self.text, self.text.len().saturating_sub(keep));
+        self.starts.push((self.text.len(), time));
+        self.text.push_str(data);
+        while let Some(at) = self.text[from..].find(needle).map(|found| from + found) {
+            let index = self.starts.partition_point(|&(offset, _)| offset <= at);
+            if let Some(&(_, time)) = self.starts.get(index.saturating_sub(1)) {
+                found(time);
+            }
+            from = at + self.text[at..].chars().next().map_or(1, char::len_utf8);
+        }
+        let cut = floor_char_boundary(&self.text, self.text.len().saturating_sub(keep));
         if cut > 0 {
-            window.drain(..cut);
+            self.text.drain(..cut);
             // The event in which the retained text starts now starts at 0.
-            let first_kept = starts.partition_point(|&(offset, _)| offset <= cut) - 1;
-            starts.drain(..first_kept);
-            for (offset, _) in &mut starts {
+            let first_kept = self.starts.partition_point(|&(offset, _)| offset <= cut) - 1;
+            self.starts.drain(..first_kept);
+            for (offset, _) in &mut self.starts {
                 *offset = offset.saturating_sub(cut);
             }
         }
     }
-    None
 }
 
 fn floor_char_boundary(text: &str, mut index: usize) -> usize {
