@@ -15,6 +15,7 @@ pub mod ca;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod credentials;
 pub mod duration;
 pub mod events;
 pub mod fscheck;
