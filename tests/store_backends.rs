@@ -2,7 +2,8 @@
 //! backends: SQLite in a temporary file, and a real PostgreSQL server of the tests' own. Then,
 //! on PostgreSQL only, several stores opened on one database at the same moment, as the nodes
 //! of a cluster open it: migrations, outbox claims, approvals, break-glass limits, sweeps, the
-//! push of grant changes, and a server that stops and comes back.
+//! push of grant changes, and a server that stops and comes back. Web sign-in and API tokens
+//! have their own scenarios ([`web`], [`web_schema`]).
 
 /// Stores opened on one PostgreSQL database at the same moment, as nodes of a cluster.
 #[path = "store_backends/cluster.rs"]
@@ -23,6 +24,12 @@ mod records;
 /// TLS to PostgreSQL as the store URL asks for it.
 #[path = "store_backends/tls.rs"]
 mod tls;
+/// Web sign-in links, browser sessions and API tokens on every backend.
+#[path = "store_backends/web.rs"]
+mod web;
+/// The migration that adds them, on a database of the previous version.
+#[path = "store_backends/web_schema.rs"]
+mod web_schema;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};

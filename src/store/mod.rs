@@ -1,5 +1,5 @@
-//! Durable state: grants, approvals, the session index, reviews, the alert outbox and the node
-//! registry.
+//! Durable state: grants, approvals, the session index, reviews, the alert outbox, the node
+//! registry, and web sign-in and API tokens.
 //!
 //! One node uses SQLite (WAL mode), the embedded default. Several nodes share PostgreSQL. Both
 //! implement the same traits ([`Backend`]), and nothing above this module knows which one it
@@ -10,6 +10,7 @@ pub mod outbox;
 mod postgres;
 pub mod sessions;
 mod sqlite;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use outbox::AlertOutbox;
 pub use postgres::PgStore;
 use sessions::SessionIndex;
 pub use sqlite::SqliteStore;
+use web::WebAuth;
 
 /// Errors from the store. Callers on the way to an access decision treat any of them as a denial.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +52,7 @@ pub enum StoreError {
 }
 
 /// Everything Gatehouse keeps in a database, whichever database it is.
-pub trait Backend: GrantStore + SessionIndex + AlertOutbox + NodeRegistry {
+pub trait Backend: GrantStore + SessionIndex + AlertOutbox + NodeRegistry + WebAuth {
     /// The store for logs and messages (no password).
     fn describe(&self) -> String;
 

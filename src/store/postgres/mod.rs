@@ -10,6 +10,7 @@
 //! - Reviews and node losses are single conditional statements: a second node's
 //!   `INSERT … ON CONFLICT DO NOTHING` or `UPDATE … WHERE state = 'up'` waits for the first to
 //!   commit and then finds nothing to do.
+//! - Sign-in links are spent, and token revocations taken, the same way (see [`web`]).
 //! - Migrations run in one transaction behind another advisory lock ([`MIGRATION_LOCK`]), so
 //!   nodes that start together apply each one once.
 //!
@@ -33,13 +34,17 @@ mod monitor;
 mod nodes;
 mod outbox;
 mod sessions;
+mod web;
 
 use super::StoreError;
 use crate::health::{Component, Health};
 
 /// Schema versions, applied in order, all in the one transaction that holds
 /// [`MIGRATION_LOCK`].
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_schema.sql"),
+    include_str!("../../../migrations/postgres/0002_web.sql"),
+];
 
 /// The advisory lock key held while the schema is brought up to date ("gatehouse" migrations).
 const MIGRATION_LOCK: i64 = 0x6761_7465_6d69_6731;

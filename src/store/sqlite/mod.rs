@@ -28,6 +28,7 @@ mod monitor;
 mod nodes;
 mod outbox;
 mod sessions;
+mod web;
 
 use super::StoreError;
 use crate::health::{Component, Health};
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0003_reviews.sql"),
     include_str!("../../../migrations/0004_alerts.sql"),
     include_str!("../../../migrations/0005_nodes.sql"),
+    include_str!("../../../migrations/0006_web.sql"),
 ];
 
 /// A SQLite database file.
