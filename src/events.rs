@@ -77,6 +77,12 @@ pub enum EventKind {
     /// A session ended.
     #[serde(rename = "session.ended")]
     SessionEnded,
+    /// An operator created an API token (the line names its id and scope, never its secret).
+    #[serde(rename = "token.created")]
+    TokenCreated,
+    /// An operator revoked an API token.
+    #[serde(rename = "token.revoked")]
+    TokenRevoked,
 }
 
 impl EventKind {
@@ -103,6 +109,8 @@ impl EventKind {
             EventKind::SessionDenied => "session.denied",
             EventKind::SessionStarted => "session.started",
             EventKind::SessionEnded => "session.ended",
+            EventKind::TokenCreated => "token.created",
+            EventKind::TokenRevoked => "token.revoked",
         }
     }
 }

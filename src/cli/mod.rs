@@ -9,6 +9,7 @@ mod nodes;
 mod review;
 mod serve;
 mod sessions;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +98,15 @@ pub enum Command {
         #[command(subcommand)]
         command: nodes::NodesCommand,
     },
+    /// API tokens for scripts and other systems (`Authorization: Bearer TOKEN`).
+    Tokens {
+        /// Config file.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
+    },
     /// The user CA.
     Ca {
         /// What to do with it.
@@ -152,6 +162,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Grants { config, command } => {
             grants::run(Config::discover(config.as_deref())?, command)
+        }
+        Command::Tokens { config, command } => {
+            tokens::run(Config::discover(config.as_deref())?, command)
         }
     }
 }
