@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use crate::alerts::{Alerts, NoopObserver};
 use crate::config::Config;
-use crate::events::{AuditRecorder, AuditUnwritable, Event, EventKind, Events};
+use crate::events::{AuditRecorder, Event, EventKind, Events};
 use crate::grants::operator;
 use crate::server::verbs::grants::when;
 use crate::store;
-use crate::store::sessions::{AckError, Review, ReviewSeal};
+use crate::store::sessions::{AckError, AckedLine, Review};
 
 /// `gatehouse review …`.
 #[derive(Debug, Subcommand)]
@@ -149,19 +149,4 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
             }
         }
     })
-}
-
-/// Seals a review with its `review.acked` line, written durably before the review commits.
-struct AckedLine<'a> {
-    events: &'a Events,
-    acked: &'a Event,
-}
-
-#[async_trait::async_trait]
-impl ReviewSeal for AckedLine<'_> {
-    async fn seal(&self) -> Result<(), AuditUnwritable> {
-        self.events
-            .record_durable(std::slice::from_ref(self.acked))
-            .await
-    }
 }

@@ -69,6 +69,7 @@ impl Filter {
             target: self.target.clone(),
             since,
             limit: Some(100_000),
+            ..SessionFilter::default()
         })
     }
 }

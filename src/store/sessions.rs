@@ -10,7 +10,7 @@ use super::StoreError;
 use crate::grants::Timestamp;
 
 /// One session as indexed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SessionRecord {
     /// The session id (a UUID v7, so ids sort by time).
     pub id: String,
@@ -49,7 +49,7 @@ pub struct SessionRecord {
 }
 
 /// A review of a break-glass session.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Review {
     /// Who reviewed it.
     pub reviewer: String,
@@ -83,10 +83,20 @@ pub struct SessionFilter {
     pub user: Option<String>,
     /// Only on this target.
     pub target: Option<String>,
+    /// Only under this role.
+    pub role: Option<String>,
     /// Only those started at or after.
     pub since: Option<Timestamp>,
+    /// Only those started before.
+    pub until: Option<Timestamp>,
+    /// Only break-glass sessions (`Some(true)`) or only the others (`Some(false)`).
+    pub break_glass: Option<bool>,
+    /// Only those still running, with no recorded end (`Some(true)`), or only ended ones.
+    pub running: Option<bool>,
     /// At most this many, newest first.
     pub limit: Option<u32>,
+    /// Skip this many first (for paging).
+    pub offset: Option<u32>,
 }
 
 /// Makes a review durable elsewhere (its audit line) before the store commits it; an error
@@ -95,6 +105,24 @@ pub struct SessionFilter {
 pub trait ReviewSeal: Send + Sync {
     /// Writes the review's evidence.
     async fn seal(&self) -> Result<(), crate::events::AuditUnwritable>;
+}
+
+/// Seals a review with its `review.acked` audit line, written durably before the review
+/// commits (the operator command and the web console both review this way).
+pub struct AckedLine<'a> {
+    /// Where the line goes.
+    pub events: &'a crate::events::Events,
+    /// The `review.acked` event.
+    pub acked: &'a crate::events::Event,
+}
+
+#[async_trait]
+impl ReviewSeal for AckedLine<'_> {
+    async fn seal(&self) -> Result<(), crate::events::AuditUnwritable> {
+        self.events
+            .record_durable(std::slice::from_ref(self.acked))
+            .await
+    }
 }
 
 /// Why a review was not stored.

@@ -76,8 +76,9 @@ pub async fn sessions_are_indexed_and_completed(store: &Store) {
     assert_eq!(got.sha256.as_deref(), Some("ab"));
     assert!(store.session("nope").await.unwrap().is_none());
 
-    let mut other = session("0190-b", "n1", "bob", false, 110);
+    let mut other = session("0190-b", "n1", "bob", true, 110);
     other.target = "db-01".into();
+    other.role = "db-ops".into();
     store.started(&other).await.unwrap();
     store
         .started(&session("0190-c", "n2", "alice", false, 120))
@@ -111,6 +112,65 @@ pub async fn sessions_are_indexed_and_completed(store: &Store) {
         ..Default::default()
     };
     assert!(store.sessions(&none).await.unwrap().is_empty());
+    let cases = [
+        (
+            SessionFilter {
+                role: Some("db-ops".into()),
+                ..Default::default()
+            },
+            vec!["0190-b"],
+        ),
+        (
+            SessionFilter {
+                until: Some(120),
+                ..Default::default()
+            },
+            vec!["0190-b", "0190-a"],
+        ),
+        (
+            SessionFilter {
+                break_glass: Some(true),
+                ..Default::default()
+            },
+            vec!["0190-b"],
+        ),
+        (
+            SessionFilter {
+                break_glass: Some(false),
+                ..Default::default()
+            },
+            vec!["0190-c", "0190-a"],
+        ),
+        (
+            SessionFilter {
+                running: Some(true),
+                ..Default::default()
+            },
+            vec!["0190-c", "0190-b"],
+        ),
+        (
+            SessionFilter {
+                running: Some(false),
+                ..Default::default()
+            },
+            vec!["0190-a"],
+        ),
+        (
+            SessionFilter {
+                limit: Some(1),
+                offset: Some(1),
+                ..Default::default()
+            },
+            vec!["0190-b"],
+        ),
+    ];
+    for (filter, want) in cases {
+        assert_eq!(
+            ids(store.sessions(&filter).await.unwrap()),
+            want,
+            "{filter:?}"
+        );
+    }
 }
 
 /// A review seal that succeeds or not.

@@ -103,12 +103,20 @@ impl SessionIndex for PgStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM sessions s WHERE ($1::text IS NULL OR s.\"user\" = $1) \
              AND ($2::text IS NULL OR s.target = $2) AND ($3::bigint IS NULL OR s.started_at >= $3) \
-             ORDER BY s.started_at DESC, s.id COLLATE \"C\" DESC LIMIT $4"
+             AND ($4::text IS NULL OR s.role = $4) AND ($5::bigint IS NULL OR s.started_at < $5) \
+             AND ($6::boolean IS NULL OR s.break_glass = $6) \
+             AND ($7::boolean IS NULL OR (s.ended_at IS NULL) = $7) \
+             ORDER BY s.started_at DESC, s.id COLLATE \"C\" DESC LIMIT $8 OFFSET $9"
         )))
         .bind(&filter.user)
         .bind(&filter.target)
         .bind(filter.since)
+        .bind(&filter.role)
+        .bind(filter.until)
+        .bind(filter.break_glass)
+        .bind(filter.running)
         .bind(i64::from(filter.limit.unwrap_or(1000)))
+        .bind(i64::from(filter.offset.unwrap_or(0)))
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)

@@ -85,12 +85,20 @@ impl SessionIndex for SqliteStore {
     async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM sessions WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR target = ?2) \
-             AND (?3 IS NULL OR started_at >= ?3) ORDER BY started_at DESC, id DESC LIMIT ?4",
+             AND (?3 IS NULL OR started_at >= ?3) AND (?4 IS NULL OR role = ?4) \
+             AND (?5 IS NULL OR started_at < ?5) AND (?6 IS NULL OR break_glass = ?6) \
+             AND (?7 IS NULL OR (ended_at IS NULL) = ?7) \
+             ORDER BY started_at DESC, id DESC LIMIT ?8 OFFSET ?9",
         )
         .bind(&filter.user)
         .bind(&filter.target)
         .bind(filter.since)
+        .bind(&filter.role)
+        .bind(filter.until)
+        .bind(filter.break_glass)
+        .bind(filter.running)
         .bind(filter.limit.unwrap_or(1000) as i64)
+        .bind(filter.offset.unwrap_or(0) as i64)
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
