@@ -125,8 +125,10 @@ fn token_event(kind: EventKind, actor: &Actor, token: &TokenRecord) -> Event {
         "scope": token.scope,
         "expires_at": token.expires_at,
     });
-    if let Some(account) = actor.unix_account() {
-        detail["unix_account"] = account.into();
+    if let Some(serde_json::Value::Object(door)) = actor.detail() {
+        for (k, v) in door {
+            detail[k] = v;
+        }
     }
     Event {
         user: Some(token.user.clone()),

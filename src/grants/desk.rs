@@ -303,9 +303,7 @@ pub fn events_for(applied: &Applied, actor: Option<&Actor>) -> Vec<Event> {
         target: Some(g.target.clone()),
         role: Some(g.role.clone()),
         grant_id: Some(g.id),
-        detail: actor
-            .and_then(Actor::unix_account)
-            .map(|a| serde_json::json!({ "unix_account": a })),
+        detail: actor.and_then(Actor::detail),
         ..Event::new(kind)
     };
     match &applied.write {

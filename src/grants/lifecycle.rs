@@ -26,6 +26,23 @@ pub enum Actor {
     /// Gatehouse itself: the expiry sweep (`gatehouse`), or a policy change that took a role
     /// away (`policy`).
     System(&'static str),
+    /// A user of the bastion through the web console or the HTTP API: exactly the rights of
+    /// [`Actor::User`], with the door named in the audit line.
+    Web {
+        /// The person.
+        user: Arc<User>,
+        /// How they came: `browser`, or `token` with the token's id.
+        via: WebVia,
+    },
+}
+
+/// The web door a user came through, named in the audit lines of what they did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebVia {
+    /// A signed-in browser session.
+    Browser,
+    /// An API token, by its public id.
+    Token(String),
 }
 
 impl Actor {
@@ -34,7 +51,9 @@ impl Actor {
     /// an unmapped operator, and the word for Gatehouse itself.
     pub fn name(&self) -> String {
         match self {
-            Actor::User(u) | Actor::Operator { user: Some(u), .. } => u.name.clone(),
+            Actor::User(u) | Actor::Web { user: u, .. } | Actor::Operator { user: Some(u), .. } => {
+                u.name.clone()
+            }
             Actor::Operator {
                 account,
                 user: None,
@@ -46,18 +65,48 @@ impl Actor {
     /// The policy user behind this actor, if any.
     pub fn person(&self) -> Option<&Arc<User>> {
         match self {
-            Actor::User(u) | Actor::Operator { user: Some(u), .. } => Some(u),
+            Actor::User(u) | Actor::Web { user: u, .. } | Actor::Operator { user: Some(u), .. } => {
+                Some(u)
+            }
             _ => None,
         }
     }
 
-    /// The Unix account, for an operator.
-    pub fn unix_account(&self) -> Option<&str> {
+    /// What the audit line says about the door beside the name: the Unix account of an
+    /// operator, the web door of a web user.
+    pub fn detail(&self) -> Option<serde_json::Value> {
         match self {
-            Actor::Operator { account, .. } => Some(account),
+            Actor::Operator { account, .. } => Some(serde_json::json!({ "unix_account": account })),
+            Actor::Web {
+                via: WebVia::Browser,
+                ..
+            } => Some(serde_json::json!({ "via": "web" })),
+            Actor::Web {
+                via: WebVia::Token(id),
+                ..
+            } => Some(serde_json::json!({ "via": "api", "token": id })),
             _ => None,
         }
     }
+}
+
+/// Whether `user` may approve or deny `grant` now: it is pending, not theirs, its role names
+/// one of their groups as approvers, and they have not approved it already. The lists of
+/// requests a person may decide (SSH `grants`, the web console) show exactly these; the desk
+/// checks the same rules again when the decision is made.
+pub fn may_decide(
+    grant: &Grant,
+    user: &User,
+    policy: &Policy,
+    now: Timestamp,
+    request_ttl: Duration,
+) -> bool {
+    grant.user != user.name
+        && grant.state_at(now, request_ttl) == GrantState::Pending
+        && policy
+            .role(&grant.role)
+            .is_some_and(|r| r.has_approver(user))
+        && !grant.approvals.iter().any(|ap| ap.approver == user.name)
 }
 
 /// A request as typed.
@@ -194,7 +243,7 @@ pub fn decide_on(
     // Taking access away is open to anyone at the bastion's command line and to Gatehouse
     // itself; over SSH it needs an approver of the role (or the holder, for a revoke).
     let may_end = match actor {
-        Actor::User(_) => may_approve,
+        Actor::User(_) | Actor::Web { .. } => may_approve,
         Actor::Operator { .. } | Actor::System(_) => true,
     };
     let by = actor.name();

@@ -21,7 +21,9 @@ pub mod watch;
 use std::fmt;
 use std::time::Duration;
 
-pub use lifecycle::{Actor, Decision, RequestInput, check_text, decide_on, new_request};
+pub use lifecycle::{
+    Actor, Decision, RequestInput, WebVia, check_text, decide_on, may_decide, new_request,
+};
 
 /// Seconds since the Unix epoch; the unit of every timestamp in grants.
 pub type Timestamp = i64;

@@ -219,9 +219,7 @@ pub async fn list(bastion: &Bastion, policy: &Policy, user: &Arc<User>, raw: &st
     };
     let decidable: Vec<&Grant> = pending
         .iter()
-        .filter(|g| g.user != user.name && g.state_at(now, ttl) == GrantState::Pending)
-        .filter(|g| policy.role(&g.role).is_some_and(|r| r.has_approver(user)))
-        .filter(|g| !g.approvals.iter().any(|ap| ap.approver == user.name))
+        .filter(|g| grants::may_decide(g, user, policy, now, ttl))
         .collect();
     let mine: Vec<&Grant> = mine
         .iter()
