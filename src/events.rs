@@ -47,6 +47,24 @@ pub enum EventKind {
     /// A break-glass session was reviewed.
     #[serde(rename = "review.acked")]
     ReviewAcked,
+    /// A one-time sign-in link for the web console was handed out (`ssh bastion web`).
+    #[serde(rename = "web.link_issued")]
+    WebLinkIssued,
+    /// A browser signed in to the web console.
+    #[serde(rename = "web.signed_in")]
+    WebSignedIn,
+    /// A sign-in to the web console was refused (a used, expired or unknown link).
+    #[serde(rename = "web.sign_in_refused")]
+    WebSignInRefused,
+    /// A browser signed out of the web console.
+    #[serde(rename = "web.signed_out")]
+    WebSignedOut,
+    /// Someone watched or downloaded a session's recording.
+    #[serde(rename = "session.viewed")]
+    SessionViewed,
+    /// Someone read the audit log through the web console or the API.
+    #[serde(rename = "audit.viewed")]
+    AuditViewed,
     /// A grant was requested.
     #[serde(rename = "grant.requested")]
     GrantRequested,
@@ -103,6 +121,12 @@ impl EventKind {
             EventKind::GrantApproved => "grant.approved",
             EventKind::GrantActivated => "grant.activated",
             EventKind::GrantDenied => "grant.denied",
+            EventKind::WebLinkIssued => "web.link_issued",
+            EventKind::WebSignedIn => "web.signed_in",
+            EventKind::WebSignInRefused => "web.sign_in_refused",
+            EventKind::WebSignedOut => "web.signed_out",
+            EventKind::SessionViewed => "session.viewed",
+            EventKind::AuditViewed => "audit.viewed",
             EventKind::GrantRevoked => "grant.revoked",
             EventKind::GrantExpired => "grant.expired",
             EventKind::GrantLapsed => "grant.lapsed",
@@ -218,6 +242,8 @@ pub struct Events {
     queued: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The node these events happen on, named in every alert.
     node: Option<String>,
+    /// The web console's address, for the links in alerts that call for action.
+    console: Option<String>,
 }
 
 /// How events reach the audit log: queued to the server's writer thread, or appended at once
@@ -238,6 +264,7 @@ impl Events {
             alerts,
             queued: Mutex::new(Vec::new()),
             node: None,
+            console: None,
         }
     }
 
@@ -248,10 +275,23 @@ impl Events {
         self
     }
 
-    /// The alert an event raises, if any, naming this node.
+    /// Links the alerts that call for action to the web console at `public_url`: a new
+    /// request to the requests page, a break-glass use to the review queue.
+    pub fn with_console(mut self, public_url: &str) -> Events {
+        self.console = Some(public_url.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The alert an event raises, if any, naming this node and linking to the console.
     fn alert_for(&self, event: &Event) -> Option<Alert> {
+        let link = self.console.as_ref().and_then(|url| match event.kind? {
+            EventKind::GrantRequested => Some(format!("{url}/requests#grant-{}", event.grant_id?)),
+            EventKind::BreakglassActivated => Some(format!("{url}/review")),
+            _ => None,
+        });
         Alert::from_event(event).map(|alert| Alert {
             node: self.node.clone(),
+            link,
             ..alert
         })
     }

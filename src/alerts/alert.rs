@@ -169,6 +169,10 @@ pub struct Alert {
     /// The node where it happened (`[cluster] node_name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Where to act on it in the web console (a request to decide, the review queue), when
+    /// the console is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl Alert {
@@ -190,6 +194,7 @@ impl Alert {
             session_id: None,
             reason: None,
             node: None,
+            link: None,
         }
     }
 
