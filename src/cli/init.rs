@@ -43,6 +43,12 @@ pub fn run(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let (ca, _) = keys::load_or_create(&config.ca.key, "gatehouse-user-ca")?;
     keys::load_or_create(&config.host_key, "gatehouse-host")?;
+    // The web console's certificate, so turning on `[http] listen` needs no other step; the
+    // fingerprint is what a browser's warning about a self-signed certificate should show.
+    let web_certificate = match &config.http.tls {
+        Some(files) => Some(crate::http::tls::load_or_create(files)?.0.fingerprint()),
+        None => None,
+    };
     println!("Gatehouse is set up in {}.", dir.display());
     println!();
     println!("Next:");
@@ -56,6 +62,13 @@ pub fn run(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     );
     println!("     {}", ca.public_key().to_openssh()?);
     println!("  4. gatehouse serve --config {}", config_path.display());
+    if let Some(fingerprint) = web_certificate {
+        println!();
+        println!(
+            "The web console ([http] listen, off until set) serves a certificate with SHA-256 fingerprint"
+        );
+        println!("  {fingerprint}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,8 +13,10 @@ use serde::Deserialize;
 use crate::duration;
 
 pub mod cluster;
+pub mod http;
 
 pub use cluster::ClusterConfig;
+pub use http::HttpConfig;
 
 /// The file name looked up in the working directory when neither `--config` nor
 /// `GATEHOUSE_CONFIG` names one.
@@ -88,6 +90,8 @@ pub struct Config {
     pub alerts: crate::alerts::AlertsConfig,
     /// This node's place among several sharing one store (`[cluster]`).
     pub cluster: ClusterConfig,
+    /// The web console, HTTP API and operations endpoints (`[http]`).
+    pub http: HttpConfig,
 }
 
 /// Break-glass (`[breakglass]`).
@@ -254,7 +258,7 @@ struct RawConfig {
     #[serde(default)]
     cluster: cluster::RawCluster,
     #[serde(default)]
-    http: Option<toml::Value>,
+    http: http::RawHttp,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -484,10 +488,10 @@ impl Config {
                 alert_wait: dur("breakglass.alert_wait", raw.breakglass.alert_wait, "3s")?,
             },
             cluster: cluster::resolve(raw.cluster).map_err(invalid)?,
+            http: http::resolve(raw.http, base, &data_dir).map_err(invalid)?,
             data_dir,
             source,
         };
-        let _ = raw.http;
         Ok(config)
     }
 }
