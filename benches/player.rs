@@ -41,13 +41,43 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "deploy", "config", "server", "gatehouse", "session", "index", "README.md", "Cargo.toml",
-    "src", "target", "build.rs", "main.rs", "lib.rs", "tests", "données", "日本語", "naïve",
-    "warning", "error", "ok", "✓", "→", "backup-2024.tar.gz", "node_modules", ".ssh",
+    "deploy",
+    "config",
+    "server",
+    "gatehouse",
+    "session",
+    "index",
+    "README.md",
+    "Cargo.toml",
+    "src",
+    "target",
+    "build.rs",
+    "main.rs",
+    "lib.rs",
+    "tests",
+    "données",
+    "日本語",
+    "naïve",
+    "warning",
+    "error",
+    "ok",
+    "✓",
+    "→",
+    "backup-2024.tar.gz",
+    "node_modules",
+    ".ssh",
 ];
 const COLOURS: &[&str] = &[
-    "\x1b[0m", "\x1b[1;34m", "\x1b[0;32m", "\x1b[1;31m", "\x1b[38;5;208m", "\x1b[38;2;90;160;250m",
-    "\x1b[7m", "\x1b[4;33m", "\x1b[2m", "\x1b[3m",
+    "\x1b[0m",
+    "\x1b[1;34m",
+    "\x1b[0;32m",
+    "\x1b[1;31m",
+    "\x1b[38;5;208m",
+    "\x1b[38;2;90;160;250m",
+    "\x1b[7m",
+    "\x1b[4;33m",
+    "\x1b[2m",
+    "\x1b[3m",
 ];
 
 /// Writes recordings event by event, as the recorder would, splitting output into pty reads.
@@ -94,7 +124,11 @@ fn generate(path: &Path, target: u64) {
     while w.written < target {
         let prompt = "\x1b[1;32malice@web-01\x1b[0m:\x1b[1;34m~/src\x1b[0m$ ";
         w.output(&mut rng, prompt);
-        let command = format!("{} {}", rng.pick(&["ls -l", "cargo build", "tail", "top", "clear"]), rng.pick(WORDS));
+        let command = format!(
+            "{} {}",
+            rng.pick(&["ls -l", "cargo build", "tail", "top", "clear"]),
+            rng.pick(WORDS)
+        );
         for ch in command.chars() {
             w.event(0.05 + rng.below(200) as f64 / 1000.0, "i", &ch.to_string());
             w.event(0.002, "o", &ch.to_string());
@@ -219,7 +253,10 @@ fn bench(c: &mut Criterion) {
     let started = Instant::now();
     let cold = Screens::with_options(4, options);
     cold.frame_at(&path, middle).unwrap();
-    println!("seek to middle, cold index (build + seek): {:.2?}", started.elapsed());
+    println!(
+        "seek to middle, cold index (build + seek): {:.2?}",
+        started.elapsed()
+    );
 
     let screens = Screens::with_options(4, options);
     screens.timeline(&path).unwrap();
@@ -237,7 +274,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             // A spread of times that fall anywhere between keyframes.
             i = (i + 7919) % 10_007;
-            screens.frame_at(&path, duration * i as f64 / 10_007.0).unwrap()
+            screens
+                .frame_at(&path, duration * i as f64 / 10_007.0)
+                .unwrap()
         })
     });
     group.bench_function("latest, cached index", |b| {

@@ -122,7 +122,9 @@ mod tests {
         assert_eq!(parse_resize("100x30"), Some((100, 30)));
         assert_eq!(parse_resize("0x0"), Some((1, 1)));
         assert_eq!(parse_resize("99999999x2"), Some((MAX_COLS, 2)));
-        for bad in ["", "x", "80", "80x", "x24", "-1x2", "+1x2", "1x2x3", "a x b", "1 x 2"] {
+        for bad in [
+            "", "x", "80", "80x", "x24", "-1x2", "+1x2", "1x2x3", "a x b", "1 x 2",
+        ] {
             assert_eq!(parse_resize(bad), None, "{bad:?}");
         }
     }
@@ -137,7 +139,10 @@ mod tests {
             raw: None,
             nul_runs: Vec::new(),
         };
-        original.apply(&event(EventKind::Output, "ab\x1b[31mcd\x1b[?25l\x1b[2;3Hx\x1b[4"));
+        original.apply(&event(
+            EventKind::Output,
+            "ab\x1b[31mcd\x1b[?25l\x1b[2;3Hx\x1b[4",
+        ));
         original.apply(&event(EventKind::Resize, "12x4"));
         let snapshot = original.snapshot();
         let mut restored = Emulator::restore(&snapshot);

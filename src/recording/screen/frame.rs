@@ -16,7 +16,7 @@ use avt::{Cell, Color, Pen, Terminal};
 use serde::Serialize;
 
 /// The terminal screen at one moment of a recording.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Frame {
     /// Seconds since the start of the recording.
     pub time: f64,
@@ -32,7 +32,7 @@ pub struct Frame {
 }
 
 /// A run of adjacent cells of one row with the same style.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Span {
     /// The characters, one per cell (a double-width character stands for two cells).
     pub text: String,
@@ -53,7 +53,7 @@ pub struct Span {
 }
 
 /// The cursor of a [`Frame`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FrameCursor {
     /// Column, 0-based, within `0..cols`.
     pub col: u16,
@@ -300,7 +300,14 @@ mod tests {
         // The emulator prints DEL into a cell; it is shown as a replacement too.
         assert_eq!(text, "a\u{fffd}b\u{fffd}c\u{fffd}d\u{fffd}e\u{fffd}f");
         assert!(!text.chars().any(char::is_control));
-        for ch in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202d}', '\u{2066}', '\u{e0041}'] {
+        for ch in [
+            '\u{1b}',
+            '\u{7}',
+            '\u{9b}',
+            '\u{202d}',
+            '\u{2066}',
+            '\u{e0041}',
+        ] {
             assert_eq!(display_char(ch), '\u{fffd}', "{ch:?}");
         }
         for ch in ['a', 'é', '界', '😀', '\u{2500}', '<'] {

@@ -32,11 +32,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::ScreenError;
 use super::emulator::{Emulator, Snapshot, clamp_size, parse_resize};
 use super::frame::Frame;
 use super::reader::{CastReader, ReadError, ReadState, ReaderEvent};
 use super::timeline::{Timeline, TimelineBuilder};
-use super::ScreenError;
 use crate::recording::cast::{CastHeader, EventKind};
 
 /// Read buffer for recordings: large enough that a pass is not dominated by system calls.
@@ -272,7 +272,10 @@ impl ScreenIndex {
 
     /// Plays every event `reader` yields into the emulator, keeping keyframes and the
     /// timeline, and remembers where reading stopped.
-    fn absorb<R: std::io::BufRead>(&mut self, mut reader: CastReader<R>) -> Result<(), ScreenError> {
+    fn absorb<R: std::io::BufRead>(
+        &mut self,
+        mut reader: CastReader<R>,
+    ) -> Result<(), ScreenError> {
         let path = self.path.clone();
         while let Some(ReaderEvent {
             event,
@@ -281,7 +284,10 @@ impl ScreenIndex {
         }) = reader.next_event().map_err(|err| read_error(&path, err))?
         {
             let timeline = &mut self.timeline.timeline;
-            let last = self.keyframes.last().map_or((0, 0.0), |kf| (kf.offset, kf.time));
+            let last = self
+                .keyframes
+                .last()
+                .map_or((0, 0.0), |kf| (kf.offset, kf.time));
             if offset > last.0
                 && (offset - last.0 >= self.interval_bytes
                     || timeline.duration - last.1 >= self.interval_secs)
@@ -292,7 +298,8 @@ impl ScreenIndex {
                     line,
                     snapshot: self.emulator.snapshot(),
                 });
-                self.keyframe_bytes_total += self.keyframes.last().map_or(0, |kf| kf.snapshot.len());
+                self.keyframe_bytes_total +=
+                    self.keyframes.last().map_or(0, |kf| kf.snapshot.len());
                 self.thin_out();
             }
             self.emulator.apply(event);

@@ -16,9 +16,7 @@
 use std::io::{self, BufRead};
 
 use super::MAX_LINE_BYTES;
-use crate::recording::cast::{
-    CastError, CastHeader, Event, EventLines, ParsedLine, parse_header,
-};
+use crate::recording::cast::{CastError, CastHeader, Event, EventLines, ParsedLine, parse_header};
 
 /// Why reading stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -299,7 +297,10 @@ mod tests {
         assert!(reader.truncated());
         let state = reader.into_state();
         let rest_start = state.offset() as usize;
-        assert_eq!(rest_start, HEADER.len() + "[0.5, \"o\", \"a\\ufffd\"]\n".len());
+        assert_eq!(
+            rest_start,
+            HEADER.len() + "[0.5, \"o\", \"a\\ufffd\"]\n".len()
+        );
         // The recorder finishes the line, with a companion for it.
         let full = format!(
             "{HEADER}[0.5, \"o\", \"a\\ufffd\"]\n[0.6, \"o\", \"b\\ufffd\"]\n\
@@ -339,26 +340,30 @@ mod tests {
     fn a_whole_last_line_without_newline_is_read_and_its_newline_later_skipped() {
         let first = format!("{HEADER}[0.5, \"o\", \"a\\ufffd\"]");
         let mut reader = CastReader::new(Cursor::new(first.as_bytes())).unwrap();
-        assert_eq!(reader.next_event().unwrap().unwrap().event.data, "a\u{fffd}");
+        assert_eq!(
+            reader.next_event().unwrap().unwrap().event.data,
+            "a\u{fffd}"
+        );
         assert!(reader.next_event().unwrap().is_none());
         assert!(!reader.truncated());
         let state = reader.into_state();
         assert_eq!(state.offset(), first.len() as u64);
-        let mut reader =
-            CastReader::resume(Cursor::new(&b"\n[0.5, \"b\", \"ff\"]\n"[..]), state);
+        let mut reader = CastReader::resume(Cursor::new(&b"\n[0.5, \"b\", \"ff\"]\n"[..]), state);
         assert!(reader.next_event().unwrap().is_none());
         assert_eq!(reader.into_state().last.unwrap().bytes().as_ref(), b"a\xff");
     }
 
     #[test]
     fn a_reader_started_at_an_event_reads_from_there() {
-        let text = format!("{HEADER}[0.5, \"o\", \"a\"]\n[0.6, \"o\", \"b\"]\n[0.7, \"o\", \"c\"]\n");
+        let text =
+            format!("{HEADER}[0.5, \"o\", \"a\"]\n[0.6, \"o\", \"b\"]\n[0.7, \"o\", \"c\"]\n");
         let mut reader = CastReader::new(Cursor::new(text.as_bytes())).unwrap();
         reader.next_event().unwrap();
         let second = reader.next_event().unwrap().unwrap();
         let (offset, line) = (second.offset, second.line);
         let state = ReadState::at(reader.header().clone(), offset, line);
-        let mut reader = CastReader::resume(Cursor::new(&text.as_bytes()[offset as usize..]), state);
+        let mut reader =
+            CastReader::resume(Cursor::new(&text.as_bytes()[offset as usize..]), state);
         let mut data = String::new();
         while let Some(read) = reader.next_event().unwrap() {
             data.push_str(&read.event.data);

@@ -80,7 +80,11 @@ fn hostile_output_renders_as_inert_text() {
             (0.2, "o", "<img src=x onerror=alert(1)>\r\n"),
             (0.3, "o", "\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\\r\n"),
             (0.4, "o", "\x1b]52;c;c2VjcmV0IHBheWxvYWQ=\x07copied\r\n"),
-            (0.5, "o", "\x1b]0;title\x07\x1bP+q\x1b\\\x1b[31mred\x1b[0m\u{9b}1m\u{202e}x\r\n"),
+            (
+                0.5,
+                "o",
+                "\x1b]0;title\x07\x1bP+q\x1b\\\x1b[31mred\x1b[0m\u{9b}1m\u{202e}x\r\n",
+            ),
             (0.6, "m", "run: <b>ls</b>\x1b[2J"),
         ],
     );
@@ -131,7 +135,10 @@ fn resize_events_change_the_size_and_are_listed() {
     assert_eq!(screen_text(&at(1.7))[0], "hello world");
     assert_eq!((at(9.0).cols, at(9.0).rows), (MAX_COLS, 2));
     let timeline = index.timeline();
-    assert_eq!((timeline.cols, timeline.rows, timeline.duration), (80, 24, 2.5));
+    assert_eq!(
+        (timeline.cols, timeline.rows, timeline.duration),
+        (80, 24, 2.5)
+    );
     let sizes: Vec<(f64, u16, u16)> = timeline
         .resizes
         .iter()
@@ -185,9 +192,17 @@ fn a_growing_recording_is_followed_from_where_reading_stopped() {
         let mut batch = Vec::new();
         for i in 0..8 {
             let time = 1.0 + f64::from(round) + f64::from(i) / 10.0;
-            batch.push((time, "o".to_owned(), format!("\x1b[3{i}mline {round}.{i}\x1b[0m\r\n")));
+            batch.push((
+                time,
+                "o".to_owned(),
+                format!("\x1b[3{i}mline {round}.{i}\x1b[0m\r\n"),
+            ));
         }
-        batch.push((1.9 + f64::from(round), "m".to_owned(), format!("run: step {round}")));
+        batch.push((
+            1.9 + f64::from(round),
+            "m".to_owned(),
+            format!("run: step {round}"),
+        ));
         let borrowed: Vec<(f64, &str, &str)> = batch
             .iter()
             .map(|(t, c, d)| (*t, c.as_str(), d.as_str()))
@@ -225,7 +240,10 @@ fn a_replaced_recording_is_indexed_again_and_a_broken_one_forgotten() {
     write_cast(&path, 10, 2, &[(0.5, "o", "first version")]);
     let mut index = ScreenIndex::build(&path).unwrap();
     let screens = Screens::new(2);
-    assert_eq!(screen_text(&screens.latest(&path).unwrap())[0], "first vers");
+    assert_eq!(
+        screen_text(&screens.latest(&path).unwrap())[0],
+        "first vers"
+    );
     let other = dir.path().join("other.cast");
     write_cast(&other, 10, 2, &[(0.5, "o", "new")]);
     std::fs::rename(&other, &path).unwrap();
@@ -236,7 +254,9 @@ fn a_replaced_recording_is_indexed_again_and_a_broken_one_forgotten() {
     let err = screens.latest(&path).unwrap_err();
     assert!(matches!(err, ScreenError::Cast { .. }), "{err}");
     assert!(screens.is_empty());
-    let err = screens.latest(&dir.path().join("missing.cast")).unwrap_err();
+    let err = screens
+        .latest(&dir.path().join("missing.cast"))
+        .unwrap_err();
     assert!(matches!(err, ScreenError::Io { .. }), "{err}");
 }
 
@@ -256,7 +276,10 @@ fn the_cache_keeps_the_most_recently_used_indexes() {
     }
     assert_eq!(screens.len(), 2);
     for (i, path) in paths.iter().enumerate() {
-        assert_eq!(screen_text(&screens.latest(path).unwrap())[0], format!("rec {i}"));
+        assert_eq!(
+            screen_text(&screens.latest(path).unwrap())[0],
+            format!("rec {i}")
+        );
     }
 }
 
@@ -267,7 +290,8 @@ fn keyframes_stay_within_their_budget() {
     let events: Vec<(f64, String)> = (0..400)
         .map(|i| (f64::from(i), format!("\x1b[{}m{i:>40}\r\n", 31 + i % 7)))
         .collect();
-    let events: Vec<(f64, &str, &str)> = events.iter().map(|(t, d)| (*t, "o", d.as_str())).collect();
+    let events: Vec<(f64, &str, &str)> =
+        events.iter().map(|(t, d)| (*t, "o", d.as_str())).collect();
     write_cast(&path, 40, 10, &events);
     let options = IndexOptions {
         keyframe_bytes: 1,
@@ -275,7 +299,11 @@ fn keyframes_stay_within_their_budget() {
         keyframe_budget: 20_000,
     };
     let index = ScreenIndex::build_with(&path, options).unwrap();
-    assert!(index.keyframe_bytes() <= 20_000, "{}", index.keyframe_bytes());
+    assert!(
+        index.keyframe_bytes() <= 20_000,
+        "{}",
+        index.keyframe_bytes()
+    );
     assert!(index.keyframe_count() > 4, "{}", index.keyframe_count());
     for time in [0.0, 13.5, 200.0, 398.9] {
         assert_eq!(index.frame_at(time).unwrap(), full_replay(&path, time));
@@ -291,7 +319,10 @@ fn an_oversized_terminal_is_clamped() {
     let frame = index.latest();
     assert_eq!((frame.cols, frame.rows), (MAX_COLS, MAX_ROWS));
     assert_eq!(frame.lines.len(), usize::from(MAX_ROWS));
-    assert_eq!((index.timeline().cols, index.timeline().rows), (MAX_COLS, MAX_ROWS));
+    assert_eq!(
+        (index.timeline().cols, index.timeline().rows),
+        (MAX_COLS, MAX_ROWS)
+    );
 }
 
 #[test]
@@ -343,10 +374,31 @@ fn output_piece() -> impl Strategy<Value = String> {
         prop::sample::select(vec!["m", "H", "J", "K", "A", "C", "r", "L", "M", "@", "P"])
             .prop_map(str::to_owned),
         prop::sample::select(vec![
-            "\x1b[31m", "\x1b[1;4;7m", "\x1b[0m", "\x1b[38;5;123m", "\x1b[48;2;1;2;3m", "\x1b[2J",
-            "\x1b[H", "\x1b[?1049h", "\x1b[?1049l", "\x1b[?25l", "\x1b[?25h", "\x1b[2;4r",
-            "\x1b7", "\x1b8", "\x1b]8;;http://x\x1b\\", "\x1b]0;t\x07", "\x1b(0q\x1b(B",
-            "\x1b[4h", "\x1b[4l", "\x1b[?7l", "\x1b[?7h", "\x1bM", "\x1b[5S", "\t", "\x08",
+            "\x1b[31m",
+            "\x1b[1;4;7m",
+            "\x1b[0m",
+            "\x1b[38;5;123m",
+            "\x1b[48;2;1;2;3m",
+            "\x1b[2J",
+            "\x1b[H",
+            "\x1b[?1049h",
+            "\x1b[?1049l",
+            "\x1b[?25l",
+            "\x1b[?25h",
+            "\x1b[2;4r",
+            "\x1b7",
+            "\x1b8",
+            "\x1b]8;;http://x\x1b\\",
+            "\x1b]0;t\x07",
+            "\x1b(0q\x1b(B",
+            "\x1b[4h",
+            "\x1b[4l",
+            "\x1b[?7l",
+            "\x1b[?7h",
+            "\x1bM",
+            "\x1b[5S",
+            "\t",
+            "\x08",
         ])
         .prop_map(str::to_owned),
         prop::sample::select(vec!["界", "é", "😀", "\u{fffd}", "\u{202e}", "\u{9b}"])

@@ -7,7 +7,7 @@ use super::frame::display_char;
 use super::{MAX_LABEL_CHARS, MAX_MARKS, MAX_RESIZES};
 
 /// The outline of a recording, built in the same pass as its keyframes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Timeline {
     /// Time of the latest event, in seconds.
     pub duration: f64,
@@ -22,7 +22,7 @@ pub struct Timeline {
 }
 
 /// A marker event: a point the page lists and can jump to.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Mark {
     /// Seconds since the start.
     pub time: f64,
@@ -34,7 +34,7 @@ pub struct Mark {
 }
 
 /// What a marker stands for, from the label prefixes the restricted shell writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MarkKind {
     /// `run: <command>`: the restricted shell ran a command.
@@ -46,7 +46,7 @@ pub enum MarkKind {
 }
 
 /// A change of terminal size.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ResizeMark {
     /// Seconds since the start.
     pub time: f64,
