@@ -21,6 +21,7 @@ pub mod events;
 pub mod fscheck;
 pub mod grants;
 pub mod health;
+pub mod http;
 pub mod keys;
 pub mod logging;
 pub mod policy;

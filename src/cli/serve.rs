@@ -72,8 +72,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     )?;
     let dispatcher = alerts.spawn_dispatcher();
     info!(sinks = ?alerts.sink_labels(), "alert sinks");
-    let events = Events::new(Some(AuditRecorder::Queued(audit)), Some(alerts))
+    let mut events = Events::new(Some(AuditRecorder::Queued(audit)), Some(alerts))
         .on_node(&config.cluster.node_name);
+    if config.http.listen.is_some() {
+        events = events.with_console(&config.http.public_url);
+    }
     let mut bastion = Bastion::new(config.clone(), ca, policy, store.clone(), events)?;
     bastion.health = health.clone();
     let bastion = Arc::new(bastion);
@@ -112,8 +115,12 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", config.listen))?;
     info!(listen = %listener.local_addr()?, "gatehouse is ready");
     spawn_reload_on_hangup(bastion.clone());
+    let web = crate::http::start(bastion.clone()).await?;
     let ssh = server::ssh_config(host_key);
     server::serve(bastion.clone(), listener, ssh, shutdown_signal).await?;
+    if let Some(web) = web {
+        web.abort();
+    }
     // Every session has ended by now (or was given up on after the drain's bound, which is
     // logged); their index rows are completed in the background, so wait for those, then
     // what has been queued so far is written before exit.

@@ -32,6 +32,7 @@ pub const VERBS: &[&str] = &[
     "lobby",
     "sessions",
     "version",
+    "web",
 ];
 
 /// A person who logs in to the bastion.

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod grants;
 pub mod info;
+pub mod web;
 
 use crate::bastion::Bastion;
 use crate::server::auth::Identity;
@@ -81,6 +82,7 @@ usage: ssh bastion COMMAND
   request TARGET --role ROLE --for DURATION --reason TEXT
   approve ID [--comment TEXT]  deny ID --reason TEXT  revoke ID [--reason TEXT]
   breakglass TARGET --reason TEXT [-- COMMAND...]
+  web                          a one-time link that signs you in to the web console
   whoami                       who the bastion thinks you are
   help                         this text
 
@@ -112,6 +114,8 @@ pub async fn dispatch(bastion: &Bastion, identity: &Identity, name: &str, rest: 
         "request" => grants::request(bastion, &policy, &user, rest).await,
         "approve" | "deny" | "revoke" => grants::decide(bastion, &policy, &user, name, rest).await,
         "grants" => grants::list(bastion, &policy, &user, rest).await,
+        "web" if rest.trim().is_empty() => web::sign_in_link(bastion, &user).await,
+        "web" => Reply::usage("web takes no arguments"),
         other => Reply {
             stderr: format!("gatehouse: {other}: not available on this bastion\n"),
             status: EXIT_USAGE,
