@@ -10,6 +10,7 @@ pub mod interactive;
 pub mod postgres;
 pub mod receiver;
 pub mod slow_proxy;
+pub mod web;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
