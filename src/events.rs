@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::alerts::{Alert, Alerts, DeliveryObserver};
 use crate::audit::{AuditLog, AuditWriter};
 use crate::health::Change;
+use crate::outcome::{DenialClass, Ending};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,6 +137,12 @@ pub struct Event {
     pub reason: Option<String>,
     /// Anything else.
     pub detail: Option<serde_json::Value>,
+    /// Why a session was refused, as a class (`session.denied`).
+    #[serde(rename = "denial_class", skip_serializing_if = "Option::is_none")]
+    pub denial: Option<DenialClass>,
+    /// How a session ended (`session.ended`): its class, and whether it had started.
+    #[serde(flatten)]
+    pub ending: Option<Ending>,
 }
 
 impl Event {

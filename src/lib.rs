@@ -23,6 +23,7 @@ pub mod grants;
 pub mod health;
 pub mod keys;
 pub mod logging;
+pub mod outcome;
 pub mod policy;
 pub mod recording;
 pub mod server;
