@@ -23,6 +23,7 @@ pub mod grants;
 pub mod health;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod outcome;
 pub mod policy;
 pub mod recording;

@@ -172,7 +172,8 @@ impl SessionChannel {
 }
 
 /// Decides a session request and, when permitted, runs the session; with `only_grant`, under
-/// that grant or not at all (break-glass runs under the grant it just created).
+/// that grant or not at all (break-glass runs under the grant it just created). How long the
+/// decision took, from here to the permit or the denial, goes to the metrics.
 pub(super) async fn session(
     bastion: Arc<Bastion>,
     identity: Arc<Identity>,
@@ -181,7 +182,11 @@ pub(super) async fn session(
     request: SessionRequest,
     only_grant: Option<i64>,
 ) {
-    let refuse = |denial: access::Denial| deny(&bastion, &opened, &identity, &request, denial);
+    let deciding = std::time::Instant::now();
+    let refuse = |denial: access::Denial| {
+        crate::metrics::decision_took(deciding.elapsed());
+        deny(&bastion, &opened, &identity, &request, denial)
+    };
     let policy = bastion.policy();
     // The user as the current policy knows them: a user removed since login has no access.
     let Some(user) = policy.user(&identity.user.name).cloned() else {
@@ -224,6 +229,7 @@ pub(super) async fn session(
         refuse(access::Denial::new(lapse.denial_class(), lapse.to_string())).await;
         return;
     }
+    crate::metrics::decision_took(deciding.elapsed());
     super::session::run(&bastion, handle, opened, permit, session_id, lifetime, now).await;
 }
 
