@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub use standing::{Confirmed, Lapse, Standing, grant_standing, standing};
 
 use crate::grants::{Grant, Timestamp};
+use crate::outcome::DenialClass;
 use crate::policy::{Policy, Role, ShellMode, Target, User, rules};
 
 /// What the user asked for on one channel, after the first word was split off.
@@ -106,21 +107,25 @@ impl Permit {
     }
 }
 
-/// Why access was refused: the line the user reads, and what to do about it.
+/// Why access was refused: the line the user reads, what to do about it, and the class of
+/// refusal that the audit log and the metrics count by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     /// Printed after `gatehouse: denied: ` and kept in the audit log.
     pub reason: String,
     /// An extra line that helps, such as the request command to type.
     pub hint: Option<String>,
+    /// What kind of refusal it is, decided here rather than read back from the words.
+    pub class: DenialClass,
 }
 
 impl Denial {
-    /// A denial with no hint.
-    pub fn new(reason: impl Into<String>) -> Denial {
+    /// A denial of `class` with no hint.
+    pub fn new(class: DenialClass, reason: impl Into<String>) -> Denial {
         Denial {
             reason: reason.into(),
             hint: None,
+            class,
         }
     }
 
@@ -128,6 +133,17 @@ impl Denial {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Denial {
         self.hint = Some(hint.into());
         self
+    }
+}
+
+impl From<rules::CommandDenial> for Denial {
+    /// The role's command rules refused the command.
+    fn from(d: rules::CommandDenial) -> Denial {
+        Denial {
+            reason: d.reason,
+            hint: d.hint,
+            class: DenialClass::CommandNotAllowed,
+        }
     }
 }
 
@@ -151,10 +167,10 @@ pub fn decide(
     // Unknown targets and targets the user has no role on get the same answer, so that the
     // bastion does not reveal which hosts exist to people who may not use them.
     let unknown = || {
-        Denial::new(format!(
-            "no role of yours covers target {:?}",
-            request.target
-        ))
+        Denial::new(
+            DenialClass::Policy,
+            format!("no role of yours covers target {:?}", request.target),
+        )
         .with_hint("see what you may use: ssh bastion targets")
     };
     let target = policy.target(&request.target).ok_or_else(unknown)?;
@@ -164,10 +180,13 @@ pub fn decide(
     }
     if roles.is_empty() {
         return Err(match &request.role {
-            Some(wanted) => Denial::new(format!(
-                "you may not use role {wanted:?} on target {:?}",
-                request.target
-            )),
+            Some(wanted) => Denial::new(
+                DenialClass::Policy,
+                format!(
+                    "you may not use role {wanted:?} on target {:?}",
+                    request.target
+                ),
+            ),
             None => unknown(),
         });
     }
@@ -183,11 +202,14 @@ pub fn decide(
     held.sort_unstable();
     held.dedup();
     if held.len() > 1 {
-        return Err(Denial::new(format!(
-            "several live grants cover {:?} (roles {}); name one",
-            request.target,
-            held.join(", ")
-        ))
+        return Err(Denial::new(
+            DenialClass::Other,
+            format!(
+                "several live grants cover {:?} (roles {}); name one",
+                request.target,
+                held.join(", ")
+            ),
+        )
         .with_hint(format!("ssh bastion {}:{} …", request.target, held[0])));
     }
     // Of several grants of the one role, the one that lasts longest.
@@ -212,7 +234,10 @@ fn no_grant(target: &str, roles: &[&Arc<Role>]) -> Denial {
         .filter(|r| !r.break_glass)
         .map(|r| r.name.as_str())
         .collect();
-    let denial = Denial::new(format!("you hold no active grant for {target:?}"));
+    let denial = Denial::new(
+        DenialClass::NoGrant,
+        format!("you hold no active grant for {target:?}"),
+    );
     match requestable.as_slice() {
         [] => denial.with_hint(format!(
             "in an emergency: ssh bastion breakglass {target} --reason TEXT"
@@ -230,33 +255,45 @@ fn no_grant(target: &str, roles: &[&Arc<Role>]) -> Denial {
 /// What the role lets this action do.
 fn allowed_action(role: &Role, action: &Action) -> Result<Allowed, Denial> {
     match (action, role.shell) {
-        (Action::Interactive { pty: false }, _) => {
-            Err(Denial::new("an interactive session needs a terminal")
-                .with_hint("use ssh -t, or give a command to run"))
-        }
+        (Action::Interactive { pty: false }, _) => Err(Denial::new(
+            DenialClass::Other,
+            "an interactive session needs a terminal",
+        )
+        .with_hint("use ssh -t, or give a command to run")),
         (Action::Interactive { pty: true }, ShellMode::Full) => Ok(Allowed::Shell),
         (Action::Interactive { pty: true }, ShellMode::Restricted) => Ok(Allowed::RestrictedShell),
-        (Action::Interactive { pty: true }, ShellMode::None) => Err(Denial::new(format!(
-            "role {:?} has no interactive shell; run one of its commands instead",
-            role.name
-        ))),
+        (Action::Interactive { pty: true }, ShellMode::None) => Err(Denial::new(
+            DenialClass::Policy,
+            format!(
+                "role {:?} has no interactive shell; run one of its commands instead",
+                role.name
+            ),
+        )),
         (Action::Exec(bytes), ShellMode::Full) => {
-            let command = std::str::from_utf8(bytes)
-                .map_err(|_| Denial::new("the command is not valid UTF-8"))?;
+            let command = std::str::from_utf8(bytes).map_err(|_| {
+                Denial::new(
+                    DenialClass::CommandNotAllowed,
+                    "the command is not valid UTF-8",
+                )
+            })?;
             if command.contains('\0') {
-                return Err(Denial::new("the command contains a NUL byte"));
+                return Err(Denial::new(
+                    DenialClass::CommandNotAllowed,
+                    "the command contains a NUL byte",
+                ));
             }
             Ok(Allowed::Exec {
                 command: command.to_owned(),
             })
         }
         (Action::Exec(bytes), ShellMode::None | ShellMode::Restricted) => {
-            let argv = rules::tokenize(bytes)
-                .map_err(|e| Denial::new(format!("the command was refused: {e}")))?;
-            role.allow.check(&argv).map_err(|d| Denial {
-                reason: d.reason,
-                hint: d.hint,
+            let argv = rules::tokenize(bytes).map_err(|e| {
+                Denial::new(
+                    DenialClass::CommandNotAllowed,
+                    format!("the command was refused: {e}"),
+                )
             })?;
+            role.allow.check(&argv).map_err(Denial::from)?;
             // Only the approved words go to the target, each quoted: never the user's string.
             Ok(Allowed::Exec {
                 command: rules::quote(&argv),
@@ -480,6 +517,101 @@ mod tests {
         assert!(ask(b"systemctl status nginx; reboot").is_err());
         assert!(ask(b"systemctl status $(reboot)").is_err());
         assert!(ask(b"/usr/bin/systemctl status nginx").is_err());
+    }
+
+    #[test]
+    fn every_denial_is_classified_where_it_is_decided() {
+        let p = sample_policy();
+        let alice = p.user("alice").unwrap();
+        let eve = p.user("eve").unwrap();
+        let live = |role: &str| grant(1, "alice", role, "web-01", GrantState::Active, Some(1000));
+        let held = [live("web-ops")];
+        let class = |user: &Arc<User>, grants: &[Grant], request: &SessionRequest| {
+            decide(&p, user, grants, request, 500).unwrap_err().class
+        };
+        let shell = |role: &str, pty: bool| SessionRequest {
+            target: "web-01".into(),
+            role: Some(role.into()),
+            action: Action::Interactive { pty },
+        };
+        let run = |role: &str, cmd: &[u8]| SessionRequest {
+            target: "web-01".into(),
+            role: Some(role.into()),
+            action: Action::Exec(cmd.to_vec()),
+        };
+        // Roles on the target, but no live grant of the one asked for.
+        assert_eq!(
+            class(alice, &[], &exec("web-01", None)),
+            DenialClass::NoGrant
+        );
+        assert_eq!(
+            class(alice, &held, &exec("db-01", None)),
+            DenialClass::NoGrant
+        );
+        assert_eq!(
+            class(alice, &held, &exec("web-01", Some("self"))),
+            DenialClass::NoGrant
+        );
+        // The policy gives no such access.
+        assert_eq!(
+            class(alice, &held, &exec("nope-01", None)),
+            DenialClass::Policy
+        );
+        assert_eq!(class(eve, &[], &exec("web-01", None)), DenialClass::Policy);
+        assert_eq!(
+            class(alice, &held, &exec("web-01", Some("db-ops"))),
+            DenialClass::Policy
+        );
+        assert_eq!(
+            class(alice, &[live("web-read")], &shell("web-read", true)),
+            DenialClass::Policy
+        );
+        // The role's command rules, or a command that cannot be read as one.
+        let reader = [live("web-read")];
+        for cmd in [
+            &b"systemctl stop nginx"[..],
+            b"systemctl status $(reboot)",
+            b"systemctl 'status",
+        ] {
+            assert_eq!(
+                class(alice, &reader, &run("web-read", cmd)),
+                DenialClass::CommandNotAllowed,
+                "{}",
+                String::from_utf8_lossy(cmd)
+            );
+        }
+        assert_eq!(
+            class(alice, &held, &run("web-ops", b"ls \xff")),
+            DenialClass::CommandNotAllowed
+        );
+        assert_eq!(
+            class(alice, &held, &run("web-ops", b"ls\0")),
+            DenialClass::CommandNotAllowed
+        );
+        // Anything else.
+        assert_eq!(
+            class(alice, &held, &shell("web-ops", false)),
+            DenialClass::Other
+        );
+        let both = [live("web-ops"), live("self")];
+        assert_eq!(
+            class(alice, &both, &exec("web-01", None)),
+            DenialClass::Other
+        );
+        // A restricted-shell line is judged by the same rules.
+        let exec_permit = decide(
+            &p,
+            alice,
+            &reader,
+            &run("web-read", b"systemctl status nginx"),
+            500,
+        )
+        .unwrap();
+        assert_eq!(
+            exec_permit.for_line(&["uptime".into()]).unwrap_err().class,
+            DenialClass::Policy,
+            "an exec permit has no lines"
+        );
     }
 
     #[test]

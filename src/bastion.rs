@@ -17,6 +17,7 @@ use crate::events::Events;
 use crate::grants::store::GrantStore;
 use crate::grants::watch::{GrantWatch, Reevaluation, reevaluate};
 use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::policy::{self, Policy};
 use crate::store::Store;
 use crate::store::sessions::SessionIndex;
@@ -45,6 +46,9 @@ pub struct Bastion {
     pub events: Events,
     /// Whether the store and the audit log work; new sessions are refused while not.
     pub health: Health,
+    /// The metrics, for `/metrics` to render: set by `serve`, `None` where nothing is measured
+    /// (operator commands, tests that do not ask for them).
+    pub metrics: Option<Metrics>,
     policy: RwLock<Arc<Policy>>,
     /// One change of policy at a time, each with its re-evaluation.
     policy_change: tokio::sync::Mutex<()>,
@@ -84,6 +88,7 @@ impl Bastion {
             watch: Arc::new(GrantWatch::default()),
             events,
             health: Health::default(),
+            metrics: None,
             policy: RwLock::new(Arc::new(policy)),
             policy_change: tokio::sync::Mutex::new(()),
         })

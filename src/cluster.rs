@@ -24,6 +24,7 @@ use crate::bastion::Bastion;
 use crate::events::{Event, EventKind};
 use crate::grants::watch::GrantEnd;
 use crate::health::Component;
+use crate::outcome::EndClass;
 use crate::store::nodes::Heartbeat;
 
 /// Why a session closed by a lost node shows in the index.
@@ -189,6 +190,7 @@ async fn watch_view(bastion: Arc<Bastion>) {
                 session.key,
                 GrantEnd {
                     message: message.clone(),
+                    class: EndClass::ClosedByBastion,
                 },
             );
         }

@@ -1,8 +1,9 @@
 //! One place through which every decision and state change passes.
 //!
 //! Grant transitions, denials, logins and sessions are [`Event`]s handed to [`Events::emit`],
-//! which logs them through `tracing`; the audit log and the alert sinks hook in here, so no
-//! caller needs to know who listens.
+//! which logs them through `tracing`; the audit log and the alert sinks hook in here, and any
+//! other listener (such as the metrics) subscribes as an [`EventSink`], so no caller needs to
+//! know who listens.
 
 use serde::Serialize;
 use tracing::{error, info, warn};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::alerts::{Alert, Alerts, DeliveryObserver};
 use crate::audit::{AuditLog, AuditWriter};
 use crate::health::Change;
+use crate::outcome::{DenialClass, Ending};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -160,6 +162,12 @@ pub struct Event {
     pub reason: Option<String>,
     /// Anything else.
     pub detail: Option<serde_json::Value>,
+    /// Why a session was refused, as a class (`session.denied`).
+    #[serde(rename = "denial_class", skip_serializing_if = "Option::is_none")]
+    pub denial: Option<DenialClass>,
+    /// How a session ended (`session.ended`): its class, and whether it had started.
+    #[serde(flatten)]
+    pub ending: Option<Ending>,
 }
 
 impl Event {
@@ -232,12 +240,23 @@ async fn append_bounded(
 #[error("the audit log cannot be written ({0})")]
 pub struct AuditUnwritable(pub String);
 
-/// Where events go besides the log: the audit log, and the alert sinks for the events that
-/// alert.
+/// Told of every event once it is recorded (for a durable record, once it is in the audit log),
+/// so that listeners such as the metrics subscribe without the event code knowing them.
+///
+/// Called on the task that emits the event, often one serving a connection: implementations
+/// must be quick, must not block and should not allocate.
+pub trait EventSink: Send + Sync {
+    /// One event, just recorded.
+    fn observe(&self, event: &Event);
+}
+
+/// Where events go besides the log: the audit log, the alert sinks for the events that alert,
+/// and every subscribed [`EventSink`].
 #[derive(Default)]
 pub struct Events {
     audit: Option<AuditRecorder>,
     alerts: Option<Alerts>,
+    sinks: Vec<Arc<dyn EventSink>>,
     /// Alerts being written to the outbox, so a short-lived command can wait for them.
     queued: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The node these events happen on, named in every alert.
@@ -262,10 +281,17 @@ impl Events {
         Events {
             audit,
             alerts,
+            sinks: Vec::new(),
             queued: Mutex::new(Vec::new()),
             node: None,
             console: None,
         }
+    }
+
+    /// Also tells `sink` of every event recorded from now on.
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Events {
+        self.sinks.push(sink);
+        self
     }
 
     /// Names `node` in every alert (the audit log stamps its own lines, see
@@ -366,6 +392,7 @@ impl Events {
         }
         for event in events {
             self.log(event);
+            self.tell_sinks(event);
         }
         Ok(())
     }
@@ -409,7 +436,7 @@ impl Events {
         self.record(event);
     }
 
-    /// Logs an event and writes it to the audit log.
+    /// Logs an event, writes it to the audit log and tells the sinks.
     fn record(&self, event: &Event) {
         self.log(event);
         let name = event.kind.map(EventKind::name).unwrap_or("event");
@@ -422,6 +449,14 @@ impl Events {
                 }
             }
             None => {}
+        }
+        self.tell_sinks(event);
+    }
+
+    /// Tells every subscribed sink of an event.
+    fn tell_sinks(&self, event: &Event) {
+        for sink in &self.sinks {
+            sink.observe(event);
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tracing::{error, info, warn};
 
@@ -90,7 +90,7 @@ pub struct Health {
 #[derive(Default)]
 struct Inner {
     faults: Mutex<BTreeMap<Component, String>>,
-    listener: OnceLock<Listener>,
+    listeners: RwLock<Vec<Listener>>,
 }
 
 impl Health {
@@ -167,14 +167,23 @@ impl Health {
         self.lock().contains_key(&component)
     }
 
-    /// Sets the one function told of every change (the bastion raises its alerts there).
-    /// Returns false if one was already set.
-    pub fn on_change(&self, listener: impl Fn(&Change) + Send + Sync + 'static) -> bool {
-        self.inner.listener.set(Box::new(listener)).is_ok()
+    /// Adds a function told of every change from now on (the bastion raises its alerts there,
+    /// the metrics follow it). A listener must be quick and must not add listeners itself.
+    pub fn on_change(&self, listener: impl Fn(&Change) + Send + Sync + 'static) {
+        self.inner
+            .listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(listener));
     }
 
     fn notify(&self, change: Change) {
-        if let Some(listener) = self.inner.listener.get() {
+        let listeners = self
+            .inner
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        for listener in listeners.iter() {
             listener(&change);
         }
     }
@@ -201,7 +210,10 @@ mod tests {
         let health = Health::default();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        assert!(health.on_change(move |c| log.lock().unwrap().push(c.clone())));
+        health.on_change(move |c| log.lock().unwrap().push(c.clone()));
+        let also = Arc::new(Mutex::new(0));
+        let count = also.clone();
+        health.on_change(move |_| *count.lock().unwrap() += 1);
         assert!(health.check().is_ok());
         health.fault(Component::Store, "disk full");
         health.fault(Component::Store, "disk full");
@@ -228,6 +240,7 @@ mod tests {
             "one change per fault and per recovery: {seen:?}"
         );
         assert_eq!(seen[2].fault, None);
+        assert_eq!(*also.lock().unwrap(), 3, "every listener is told");
         assert_eq!(
             health.check().unwrap_err().to_string(),
             "audit log unavailable: still read-only",

@@ -24,6 +24,8 @@ pub mod health;
 pub mod http;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
+pub mod outcome;
 pub mod policy;
 pub mod recording;
 pub mod server;

@@ -108,10 +108,17 @@ user = \"bob\"
         "\"event\":\"session.ended\"",
         "\"recording_sha256\":",
         "\"event\":\"session.denied\"",
+        // Bob has no role on web-01: a refusal of the policy's, classed as such.
+        "\"denial_class\":\"policy\"",
     ] {
         assert!(text.contains(needle), "the log lacks {needle}:\n{text}");
     }
     assert_eq!(text.matches("\"event\":\"session.ended\"").count(), 8);
+    assert_eq!(
+        text.matches("\"end_class\":\"normal\"").count(),
+        8,
+        "each session ended by itself, and says so:\n{text}"
+    );
     assert!(
         !text.lines().any(|l| l.starts_with("{\"seq\":99")),
         "user text forged no line"

@@ -53,6 +53,12 @@ fn a_full_database_disk_refuses_sessions_and_recovers_without_a_restart() {
     let lines = rig.stop_and_verify_audit();
     let degraded = find_line(&lines, 0, &["bastion.degraded", "store unavailable"])
         .expect("the fault is in the audit log");
+    find_line(
+        &lines,
+        0,
+        &["session.denied", "\"denial_class\":\"store_unavailable\""],
+    )
+    .expect("the refusals are classed as the store's");
     find_line(&lines, degraded, &["bastion.recovered"]).expect("and the recovery after it");
 }
 
@@ -88,6 +94,7 @@ fn a_full_audit_disk_refuses_sessions_holds_the_lines_and_recovers() {
         .iter()
         .skip(degraded)
         .filter(|l| l.contains("session.denied") && l.contains("audit log unavailable"))
+        .filter(|l| l.contains("\"denial_class\":\"audit_unavailable\""))
         .count();
     assert!(
         denials >= 4,

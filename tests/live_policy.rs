@@ -199,6 +199,10 @@ fn sessions_close_and_the_grant_ends(removed: Removed, why: &str) {
         2,
         "both sessions' ends give the reason: {lines:?}"
     );
+    assert!(
+        closed.iter().all(|l| l["end_class"] == "policy"),
+        "and are classed as closed by the policy: {closed:?}"
+    );
     let reloaded = events(&lines, "policy.reloaded");
     let detail = &reloaded.last().unwrap()["detail"];
     assert_eq!(

@@ -125,5 +125,6 @@ conformance!(
     records::orphans_of_a_node_are_closed_once,
     records::outbox_claims_lease_and_retries,
     records::outbox_prunes_forgets_and_knows_unknown_sinks,
+    records::grants_and_the_outbox_backlog_are_counted,
     records::nodes_heartbeat_stop_and_are_marked_gone_once,
 );

@@ -9,8 +9,9 @@
 use std::sync::Arc;
 
 use super::{Allowed, Denial, Permit};
-use crate::grants::watch::end_message;
+use crate::grants::watch::{end_class, end_message};
 use crate::grants::{Grant, GrantState, Timestamp};
+use crate::outcome::{DenialClass, EndClass};
 use crate::policy::{Policy, Role, ShellMode, Target, User, glob};
 
 /// Why a session or a grant no longer stands. The text is what the user reads before the
@@ -50,9 +51,17 @@ pub enum Lapse {
         /// "full shell" or "restricted shell".
         kind: &'static str,
     },
-    /// The grant is no longer active (revoked, expired, gone); the text says how.
+    /// The grant is gone, or no longer covers the session; the text says how.
     #[error("{0}")]
     GrantEnded(String),
+    /// The grant is no longer live: it was revoked or ran out (`state`); the text says how.
+    #[error("{message}")]
+    GrantOver {
+        /// The state the grant ended in (an active grant past its end counts as expired).
+        state: GrantState,
+        /// What the user reads.
+        message: String,
+    },
     /// The grant could not be read: nothing is started without a fresh look (fail closed).
     #[error("store unavailable: the grant cannot be checked now ({0})")]
     Unchecked(String),
@@ -61,7 +70,28 @@ pub enum Lapse {
 impl Lapse {
     /// Whether the policy (rather than the grant's own life) is why it lapsed.
     pub fn is_policy(&self) -> bool {
-        !matches!(self, Lapse::GrantEnded(_) | Lapse::Unchecked(_))
+        !matches!(
+            self,
+            Lapse::GrantEnded(_) | Lapse::GrantOver { .. } | Lapse::Unchecked(_)
+        )
+    }
+
+    /// The class of a session refused for this lapse.
+    pub fn denial_class(&self) -> DenialClass {
+        match self {
+            Lapse::GrantEnded(_) | Lapse::GrantOver { .. } => DenialClass::NoGrant,
+            Lapse::Unchecked(_) => DenialClass::StoreUnavailable,
+            _ => DenialClass::Policy,
+        }
+    }
+
+    /// The class of a running session's end for this lapse.
+    pub fn end_class(&self) -> EndClass {
+        match self {
+            Lapse::GrantOver { state, .. } => end_class(*state),
+            Lapse::GrantEnded(_) | Lapse::Unchecked(_) => EndClass::Other,
+            _ => EndClass::Policy,
+        }
     }
 }
 
@@ -185,12 +215,15 @@ impl Permit {
                 GrantState::Active => GrantState::Expired,
                 other => other,
             };
-            return Err(Lapse::GrantEnded(end_message(
-                id,
+            return Err(Lapse::GrantOver {
                 state,
-                grant.ended_by.as_deref(),
-                grant.end_reason.as_deref(),
-            )));
+                message: end_message(
+                    id,
+                    state,
+                    grant.ended_by.as_deref(),
+                    grant.end_reason.as_deref(),
+                ),
+            });
         }
         if grant.user != self.user.name
             || grant.role != self.role.name
@@ -209,12 +242,12 @@ impl Permit {
     /// policy in force, so that a rule removed by a reload no longer runs.
     pub fn for_line(&self, argv: &[String]) -> Result<Permit, Denial> {
         if self.allowed != Allowed::RestrictedShell {
-            return Err(Denial::new("this session has no restricted shell"));
+            return Err(Denial::new(
+                DenialClass::Policy,
+                "this session has no restricted shell",
+            ));
         }
-        self.role.allow.check(argv).map_err(|d| Denial {
-            reason: d.reason,
-            hint: d.hint,
-        })?;
+        self.role.allow.check(argv).map_err(Denial::from)?;
         Ok(Permit {
             allowed: Allowed::Exec {
                 command: crate::policy::rules::quote(argv),
@@ -375,24 +408,34 @@ mod tests {
         let exec = permit(&p, "web-ops", Action::Exec(b"ls".to_vec()));
         let live = grant(7, "alice", "web-ops", "web-01", GrantState::Active);
         assert!(exec.confirm(&p, Some(&live), 10).is_ok());
+        let expired = exec.confirm(&p, Some(&live), 1000).unwrap_err();
         assert_eq!(
-            exec.confirm(&p, Some(&live), 1000).unwrap_err(),
-            Lapse::GrantEnded("grant 7 has expired".into())
+            expired,
+            Lapse::GrantOver {
+                state: GrantState::Expired,
+                message: "grant 7 has expired".into()
+            }
         );
+        assert_eq!(expired.end_class(), EndClass::Expired);
+        assert_eq!(expired.denial_class(), DenialClass::NoGrant);
         let mut revoked = live.clone();
         revoked.state = GrantState::Revoked;
         revoked.ended_by = Some("operator:root".into());
         let err = exec.confirm(&p, Some(&revoked), 10).unwrap_err();
         assert_eq!(err.to_string(), "grant 7 was revoked by operator:root");
         assert!(!err.is_policy());
-        assert!(exec.confirm(&p, None, 10).is_err(), "gone");
+        assert_eq!(err.end_class(), EndClass::Revoked);
+        let gone = exec.confirm(&p, None, 10).unwrap_err();
+        assert_eq!(gone.denial_class(), DenialClass::NoGrant);
         let other = grant(8, "alice", "web-ops", "web-01", GrantState::Active);
         assert!(exec.confirm(&p, Some(&other), 10).is_err(), "another grant");
         let no_alice = edited("name = \"alice\"", "name = \"alicia\"");
-        assert_eq!(
-            exec.confirm(&no_alice, Some(&live), 10).unwrap_err(),
-            Lapse::UserGone("alice".into())
-        );
+        let lapse = exec.confirm(&no_alice, Some(&live), 10).unwrap_err();
+        assert_eq!(lapse, Lapse::UserGone("alice".into()));
+        assert_eq!(lapse.denial_class(), DenialClass::Policy);
+        assert_eq!(lapse.end_class(), EndClass::Policy);
+        let unchecked = Lapse::Unchecked("database is locked".into());
+        assert_eq!(unchecked.denial_class(), DenialClass::StoreUnavailable);
     }
 
     #[test]

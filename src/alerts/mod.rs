@@ -43,5 +43,5 @@ pub use config::{
 pub use dispatch::Dispatcher;
 pub use facade::{Alerts, AlertsError, PendingDelivery, SendReport, SinkOutcome, SinkReport};
 use facade::{Inner, SinkEntry};
-pub use observer::{DeliveryObserver, NoopObserver, Observation, RecordingObserver};
+pub use observer::{DeliveryObserver, NoopObserver, Observation, Observers, RecordingObserver};
 pub use retry::RetryPolicy;

@@ -1,7 +1,7 @@
 //! Observing deliveries: how the rest of the program learns that an alert went out or keeps
 //! failing, without this module knowing who listens.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
@@ -23,6 +23,24 @@ pub struct NoopObserver;
 impl DeliveryObserver for NoopObserver {
     fn delivered(&self, _alert_id: Uuid, _sink: &str) {}
     fn failed(&self, _alert_id: Uuid, _sink: &str, _attempt: u32, _error: &str) {}
+}
+
+/// Several observers, each told of everything in turn (the audit log and the metrics both
+/// follow deliveries).
+pub struct Observers(pub Vec<Arc<dyn DeliveryObserver>>);
+
+impl DeliveryObserver for Observers {
+    fn delivered(&self, alert_id: Uuid, sink: &str) {
+        for observer in &self.0 {
+            observer.delivered(alert_id, sink);
+        }
+    }
+
+    fn failed(&self, alert_id: Uuid, sink: &str, attempt: u32, error: &str) {
+        for observer in &self.0 {
+            observer.failed(alert_id, sink, attempt, error);
+        }
+    }
 }
 
 /// What a [`RecordingObserver`] saw.
@@ -83,5 +101,34 @@ impl DeliveryObserver for RecordingObserver {
             attempt,
             error: error.to_owned(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_observer_hears_of_everything_in_order() {
+        let first = Arc::new(RecordingObserver::default());
+        let second = Arc::new(RecordingObserver::default());
+        let both = Observers(vec![first.clone(), second.clone()]);
+        let id = Uuid::nil();
+        both.failed(id, "syslog:x", 1, "refused");
+        both.delivered(id, "syslog:x");
+        let expected = vec![
+            Observation::Failed {
+                alert_id: id,
+                sink: "syslog:x".into(),
+                attempt: 1,
+                error: "refused".into(),
+            },
+            Observation::Delivered {
+                alert_id: id,
+                sink: "syslog:x".into(),
+            },
+        ];
+        assert_eq!(first.observations(), expected);
+        assert_eq!(second.observations(), expected);
     }
 }

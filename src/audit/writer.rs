@@ -329,6 +329,7 @@ impl Thread {
         match &outcome {
             Ok(()) => self.healthy(),
             Err(e) => {
+                crate::metrics::audit_write_failed();
                 tracing::error!(error = %e, "AUDIT LOG WRITE FAILED; the change it records is refused");
                 if let Some(health) = &self.health {
                     health.fault(Component::AuditLog, e.to_string());
@@ -361,6 +362,7 @@ impl Thread {
     }
 
     fn failed(&self, e: &AuditError, queued: usize) {
+        crate::metrics::audit_write_failed();
         tracing::error!(error = %e, queued, "AUDIT LOG WRITE FAILED; retrying");
         if let Some(health) = &self.health {
             health.fault(Component::AuditLog, e.to_string());

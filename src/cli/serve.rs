@@ -6,13 +6,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::{error, info, warn};
 
-use crate::alerts::Alerts;
+use crate::alerts::{Alerts, Observers};
 use crate::audit::{AuditLog, AuditWriter};
 use crate::bastion::Bastion;
 use crate::ca::Ca;
 use crate::config::{Config, OnFailure};
 use crate::events::{AuditRecorder, AuditedDeliveries, Event, EventKind, Events};
 use crate::health::Health;
+use crate::metrics::{Metrics, SAMPLE_EVERY};
 use crate::{keys, policy, server, store};
 
 /// Starts the bastion and runs it until SIGINT or SIGTERM, then drains it (live sessions are
@@ -27,6 +28,8 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    // First, so that everything started below is measured from its start.
+    let metrics = Metrics::install();
     let policy = match policy::load_dir(&config.policies) {
         Ok(p) => p,
         Err(errors) => {
@@ -65,21 +68,26 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // failure is only logged. Either way nothing queued is dropped.
     let audit_health = (config.audit.on_failure == OnFailure::Deny).then(|| health.clone());
     let (audit, audit_thread) = AuditWriter::start_with(audit, audit_health);
-    let alerts = Alerts::new(
-        store.clone(),
-        &config.alerts,
+    let deliveries = Observers(vec![
         Arc::new(AuditedDeliveries(audit.clone())),
-    )?;
+        Arc::new(metrics.clone()),
+    ]);
+    let alerts = Alerts::new(store.clone(), &config.alerts, Arc::new(deliveries))?;
     let dispatcher = alerts.spawn_dispatcher();
     info!(sinks = ?alerts.sink_labels(), "alert sinks");
+    metrics.alert_sinks(&alerts.sink_labels());
     let mut events = Events::new(Some(AuditRecorder::Queued(audit)), Some(alerts))
-        .on_node(&config.cluster.node_name);
+        .on_node(&config.cluster.node_name)
+        .with_sink(Arc::new(metrics.clone()));
     if config.http.listen.is_some() {
         events = events.with_console(&config.http.public_url);
     }
     let mut bastion = Bastion::new(config.clone(), ca, policy, store.clone(), events)?;
     bastion.health = health.clone();
+    bastion.metrics = Some(metrics.clone());
     let bastion = Arc::new(bastion);
+    metrics.watch_health(&health);
+    let sampler = metrics.spawn_sampler(store.clone(), SAMPLE_EVERY);
     // Every change of health is logged by `Health`, written to the audit log and sent to the
     // alert sinks directly (the outbox lives in the store, which may be what failed).
     let runtime = tokio::runtime::Handle::current();
@@ -128,6 +136,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     membership.leave().await;
     bastion.events.flush();
     dispatcher.shutdown().await;
+    sampler.abort();
     drop(audit_thread);
     Ok(ExitCode::SUCCESS)
 }

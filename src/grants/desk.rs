@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::store::{Applied, GrantStore, Reads, Snapshot, Transition, Write};
-use super::watch::{GrantEnd, GrantWatch, end_message};
+use super::watch::{GrantEnd, GrantWatch};
 use super::{
     Actor, Change, ChangeKind, Decision, Grant, GrantError, GrantState, NewGrant, RequestInput,
     Timestamp, decide_on, new_request,
@@ -221,9 +221,7 @@ impl GrantDesk<'_> {
             {
                 watch.end(
                     a.grant.id,
-                    GrantEnd {
-                        message: end_message(a.grant.id, *state, Some(by), reason.as_deref()),
-                    },
+                    GrantEnd::grant(a.grant.id, *state, Some(by), reason.as_deref()),
                 );
             }
         }

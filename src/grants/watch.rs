@@ -24,17 +24,31 @@ use tracing::{debug, warn};
 use super::store::GrantStore;
 use super::{GrantState, Timestamp};
 use crate::access::Permit;
+use crate::outcome::EndClass;
 
 pub use reevaluate::{ClosedSession, EndedGrant, Reevaluation, reevaluate};
 
 /// How often other processes' changes are looked for.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Why a grant stopped letting sessions run; shown on the user's terminal.
+/// Why a grant stopped letting sessions run: the message shown on the user's terminal, and
+/// the class of end the session is counted under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantEnd {
     /// The message.
     pub message: String,
+    /// The kind of end.
+    pub class: EndClass,
+}
+
+impl GrantEnd {
+    /// The end of grant `grant_id`, which ended in `state` (see [`end_message`]).
+    pub fn grant(grant_id: i64, state: GrantState, by: Option<&str>, reason: Option<&str>) -> Self {
+        GrantEnd {
+            message: end_message(grant_id, state, by, reason),
+            class: end_class(state),
+        }
+    }
 }
 
 /// The bastion is shutting down: what every live session is told, in two steps.
@@ -166,6 +180,15 @@ impl GrantWatch {
     }
 }
 
+/// The class of a session's end when its grant ended in `state`.
+pub fn end_class(state: GrantState) -> EndClass {
+    match state {
+        GrantState::Revoked => EndClass::Revoked,
+        GrantState::Expired => EndClass::Expired,
+        _ => EndClass::Other,
+    }
+}
+
 /// The message for a grant that ended in `state`.
 pub fn end_message(
     grant_id: i64,
@@ -236,14 +259,12 @@ pub fn spawn_poller(
                             debug!(grant = status.id, state = %status.state, "ending sessions of a grant changed elsewhere");
                             watch.end(
                                 status.id,
-                                GrantEnd {
-                                    message: end_message(
-                                        status.id,
-                                        status.state,
-                                        status.ended_by.as_deref(),
-                                        status.end_reason.as_deref(),
-                                    ),
-                                },
+                                GrantEnd::grant(
+                                    status.id,
+                                    status.state,
+                                    status.ended_by.as_deref(),
+                                    status.end_reason.as_deref(),
+                                ),
                             );
                         }
                     }
@@ -262,7 +283,7 @@ pub enum LifetimeEvent {
     /// Time is running out.
     Warning(String),
     /// The session must close now.
-    End(String),
+    End(GrantEnd),
 }
 
 /// One session's view of its grant's remaining life, and of its own standing: the session is
@@ -319,7 +340,10 @@ impl GrantLifetime {
     /// sessions only; an exec session's output is not interrupted), then the close.
     fn shutdown_event(&mut self) -> Option<LifetimeEvent> {
         match self.shutdown.borrow_and_update().clone()? {
-            Shutdown::Close(text) => Some(LifetimeEvent::End(text)),
+            Shutdown::Close(text) => Some(LifetimeEvent::End(GrantEnd {
+                message: text,
+                class: EndClass::Shutdown,
+            })),
             Shutdown::Notice(text) if !self.shutdown_noticed => {
                 self.shutdown_noticed = true;
                 self.interactive.then_some(LifetimeEvent::Warning(text))
@@ -340,7 +364,7 @@ impl GrantLifetime {
                 .clone()
                 .or_else(|| self.ended.borrow().clone());
             if let Some(end) = already {
-                return LifetimeEvent::End(end.message);
+                return LifetimeEvent::End(end);
             }
             let next_warning = self.warnings.first().copied();
             let warning_at = next_warning
@@ -348,7 +372,7 @@ impl GrantLifetime {
                 .unwrap_or(i64::MAX);
             let event = tokio::select! {
                 () = sleep_until_unix(self.expires_at) => {
-                    LifetimeEvent::End(end_message(self.grant_id, GrantState::Expired, None, None))
+                    LifetimeEvent::End(GrantEnd::grant(self.grant_id, GrantState::Expired, None, None))
                 }
                 () = sleep_until_unix(warning_at), if next_warning.is_some() => {
                     let left = self.warnings.remove(0);
@@ -362,17 +386,20 @@ impl GrantLifetime {
                 Ok(()) = self.shutdown.changed() => continue,
                 Ok(()) = self.closed.changed() => {
                     let end = self.closed.borrow().clone();
-                    LifetimeEvent::End(end.map_or_else(|| "the bastion closed the session".to_owned(), |e| e.message))
+                    LifetimeEvent::End(end.unwrap_or_else(|| GrantEnd {
+                        message: "the bastion closed the session".to_owned(),
+                        class: EndClass::ClosedByBastion,
+                    }))
                 }
                 changed = self.ended.changed() => {
                     let end = self.ended.borrow().clone();
                     match (changed, end) {
-                        (Ok(()), Some(end)) => LifetimeEvent::End(end.message),
+                        (Ok(()), Some(end)) => LifetimeEvent::End(end),
                         // The sender never goes away while we hold a receiver; if it does, nothing
                         // more can be learned, so the end time is all that is left.
                         _ => {
                             sleep_until_unix(self.expires_at).await;
-                            LifetimeEvent::End(end_message(self.grant_id, GrantState::Expired, None, None))
+                            LifetimeEvent::End(GrantEnd::grant(self.grant_id, GrantState::Expired, None, None))
                         }
                     }
                 }
@@ -442,19 +469,14 @@ mod tests {
         assert!(tokio::time::timeout(quiet, shell.next()).await.is_err());
         assert!(tokio::time::timeout(quiet, exec.next()).await.is_err());
         watch.shut_down(Shutdown::Close("shutting down".into()));
-        assert_eq!(
-            shell.next().await,
-            LifetimeEvent::End("shutting down".into())
-        );
-        assert_eq!(
-            exec.next().await,
-            LifetimeEvent::End("shutting down".into())
-        );
+        let closed = LifetimeEvent::End(GrantEnd {
+            message: "shutting down".into(),
+            class: EndClass::Shutdown,
+        });
+        assert_eq!(shell.next().await, closed);
+        assert_eq!(exec.next().await, closed);
         // A session that starts after the close is closed at once.
         let mut late = GrantLifetime::new(&watch, &permit(3, now + 3600, now), "s3", true, now);
-        assert_eq!(
-            late.next().await,
-            LifetimeEvent::End("shutting down".into())
-        );
+        assert_eq!(late.next().await, closed);
     }
 }

@@ -3,11 +3,12 @@
 //! Kept apart from the encoder so that naming and permission rules (which decide who may read a
 //! recording) are in one short place.
 
-use std::fs::{DirBuilder, File, Permissions};
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::writer::RecordingError;
@@ -67,4 +68,40 @@ pub(super) fn create_private_dir(path: &Path) -> Result<(), RecordingError> {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(err) => Err(io_err(err)),
     }
+}
+
+/// Creates `dir/YYYY/MM/DD/<session_id>.cast` (date of `started`) as a new private file:
+/// the file's path, its directory and the open file.
+pub(super) fn create_cast_file(
+    dir: &Path,
+    session_id: &str,
+    started: DateTime<Utc>,
+) -> Result<(PathBuf, PathBuf, File), RecordingError> {
+    if !is_safe_file_stem(session_id) {
+        return Err(RecordingError::InvalidSessionId(session_id.to_owned()));
+    }
+    let mut day_dir = dir.to_owned();
+    for part in [
+        started.format("%Y").to_string(),
+        started.format("%m").to_string(),
+        started.format("%d").to_string(),
+    ] {
+        day_dir.push(part);
+        create_private_dir(&day_dir)?;
+    }
+    let path = day_dir.join(format!("{session_id}.cast"));
+    let io_err = |source| RecordingError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(&path)
+        .map_err(io_err)?;
+    // The umask may have removed group read; the mode is part of the contract.
+    file.set_permissions(Permissions::from_mode(FILE_MODE))
+        .map_err(io_err)?;
+    Ok((path, day_dir, file))
 }

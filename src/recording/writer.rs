@@ -7,9 +7,8 @@
 //! See the module documentation of `recording` for the guarantees.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::cast::CastHeader;
-use super::files::{FILE_MODE, create_private_dir, is_safe_file_stem, to_hex};
+use super::files::{create_cast_file, to_hex};
 use super::json;
 use super::nul_runs::{MAX_NULS_PER_EVENT, NUL_RUNS_CODE, NulRuns};
 use super::utf8::{self, RAW_BYTES_CODE, REPLACEMENT, Segment, Utf8Decoder};
@@ -168,7 +167,7 @@ impl Recorder {
     /// writes the header to disk.
     ///
     /// `dir` must exist; the date directories are created with [`DIR_MODE`](super::files::DIR_MODE) and
-    /// the file with [`FILE_MODE`], never overwriting an existing file. The
+    /// the file with [`FILE_MODE`](super::files::FILE_MODE), never overwriting an existing file. The
     /// header and the new directory entry are synced so the recording exists
     /// even if the machine fails right after the session starts; like
     /// [`Recorder::finish`], this blocks on `fsync`.
@@ -181,32 +180,12 @@ impl Recorder {
     ) -> Result<Recorder, RecordingError> {
         // Event times count from here, not from after the syncs below.
         let clock_start = Instant::now();
-        if !is_safe_file_stem(session_id) {
-            return Err(RecordingError::InvalidSessionId(session_id.to_owned()));
-        }
-        let mut day_dir = dir.to_owned();
-        for part in [
-            started.format("%Y").to_string(),
-            started.format("%m").to_string(),
-            started.format("%d").to_string(),
-        ] {
-            day_dir.push(part);
-            create_private_dir(&day_dir)?;
-        }
-        let path = day_dir.join(format!("{session_id}.cast"));
+        let (path, day_dir, file) = create_cast_file(dir, session_id, started)
+            .inspect_err(|_| crate::metrics::recording_failed())?;
         let io_err = |source| RecordingError::Io {
             path: path.clone(),
             source,
         };
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&path)
-            .map_err(io_err)?;
-        // The umask may have removed group read; the mode is part of the contract.
-        file.set_permissions(Permissions::from_mode(FILE_MODE))
-            .map_err(io_err)?;
 
         let env = header.env;
         let line = HeaderLine {
@@ -238,17 +217,21 @@ impl Recorder {
             oldest_unflushed: None,
             state: State::Open,
         };
+        // A failed write is counted by `flush`; a failed sync here.
         recorder.flush()?;
         recorder
             .file
             .sync_all()
-            .map_err(io_err_for(&recorder.path))?;
-        File::open(&day_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| RecordingError::Io {
-                path: day_dir.clone(),
-                source,
-            })?;
+            .map_err(io_err_for(&recorder.path))
+            .and_then(|()| {
+                File::open(&day_dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|source| RecordingError::Io {
+                        path: day_dir.clone(),
+                        source,
+                    })
+            })
+            .inspect_err(|_| crate::metrics::recording_failed())?;
         Ok(recorder)
     }
 
@@ -367,7 +350,10 @@ impl Recorder {
             }
         }
         self.flush()?;
-        self.file.sync_all().map_err(io_err_for(&self.path))?;
+        self.file
+            .sync_all()
+            .map_err(io_err_for(&self.path))
+            .inspect_err(|_| crate::metrics::recording_failed())?;
         self.state = State::Finished;
         Ok(RecordingSummary {
             path: self.path.clone(),
@@ -542,12 +528,14 @@ impl Recorder {
         self.hasher.update(&self.buf);
         if let Err(source) = self.file.write_all(&self.buf) {
             self.state = State::Failed;
+            crate::metrics::recording_failed();
             return Err(RecordingError::Io {
                 path: self.path.clone(),
                 source,
             });
         }
         self.written += self.buf.len() as u64;
+        crate::metrics::recording_written(self.buf.len() as u64);
         self.buf.clear();
         self.oldest_unflushed = None;
         Ok(())

@@ -20,6 +20,7 @@ use crate::bastion::Bastion;
 use crate::events::{Event, EventKind};
 use crate::grants::desk::BreakGlass;
 use crate::grants::{self, GrantError};
+use crate::outcome::DenialClass;
 use crate::policy::Role;
 
 /// The shortest reason accepted: an emergency needs words, not "x".
@@ -107,12 +108,13 @@ pub(super) async fn run(
         Err(e) => return finish(&opened.write, pty, Reply::usage(&e.to_string())).await,
     };
     let policy = bastion.policy();
-    let denied = |why: String| {
+    let denied = |class: DenialClass, why: String| {
         bastion.events.emit(Event {
             user: Some(identity.user.name.clone()),
             target: Some(target_name.clone()),
             reason: Some(why.clone()),
             detail: Some(serde_json::json!({ "breakglass": true, "breakglass_reason": reason })),
+            denial: Some(class),
             ..Event::new(EventKind::SessionDenied)
         });
         Reply::denied(&why, None)
@@ -121,7 +123,10 @@ pub(super) async fn run(
         return finish(
             &opened.write,
             pty,
-            denied("your account is no longer in the policy".into()),
+            denied(
+                DenialClass::Policy,
+                "your account is no longer in the policy".into(),
+            ),
         )
         .await;
     };
@@ -132,9 +137,10 @@ pub(super) async fn run(
         return finish(
             &opened.write,
             pty,
-            denied(format!(
-                "you are not a member of an emergency role covering {target_name:?}"
-            )),
+            denied(
+                DenialClass::Policy,
+                format!("you are not a member of an emergency role covering {target_name:?}"),
+            ),
         )
         .await;
     };
@@ -157,12 +163,28 @@ pub(super) async fn run(
         .await;
     let (grant, activated) = match decided {
         Ok(done) => done,
-        Err(GrantError::Denied(why)) => return finish(&opened.write, pty, denied(why)).await,
-        Err(e) => {
+        // The only refusal the break-glass step makes is its rate limit.
+        Err(GrantError::Denied(why)) => {
             return finish(
                 &opened.write,
                 pty,
-                denied(format!("the emergency grant could not be stored ({e})")),
+                denied(DenialClass::BreakglassLimit, why),
+            )
+            .await;
+        }
+        Err(e) => {
+            let class = match e {
+                GrantError::Audit(_) => DenialClass::AuditUnavailable,
+                GrantError::Store(_) => DenialClass::StoreUnavailable,
+                _ => DenialClass::Other,
+            };
+            return finish(
+                &opened.write,
+                pty,
+                denied(
+                    class,
+                    format!("the emergency grant could not be stored ({e})"),
+                ),
             )
             .await;
         }

@@ -12,6 +12,7 @@ use tracing::debug;
 
 use super::record::{RecordingFault, SessionRecording};
 use crate::grants::watch::{GrantLifetime, LifetimeEvent};
+use crate::outcome::EndClass;
 use crate::recording::Queued;
 use crate::upstream::UpstreamChannel;
 
@@ -32,6 +33,8 @@ pub struct BridgeOutcome {
     pub grant_ended: Option<String>,
     /// Why the bastion closed the session, when its recording failed.
     pub recording_failed: Option<String>,
+    /// The class of end, when the bastion closed the session (`None`: it ended by itself).
+    pub closed_as: Option<EndClass>,
 }
 
 /// Exit status sent when the bastion closes a running session (its grant ended, or its
@@ -204,6 +207,7 @@ pub async fn run(
                 }
                 Err(RecordingFault(why)) => {
                     outcome.recording_failed = Some(why.clone());
+                    outcome.closed_as = Some(EndClass::RecordingFailed);
                     break Some(why);
                 }
             },
@@ -215,6 +219,7 @@ pub async fn run(
                 }
                 Err(RecordingFault(why)) => {
                     outcome.recording_failed = Some(why.clone());
+                    outcome.closed_as = Some(EndClass::RecordingFailed);
                     break Some(why);
                 }
             },
@@ -223,13 +228,15 @@ pub async fn run(
                     let line = format!("\r\ngatehouse: {text}\r\n");
                     if let Err(RecordingFault(why)) = recording.output(line.clone()).await {
                         outcome.recording_failed = Some(why.clone());
+                    outcome.closed_as = Some(EndClass::RecordingFailed);
                         break Some(why);
                     }
                     let _ = user_write.extended_data_bytes(1, line.into_bytes()).await;
                 }
-                LifetimeEvent::End(text) => {
-                    outcome.grant_ended = Some(text.clone());
-                    break Some(text);
+                LifetimeEvent::End(end) => {
+                    outcome.grant_ended = Some(end.message.clone());
+                    outcome.closed_as = Some(end.class);
+                    break Some(end.message);
                 }
             },
         }

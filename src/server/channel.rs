@@ -16,6 +16,7 @@ use crate::access::{self, Allowed, SessionRequest};
 use crate::bastion::Bastion;
 use crate::events::{Event, EventKind};
 use crate::grants::{self, watch::GrantLifetime};
+use crate::outcome::DenialClass;
 use crate::upstream::PtyRequest;
 
 /// How long a client may take between opening a channel and sending its request.
@@ -171,7 +172,8 @@ impl SessionChannel {
 }
 
 /// Decides a session request and, when permitted, runs the session; with `only_grant`, under
-/// that grant or not at all (break-glass runs under the grant it just created).
+/// that grant or not at all (break-glass runs under the grant it just created). How long the
+/// decision took, from here to the permit or the denial, goes to the metrics.
 pub(super) async fn session(
     bastion: Arc<Bastion>,
     identity: Arc<Identity>,
@@ -180,16 +182,18 @@ pub(super) async fn session(
     request: SessionRequest,
     only_grant: Option<i64>,
 ) {
+    let deciding = std::time::Instant::now();
+    let refuse = |denial: access::Denial| {
+        crate::metrics::decision_took(deciding.elapsed());
+        deny(&bastion, &opened, &identity, &request, denial)
+    };
     let policy = bastion.policy();
     // The user as the current policy knows them: a user removed since login has no access.
     let Some(user) = policy.user(&identity.user.name).cloned() else {
-        deny(
-            &bastion,
-            &opened,
-            &identity,
-            &request,
-            access::Denial::new("your account is no longer in the policy"),
-        )
+        refuse(access::Denial::new(
+            DenialClass::Policy,
+            "your account is no longer in the policy",
+        ))
         .await;
         return;
     };
@@ -201,13 +205,10 @@ pub(super) async fn session(
             held
         }
         Err(e) => {
-            deny(
-                &bastion,
-                &opened,
-                &identity,
-                &request,
-                access::Denial::new(bastion.store_unavailable("grants cannot be checked now", &e)),
-            )
+            refuse(access::Denial::new(
+                DenialClass::StoreUnavailable,
+                bastion.store_unavailable("grants cannot be checked now", &e),
+            ))
             .await;
             return;
         }
@@ -215,7 +216,7 @@ pub(super) async fn session(
     let permit = match access::decide(&policy, &user, &held, &request, now) {
         Ok(permit) => permit,
         Err(denial) => {
-            deny(&bastion, &opened, &identity, &request, denial).await;
+            refuse(denial).await;
             return;
         }
     };
@@ -225,16 +226,10 @@ pub(super) async fn session(
     let interactive = !matches!(permit.allowed(), Allowed::Exec { .. });
     let lifetime = GrantLifetime::new(&bastion.watch, &permit, &session_id, interactive, now);
     if let Err(lapse) = super::dial::confirm(&bastion, &permit).await {
-        deny(
-            &bastion,
-            &opened,
-            &identity,
-            &request,
-            access::Denial::new(lapse.to_string()),
-        )
-        .await;
+        refuse(access::Denial::new(lapse.denial_class(), lapse.to_string())).await;
         return;
     }
+    crate::metrics::decision_took(deciding.elapsed());
     super::session::run(&bastion, handle, opened, permit, session_id, lifetime, now).await;
 }
 
@@ -251,6 +246,7 @@ async fn deny(
         target: Some(request.target.clone()),
         role: request.role.clone(),
         reason: Some(denial.reason.clone()),
+        denial: Some(denial.class),
         ..Event::new(EventKind::SessionDenied)
     });
     let reply = Reply::denied(&denial.reason, denial.hint.as_deref());

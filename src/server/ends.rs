@@ -11,12 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::events::Event;
+use crate::outcome::{EndClass, Ending};
 
 /// The end reason written by the drain for a session whose recording did not finish in time.
 pub const UNFINISHED_REASON: &str = "shutdown, recording not finished";
 
 struct Pending {
     claimed: AtomicBool,
+    /// Whether the session started on the target, so that an end written by the drain counts
+    /// it as one that stopped running only if it ran.
+    started: AtomicBool,
     ended: Event,
 }
 
@@ -43,6 +47,7 @@ impl SessionEnds {
     pub fn open(self: &Arc<Self>, id: &str, ended: Event) -> OpenEnd {
         let pending = Arc::new(Pending {
             claimed: AtomicBool::new(false),
+            started: AtomicBool::new(false),
             ended,
         });
         self.open
@@ -56,19 +61,35 @@ impl SessionEnds {
         }
     }
 
-    /// Claims every end not claimed yet, for the drain to write: the session id and its event.
+    /// Claims every end not claimed yet, for the drain to write: the session id and its event,
+    /// classed as ended by the shutdown.
     pub fn claim_unfinished(&self) -> Vec<(String, Event)> {
         self.open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(_, p)| !p.claimed.swap(true, Ordering::SeqCst))
-            .map(|(id, p)| (id.clone(), p.ended.clone()))
+            .map(|(id, p)| {
+                let ending = Ending {
+                    class: EndClass::Shutdown,
+                    started: p.started.load(Ordering::SeqCst),
+                };
+                let ended = Event {
+                    ending: Some(ending),
+                    ..p.ended.clone()
+                };
+                (id.clone(), ended)
+            })
             .collect()
     }
 }
 
 impl OpenEnd {
+    /// Records that the session started on the target (just before its `session.started`).
+    pub fn started(&self) {
+        self.pending.started.store(true, Ordering::SeqCst);
+    }
+
     /// Whether the session may write its own end: false once the drain has written it.
     pub fn claim(&self) -> bool {
         !self.pending.claimed.swap(true, Ordering::SeqCst)
@@ -95,14 +116,24 @@ mod tests {
         let ends = SessionEnds::new();
         let done = ends.open("a", Event::new(EventKind::SessionEnded));
         let stuck = ends.open("b", Event::new(EventKind::SessionEnded));
+        let setting_up = ends.open("c", Event::new(EventKind::SessionEnded));
         assert!(done.claim());
-        let unfinished = ends.claim_unfinished();
-        assert_eq!(unfinished.len(), 1);
+        stuck.started();
+        let mut unfinished = ends.claim_unfinished();
+        unfinished.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(unfinished.len(), 2);
         assert_eq!(unfinished[0].0, "b");
+        // Each is classed as ended by the shutdown, and counts as stopped running only if it
+        // had started.
+        let ending = |i: usize| unfinished[i].1.ending.unwrap();
+        assert_eq!(ending(0).class, EndClass::Shutdown);
+        assert!(ending(0).started);
+        assert_eq!(unfinished[1].0, "c");
+        assert!(!ending(1).started);
         // The stuck session, resuming, must not write a second end.
         assert!(!stuck.claim());
         assert!(ends.claim_unfinished().is_empty());
-        drop((done, stuck));
+        drop((done, stuck, setting_up));
         assert!(ends.open.lock().unwrap().is_empty());
     }
 }

@@ -143,6 +143,7 @@ impl ConnectionHandler {
                 "peer": self.peer.map(|p| p.to_string()),
                 "channel": channel.map(|c| format!("{c:?}")),
             })),
+            denial: Some(crate::outcome::DenialClass::Policy),
             ..Event::new(EventKind::SessionDenied)
         });
     }

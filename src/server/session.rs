@@ -14,6 +14,8 @@ use crate::access::{Allowed, Permit};
 use crate::bastion::Bastion;
 use crate::events::{Event, EventKind};
 use crate::grants::{self, watch::GrantLifetime};
+use crate::health::{Component, NotReady};
+use crate::outcome::{DenialClass, EndClass, Ending};
 use crate::recording::CastHeader;
 use crate::store::sessions::{SessionEnd, SessionRecord, complete_in_background};
 use crate::upstream::PtyRequest;
@@ -46,6 +48,7 @@ pub(super) async fn run(
             bastion,
             &opened,
             event(EventKind::SessionDenied),
+            unready_class(&why),
             why.to_string(),
         )
         .await;
@@ -61,7 +64,14 @@ pub(super) async fn run(
     {
         Ok(recording) => recording,
         Err(RecordingFault(why)) => {
-            return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
+            return refuse(
+                bastion,
+                &opened,
+                event(EventKind::SessionDenied),
+                DenialClass::RecordingUnavailable,
+                why,
+            )
+            .await;
         }
     };
     let record = SessionRecord {
@@ -89,7 +99,14 @@ pub(super) async fn run(
     if let Err(e) = bastion.sessions.started(&record).await {
         let _ = recording.finish_in_background().await;
         let why = bastion.store_unavailable("the session cannot be indexed", &e);
-        return refuse(bastion, &opened, event(EventKind::SessionDenied), why).await;
+        return refuse(
+            bastion,
+            &opened,
+            event(EventKind::SessionDenied),
+            DenialClass::StoreUnavailable,
+            why,
+        )
+        .await;
     }
     // From here on the session has an index row, so it must get an end, if need be from the
     // shutdown drain (see `ends`).
@@ -109,8 +126,9 @@ pub(super) async fn run(
         session_id: &session_id,
         env: &env,
     };
-    let (mut end, detail) = match permit.allowed() {
+    let (mut end, ending, detail) = match permit.allowed() {
         Allowed::RestrictedShell => {
+            open_end.started();
             bastion.events.emit(Event {
                 detail: unsafe_rules(&permit),
                 ..event(EventKind::SessionStarted)
@@ -129,11 +147,16 @@ pub(super) async fn run(
                 "commands_run": outcome.commands_run,
                 "commands_denied": outcome.commands_denied,
             });
+            let ending = Ending {
+                class: outcome.closed_as.unwrap_or(EndClass::Normal),
+                started: true,
+            };
             (
                 SessionEnd {
                     end_reason: outcome.closed,
                     ..SessionEnd::default()
                 },
+                ending,
                 detail,
             )
         }
@@ -152,6 +175,7 @@ pub(super) async fn run(
                     let _ = recording.output(reply.stderr.clone()).await;
                     bastion.events.emit(Event {
                         reason: Some(why.clone()),
+                        denial: Some(lapse.denial_class()),
                         ..event(EventKind::SessionDenied)
                     });
                     finish(&write, pty.is_some(), reply).await;
@@ -160,7 +184,11 @@ pub(super) async fn run(
                         end_reason: Some(format!("refused during setup: {why}")),
                         ..SessionEnd::default()
                     };
-                    (end, serde_json::json!({ "refused": why }))
+                    let ending = Ending {
+                        class: EndClass::Refused,
+                        started: false,
+                    };
+                    (end, ending, serde_json::json!({ "refused": why }))
                 }
                 Err(DialError::Target(e)) => {
                     warn!(session = %session_id, target = %permit.target().name, error = %e, "target unavailable");
@@ -177,9 +205,14 @@ pub(super) async fn run(
                         end_reason: Some(format!("target unavailable: {e}")),
                         ..SessionEnd::default()
                     };
-                    (end, serde_json::json!({ "error": e }))
+                    let ending = Ending {
+                        class: EndClass::TargetUnavailable,
+                        started: false,
+                    };
+                    (end, ending, serde_json::json!({ "error": e }))
                 }
                 Ok(upstream) => {
+                    open_end.started();
                     bastion.events.emit(Event {
                         detail: unsafe_rules(&permit),
                         ..event(EventKind::SessionStarted)
@@ -203,7 +236,11 @@ pub(super) async fn run(
                         "bytes_out": outcome.bytes_out,
                         "user_left": outcome.user_left,
                     });
-                    (end, detail)
+                    let ending = Ending {
+                        class: outcome.closed_as.unwrap_or(EndClass::Normal),
+                        started: true,
+                    };
+                    (end, ending, detail)
                 }
             }
         }
@@ -233,6 +270,7 @@ pub(super) async fn run(
     bastion.events.emit(Event {
         reason: end.end_reason.clone(),
         detail: Some(detail),
+        ending: Some(ending),
         ..event(EventKind::SessionEnded)
     });
 }
@@ -256,10 +294,27 @@ fn unsafe_rules(permit: &Permit) -> Option<serde_json::Value> {
     (!listed.is_empty()).then(|| serde_json::json!({ "unsafe_rules": listed }))
 }
 
+/// The class of a refusal while the bastion is not ready: the store first, since without it
+/// nothing can be checked at all.
+fn unready_class(why: &NotReady) -> DenialClass {
+    if why.faults.iter().any(|f| f.component == Component::Store) {
+        DenialClass::StoreUnavailable
+    } else {
+        DenialClass::AuditUnavailable
+    }
+}
+
 /// Refuses a permitted session that cannot be recorded or indexed (fail closed).
-async fn refuse(bastion: &Bastion, opened: &Opened, denied: Event, why: String) {
+async fn refuse(
+    bastion: &Bastion,
+    opened: &Opened,
+    denied: Event,
+    class: DenialClass,
+    why: String,
+) {
     bastion.events.emit(Event {
         reason: Some(why.clone()),
+        denial: Some(class),
         ..denied
     });
     finish(
@@ -311,5 +366,39 @@ fn cast_header(permit: &Permit, pty: Option<&PtyRequest>, now: grants::Timestamp
             permit.grant_id()
         )),
         env,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Fault;
+
+    fn unready(components: &[Component]) -> NotReady {
+        NotReady {
+            faults: components
+                .iter()
+                .map(|&component| Fault {
+                    component,
+                    reason: "broken".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_bastion_that_is_not_ready_refuses_for_the_store_first() {
+        assert_eq!(
+            unready_class(&unready(&[Component::Store])),
+            DenialClass::StoreUnavailable
+        );
+        assert_eq!(
+            unready_class(&unready(&[Component::AuditLog])),
+            DenialClass::AuditUnavailable
+        );
+        assert_eq!(
+            unready_class(&unready(&[Component::AuditLog, Component::Store])),
+            DenialClass::StoreUnavailable
+        );
     }
 }

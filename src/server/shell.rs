@@ -27,9 +27,10 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use super::dial::{DialError, Dialer};
 use super::line_editor::{LineEditor, LineEvent};
 use super::record::{RecordingFault, SessionRecording};
-use crate::access::{Allowed, Lapse, Permit};
+use crate::access::{Allowed, Denial, Lapse, Permit};
 use crate::events::{Event, EventKind};
 use crate::grants::watch::{GrantLifetime, LifetimeEvent};
+use crate::outcome::{DenialClass, EndClass};
 use crate::policy::rules;
 use crate::upstream::UpstreamChannel;
 
@@ -42,14 +43,17 @@ pub struct ShellOutcome {
     pub commands_denied: u32,
     /// Why the bastion closed the session (the grant ended, the recording failed).
     pub closed: Option<String>,
+    /// The class of end, when the bastion closed the session.
+    pub closed_as: Option<EndClass>,
 }
 
 /// What handling one line led to.
 enum Next {
     Prompt,
     Exit,
-    /// The bastion closes the session: the grant ended or the recording failed.
-    Closed(String),
+    /// The bastion closes the session (the grant ended or the recording failed): why, and the
+    /// class of end.
+    Closed(String, EndClass),
     UserLeft,
 }
 
@@ -116,7 +120,7 @@ impl<'a> RestrictedShell<'a> {
             let next = self.next_line().await;
             // A recording that failed closes the session before anything else is shown.
             let next = match self.fault.take() {
-                Some(why) => Next::Closed(why),
+                Some(why) => Next::Closed(why, EndClass::RecordingFailed),
                 None => next,
             };
             match next {
@@ -126,11 +130,12 @@ impl<'a> RestrictedShell<'a> {
                 }
                 Next::Exit => break Some(0),
                 Next::UserLeft => break None,
-                Next::Closed(text) => {
+                Next::Closed(text, class) => {
                     let line = format!("\r\ngatehouse: {text}: closing the session\r\n");
                     self.recording.note(&line);
                     let _ = self.write.data_bytes(line.into_bytes()).await;
                     self.outcome.closed = Some(text);
+                    self.outcome.closed_as = Some(class);
                     break Some(super::bridge::EXIT_GRANT_ENDED);
                 }
             }
@@ -217,7 +222,7 @@ impl<'a> RestrictedShell<'a> {
                         out.extend_from_slice(&self.editor.redraw());
                         self.say(&out).await;
                     }
-                    LifetimeEvent::End(text) => return Next::Closed(text),
+                    LifetimeEvent::End(end) => return Next::Closed(end.message, end.class),
                 },
             }
         }
@@ -239,14 +244,23 @@ impl<'a> RestrictedShell<'a> {
         // The session as the policy in force now gives it, and the line under its rules now.
         let current = match self.permit.renewed(&self.dialer.bastion.policy()) {
             Ok(current) => current,
-            Err(lapse) => return Next::Closed(lapse.to_string()),
+            Err(lapse) => return Next::Closed(lapse.to_string(), lapse.end_class()),
         };
         let checked = rules::tokenize(trimmed)
-            .map_err(|e| (format!("the command was refused: {e}"), None))
-            .and_then(|argv| current.for_line(&argv).map_err(|d| (d.reason, d.hint)));
+            .map_err(|e| {
+                Denial::new(
+                    DenialClass::CommandNotAllowed,
+                    format!("the command was refused: {e}"),
+                )
+            })
+            .and_then(|argv| current.for_line(&argv));
         let line = match checked {
             Ok(line) => line,
-            Err((reason, hint)) => {
+            Err(Denial {
+                reason,
+                hint,
+                class,
+            }) => {
                 let permit = self.permit;
                 self.outcome.commands_denied += 1;
                 self.dialer.bastion.events.emit(Event {
@@ -257,6 +271,7 @@ impl<'a> RestrictedShell<'a> {
                     session_id: Some(self.dialer.session_id.to_owned()),
                     reason: Some(reason.clone()),
                     detail: Some(serde_json::json!({ "line": String::from_utf8_lossy(trimmed) })),
+                    denial: Some(class),
                     ..Event::new(EventKind::SessionDenied)
                 });
                 self.mark(&format!("denied: {reason}")).await;
@@ -271,7 +286,7 @@ impl<'a> RestrictedShell<'a> {
         if let Allowed::Exec { command } = line.allowed() {
             self.mark(&format!("run: {command}")).await;
             if let Some(why) = self.fault.take() {
-                return Next::Closed(why);
+                return Next::Closed(why, EndClass::RecordingFailed);
             }
         }
         let upstream = match self.dialer.open(&line, None).await {
@@ -285,7 +300,9 @@ impl<'a> RestrictedShell<'a> {
                 self.say(text.as_bytes()).await;
                 return Next::Prompt;
             }
-            Err(DialError::Lapsed(lapse)) => return Next::Closed(lapse.to_string()),
+            Err(DialError::Lapsed(lapse)) => {
+                return Next::Closed(lapse.to_string(), lapse.end_class());
+            }
             Err(DialError::Target(e)) => {
                 let text = format!("gatehouse: target {}: {e}\r\n", line.target().name);
                 self.say(text.as_bytes()).await;
@@ -344,7 +361,7 @@ impl<'a> RestrictedShell<'a> {
                             self.say(format!("\r\ngatehouse: {text}\r\n").as_bytes()).await;
                             continue;
                         }
-                        LifetimeEvent::End(text) => break Next::Closed(text),
+                        LifetimeEvent::End(end) => break Next::Closed(end.message, end.class),
                     },
                 },
             };
@@ -352,7 +369,7 @@ impl<'a> RestrictedShell<'a> {
                 Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
                     self.say(&to_crlf(&data)).await;
                     if let Some(why) = self.fault.take() {
-                        break Next::Closed(why);
+                        break Next::Closed(why, EndClass::RecordingFailed);
                     }
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),

@@ -92,6 +92,10 @@ pub trait AlertOutbox: Send + Sync {
     /// Every undelivered row, oldest first.
     async fn pending(&self) -> Result<Vec<Queued>, StoreError>;
 
+    /// How many rows are undelivered, of any sink: the backlog, counted on the index of due
+    /// rows, cheap enough to sample every few seconds for the metrics.
+    async fn backlog(&self) -> Result<u64, StoreError>;
+
     /// Deletes the undelivered rows of `sink`.
     async fn forget_sink(&self, sink: &str) -> Result<u64, StoreError>;
 }

@@ -223,6 +223,9 @@ pub fn client_config(trust: &HostTrust) -> Arc<client::Config> {
 pub struct Connected {
     handle: client::Handle<HostVerifier>,
     opened_at: std::time::Instant,
+    /// How long the session waited for this connection (a slot, the dial, the key exchange;
+    /// next to nothing for a prepared one): the first part of its connect time.
+    waited: Duration,
     /// Held until the session has authenticated: until then sshd counts the connection
     /// against its `MaxStartups`. A prepared connection gives it back while it waits.
     startup: Option<StartupSlot>,
@@ -232,6 +235,12 @@ impl Connected {
     /// How long ago the connection was made.
     pub fn age(&self) -> Duration {
         self.opened_at.elapsed()
+    }
+
+    /// The connection, for a session that waited `waited` to get it.
+    pub(crate) fn waited(mut self, waited: Duration) -> Connected {
+        self.waited = waited;
+        self
     }
 
     /// The connection without its start-up slot, to wait in the pool without holding a slot
@@ -275,6 +284,7 @@ async fn connect(
         Ok(Ok(handle)) => Ok(Connected {
             handle,
             opened_at: std::time::Instant::now(),
+            waited: Duration::ZERO,
             startup: Some(startup),
         }),
         Ok(Err(e)) => match refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -308,7 +318,9 @@ pub(crate) async fn login(
     let mut connection = connected.handle;
     let startup = connected.startup;
     let mut early = Vec::new();
+    let waited = connected.waited;
     let steps = async {
+        let authenticating = std::time::Instant::now();
         let auth = connection
             .authenticate_openssh_cert(login, Arc::new(credential.key), credential.certificate)
             .await
@@ -319,6 +331,7 @@ pub(crate) async fn login(
                 login: login.to_owned(),
             });
         }
+        crate::metrics::upstream_connected(waited + authenticating.elapsed());
         let mut channel = connection
             .channel_open_session()
             .await

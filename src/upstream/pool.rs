@@ -63,8 +63,17 @@ impl WarmPool {
     }
 
     /// A verified connection to the permitted target: a ready one if there is one, else a new
-    /// one. Once the session has logged in on it, call [`WarmPool::prepare_next`].
+    /// one, knowing how long the session waited for it. Once the session has logged in on it,
+    /// call [`WarmPool::prepare_next`].
     pub(crate) async fn get(self: &Arc<Self>, permit: &Permit) -> Result<Connected, UpstreamError> {
+        let asked = std::time::Instant::now();
+        self.take(permit)
+            .await
+            .map(|connected| connected.waited(asked.elapsed()))
+    }
+
+    /// A ready connection to the permitted target if there is one, else a new one.
+    async fn take(self: &Arc<Self>, permit: &Permit) -> Result<Connected, UpstreamError> {
         let target = permit.target();
         if !self.enabled {
             return self.connect(target).await;

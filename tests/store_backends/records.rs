@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 use gatehouse::events::AuditUnwritable;
+use gatehouse::grants::store::Write;
+use gatehouse::grants::{Change, ChangeKind, GrantState, NewGrant};
 use gatehouse::store::Store;
 use gatehouse::store::nodes::{Heartbeat, NodeState};
 use gatehouse::store::outbox::MAX_ERROR_LEN;
@@ -10,6 +12,8 @@ use gatehouse::store::sessions::{
     AckError, Review, ReviewSeal, SessionEnd, SessionFilter, SessionRecord,
 };
 use uuid::Uuid;
+
+use crate::contract::{fixed, pending};
 
 /// A session of `user` on `node`, just started.
 pub fn session(
@@ -432,6 +436,78 @@ pub async fn outbox_prunes_forgets_and_knows_unknown_sinks(store: &Store) {
         (left[0].alert_id, left[0].sink.as_str()),
         (a2, "command:gone")
     );
+}
+
+/// Grants by state and the outbox backlog, as the metrics sample them: counts that follow
+/// every insert, change and delivery, with nothing for a state that has no grant.
+pub async fn grants_and_the_outbox_backlog_are_counted(store: &Store) {
+    assert!(store.count_by_state().await.unwrap().is_empty());
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    let active = NewGrant {
+        state: GrantState::Active,
+        activated_at: Some(100),
+        expires_at: Some(200),
+        ..pending("bob")
+    };
+    let inserted = store
+        .transact(&fixed(
+            vec![
+                Write::Insert(pending("alice")),
+                Write::Insert(pending("carol")),
+                Write::Insert(active),
+            ],
+            true,
+        ))
+        .await
+        .unwrap();
+    let counts = |mut c: Vec<(GrantState, u64)>| {
+        c.sort_by_key(|(s, _)| s.as_str());
+        c
+    };
+    assert_eq!(
+        counts(store.count_by_state().await.unwrap()),
+        [(GrantState::Active, 1), (GrantState::Pending, 2)]
+    );
+    let deny = Write::Change(Change {
+        grant_id: inserted[0].grant.id,
+        expected: GrantState::Pending,
+        kind: ChangeKind::End {
+            state: GrantState::Denied,
+            by: "bob".into(),
+            reason: None,
+            at: 110,
+        },
+    });
+    store.transact(&fixed(vec![deny], true)).await.unwrap();
+    // A transaction rolled back counts nothing.
+    let rolled_back = fixed(vec![Write::Insert(pending("dave"))], false);
+    assert!(store.transact(&rolled_back).await.is_err());
+    assert_eq!(
+        counts(store.count_by_state().await.unwrap()),
+        [
+            (GrantState::Active, 1),
+            (GrantState::Denied, 1),
+            (GrantState::Pending, 1)
+        ]
+    );
+
+    let rows = store
+        .enqueue(Uuid::now_v7(), "{}", &["syslog:a", "webhook:b"], 0, 0)
+        .await
+        .unwrap();
+    store
+        .enqueue(Uuid::now_v7(), "{}", &["command:gone"], 0, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.backlog().await.unwrap(),
+        3,
+        "every sink, known or not"
+    );
+    store.mark_delivered(rows[0].0, 500).await.unwrap();
+    assert_eq!(store.backlog().await.unwrap(), 2);
+    store.forget_sink("command:gone").await.unwrap();
+    assert_eq!(store.backlog().await.unwrap(), 1);
 }
 
 pub async fn nodes_heartbeat_stop_and_are_marked_gone_once(store: &Store) {

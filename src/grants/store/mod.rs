@@ -127,6 +127,21 @@ pub trait GrantStore: Send + Sync {
     async fn revision(&self) -> Result<i64, GrantError>;
     /// Grants changed after revision `since`.
     async fn changed_since(&self, since: i64) -> Result<Vec<GrantStatus>, GrantError>;
+    /// How many grants are in each state (states with none are left out); one indexed
+    /// aggregate, cheap enough to sample every few seconds for the metrics.
+    async fn count_by_state(&self) -> Result<Vec<(GrantState, u64)>, GrantError>;
+}
+
+/// Reads the `(state, count)` rows of a `GROUP BY state` count, as both backends return them;
+/// a state word that is not one is a store error, not a silent zero.
+pub fn state_counts(rows: Vec<(String, i64)>) -> Result<Vec<(GrantState, u64)>, GrantError> {
+    rows.into_iter()
+        .map(|(state, count)| {
+            let state = GrantState::parse(&state)
+                .ok_or_else(|| GrantError::Store(format!("unknown grant state {state:?}")))?;
+            Ok((state, u64::try_from(count).unwrap_or(0)))
+        })
+        .collect()
 }
 
 /// The compare-and-set check every backend makes before applying a [`Change`]: the grant

@@ -71,6 +71,7 @@ pub async fn reevaluate(
                 session.key,
                 GrantEnd {
                     message: reason.clone(),
+                    class: lapse.end_class(),
                 },
             );
             report.sessions_closed.push(ClosedSession {
@@ -274,7 +275,10 @@ mod tests {
         let mut alice = lifetimes.pop().unwrap();
         assert_eq!(
             alice.next().await,
-            LifetimeEvent::End("user alice is no longer in the policy".into())
+            LifetimeEvent::End(GrantEnd {
+                message: "user alice is no longer in the policy".into(),
+                class: crate::outcome::EndClass::Policy,
+            })
         );
         let quiet = tokio::time::timeout(Duration::from_millis(50), bob.next()).await;
         assert!(quiet.is_err(), "bob's session goes on");

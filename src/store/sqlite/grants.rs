@@ -9,7 +9,8 @@ use sqlx::{Row, SqliteConnection};
 use super::SqliteStore;
 use crate::grants::Timestamp;
 use crate::grants::store::{
-    Applied, GrantFilter, GrantStatus, GrantStore, Reads, Snapshot, Transition, Write, expect_state,
+    Applied, GrantFilter, GrantStatus, GrantStore, Reads, Snapshot, Transition, Write,
+    expect_state, state_counts,
 };
 use crate::grants::{Approval, Change, ChangeKind, Grant, GrantError, GrantState, NewGrant};
 
@@ -337,6 +338,15 @@ impl GrantStore for SqliteStore {
             .fetch_one(self.pool())
             .await
             .map_err(db)
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(GrantState, u64)>, GrantError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM grants GROUP BY state")
+                .fetch_all(self.pool())
+                .await
+                .map_err(db)?;
+        state_counts(rows)
     }
 
     async fn changed_since(&self, since: i64) -> Result<Vec<GrantStatus>, GrantError> {

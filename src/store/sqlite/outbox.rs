@@ -172,6 +172,14 @@ impl AlertOutbox for SqliteStore {
             .collect())
     }
 
+    async fn backlog(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM alert_outbox WHERE delivered_ms IS NULL")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn forget_sink(&self, sink: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM alert_outbox WHERE sink = ? AND delivered_ms IS NULL")
             .bind(sink)
