@@ -72,6 +72,12 @@
 //!   a `flush_interval` old, on [`writer::Recorder::tick`], or at 64 KiB; the live recording
 //!   writes out after every batch instead.
 //!
+//! # Showing recordings in a browser
+//!
+//! [`screen`] plays a recording into a terminal emulator on the server and hands out each
+//! moment's screen as plain text runs with styles, so a web page never interprets a recorded
+//! byte; it reads files as a stream and follows recordings that are still growing.
+//!
 //! [asciicast v2]: https://docs.asciinema.org/manual/asciicast/v2/
 
 pub mod cast;

@@ -279,6 +279,42 @@ mod tests {
         assert!(!contains_text(&c, "abcabc"));
     }
 
+    #[test]
+    fn text_search_reports_every_match_and_marker_labels() {
+        let mut search = TextSearch::new("ab").unwrap();
+        let mut found = Vec::new();
+        for e in [
+            event(1.0, EventKind::Output, "xab a"),
+            event(2.0, EventKind::Output, "bab"),
+            event(3.0, EventKind::Marker, "run: ab"),
+            event(4.0, EventKind::Input, "ab"),
+            event(5.0, EventKind::Resize, "ab"),
+            event(6.0, EventKind::Marker, "a"),
+        ] {
+            search.push(&e, |m| found.push((m.source, m.time)));
+        }
+        assert_eq!(
+            found,
+            [
+                (MatchSource::Output, 1.0),
+                (MatchSource::Output, 1.0),
+                (MatchSource::Output, 2.0),
+                (MatchSource::Marker, 3.0),
+                (MatchSource::Input, 4.0),
+            ]
+        );
+        assert!(TextSearch::new("").is_none());
+        // Overlapping occurrences are each reported, none twice.
+        let mut search = TextSearch::new("aa").unwrap();
+        let mut times = Vec::new();
+        for (i, data) in ["a", "aa", "a"].iter().enumerate() {
+            search.push(&event(i as f64, EventKind::Output, data), |m| {
+                times.push(m.time)
+            });
+        }
+        assert_eq!(times, [0.0, 1.0, 1.0]);
+    }
+
     proptest::proptest! {
         #[test]
         fn any_substring_of_the_output_is_found(

@@ -51,8 +51,8 @@ use std::path::PathBuf;
 
 pub use cache::Screens;
 pub use frame::{Frame, FrameCursor, Span};
-pub use index::{IndexOptions, ScreenIndex};
-pub use reader::{CastReader, ReadState, ReaderEvent};
+pub use index::{IndexOptions, Refresh, ScreenIndex};
+pub use reader::{CastReader, ReadError, ReadState, ReaderEvent};
 pub use search::search_times;
 pub use timeline::{Mark, MarkKind, ResizeMark, Timeline};
 
