@@ -657,3 +657,85 @@ fn the_openapi_document_names_every_api_route() {
     }
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
 }
+
+/// The value of one series (name with its labels, exactly as rendered) in a scrape.
+fn series(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no series {name} in:\n{scrape}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_move_by_the_right_amounts_after_real_sessions() {
+    let s = setup();
+    let gh = &s.world.gatehouse;
+    let scrape = || {
+        let answer = s.console.get("/metrics", &Auth::default());
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer
+                .header("content-type")
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        answer.body
+    };
+    let before = scrape();
+    for line in before
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(line.starts_with("gatehouse_"), "{line}");
+    }
+    assert_eq!(series(&before, "gatehouse_sessions_active"), 0.0);
+    assert_eq!(series(&before, "gatehouse_store_up"), 1.0);
+    let started = "gatehouse_sessions_total{outcome=\"started\"}";
+    let ended = "gatehouse_sessions_total{outcome=\"ended\"}";
+    let no_grant = "gatehouse_denials_total{reason=\"no_grant\"}";
+    let decisions = "gatehouse_decision_seconds_count";
+
+    // One refused for want of a grant, then two that run.
+    assert_eq!(gh.ssh(&s.bob, &["web-01:web-ops", "true"]).code(), 126);
+    let id = bob_requests(&s);
+    let alice = s.console.sign_in(gh, &s.alice);
+    let approved = s.console.post_json(
+        &format!("/api/v1/requests/{id}/approve"),
+        &alice,
+        serde_json::json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    for _ in 0..2 {
+        let out = gh.ssh(&s.bob, &["web-01:web-ops", "echo", "counted"]);
+        assert_eq!(out.code(), 0, "{}", out.err());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let now = scrape();
+        if series(&now, ended) - series(&before, ended) >= 2.0 {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session ends were not counted:\n{now}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(series(&after, started) - series(&before, started), 2.0);
+    assert_eq!(series(&after, ended) - series(&before, ended), 2.0);
+    assert_eq!(series(&after, no_grant) - series(&before, no_grant), 1.0);
+    assert_eq!(series(&after, "gatehouse_sessions_active"), 0.0);
+    assert_eq!(series(&after, decisions) - series(&before, decisions), 3.0);
+    assert!(
+        series(&after, "gatehouse_recording_bytes_total")
+            > series(&before, "gatehouse_recording_bytes_total")
+    );
+    assert_eq!(
+        series(&after, "gatehouse_upstream_connect_seconds_count")
+            - series(&before, "gatehouse_upstream_connect_seconds_count"),
+        2.0
+    );
+}

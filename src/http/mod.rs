@@ -59,6 +59,7 @@ pub fn router(web: Web) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .route("/", get(login::home))
         .route("/login", get(login::show).post(login::sign_in))
         .route("/logout", post(login::sign_out))

@@ -1,9 +1,10 @@
 //! Operations endpoints for load balancers and monitoring: `/healthz` (the process answers),
-//! `/readyz` (the store, the audit log and the recordings can take a new session).
+//! `/readyz` (the store, the audit log and the recordings can take a new session) and
+//! `/metrics` (Prometheus text).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -59,4 +60,24 @@ pub async fn readyz(State(web): State<Web>) -> Response {
         }),
     )
         .into_response()
+}
+
+/// `GET /metrics`: every counter, gauge and histogram in Prometheus text format. Like
+/// `/healthz`, it needs no sign-in (scrapers have none); it names no person, only counts.
+pub async fn metrics(State(web): State<Web>) -> Response {
+    match &web.bastion.metrics {
+        Some(metrics) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            metrics.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are not recorded in this process\n",
+        )
+            .into_response(),
+    }
 }

@@ -15,6 +15,7 @@ pub const AUDIT_MAX: usize = 1000;
 
 /// Which lines.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// How many of the last lines to read (default 200, at most 1000).

@@ -204,18 +204,38 @@ pub async fn list_requests(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
-    /// A comment recorded with the approval.
+    /// A comment recorded with the approval (empty: none).
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub comment: Option<String>,
 }
 
-/// The body of a denial or revocation.
+/// The body of a revocation.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
-    /// Why (required to deny).
+    /// Why (empty: none).
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: Option<String>,
+}
+
+/// The body of a denial.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DenyBody {
+    /// Why the request is refused.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*\S[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub reason: String,
+}
+
+/// Blank text is no text.
+fn given(text: Option<String>) -> Option<String> {
+    text.filter(|t| !t.trim().is_empty())
 }
 
 /// `POST /api/v1/requests/{id}/approve`.
@@ -224,7 +244,9 @@ pub struct ReasonBody {
     request_body = ApproveBody,
     responses((status = 200, body = GrantView), (status = 400, body = crate::http::error::ErrorBody),
         (status = 401, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody),
-        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody)),
+        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
+        (status = 415, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody),
+        (status = 503, body = crate::http::error::ErrorBody)),
     security(("token" = []), ("session" = [])))]
 pub async fn approve(
     State(web): State<Web>,
@@ -233,28 +255,28 @@ pub async fn approve(
     ApiJson(body): ApiJson<ApproveBody>,
 ) -> Result<Json<GrantView>, ApiError> {
     Ok(Json(
-        decide(&web, &caller, id, &Decision::Approve(body.comment)).await?,
+        decide(&web, &caller, id, &Decision::Approve(given(body.comment))).await?,
     ))
 }
 
 /// `POST /api/v1/requests/{id}/deny`.
 #[utoipa::path(post, path = "/api/v1/requests/{id}/deny", tag = "grants",
     params(("id" = i64, Path, description = "The grant id")),
-    request_body = ReasonBody,
+    request_body = DenyBody,
     responses((status = 200, body = GrantView), (status = 400, body = crate::http::error::ErrorBody),
         (status = 401, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody),
-        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody)),
+        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
+        (status = 415, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody),
+        (status = 503, body = crate::http::error::ErrorBody)),
     security(("token" = []), ("session" = [])))]
 pub async fn deny(
     State(web): State<Web>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<ReasonBody>,
+    ApiJson(body): ApiJson<DenyBody>,
 ) -> Result<Json<GrantView>, ApiError> {
-    let reason = body
-        .reason
-        .filter(|r| !r.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("a denial needs a reason"))?;
+    let reason =
+        given(Some(body.reason)).ok_or_else(|| ApiError::bad_request("a denial needs a reason"))?;
     Ok(Json(
         decide(&web, &caller, id, &Decision::Deny(reason)).await?,
     ))
@@ -266,7 +288,9 @@ pub async fn deny(
     request_body = ReasonBody,
     responses((status = 200, body = GrantView), (status = 400, body = crate::http::error::ErrorBody),
         (status = 401, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody),
-        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody)),
+        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
+        (status = 415, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody),
+        (status = 503, body = crate::http::error::ErrorBody)),
     security(("token" = []), ("session" = [])))]
 pub async fn revoke(
     State(web): State<Web>,
@@ -275,12 +299,13 @@ pub async fn revoke(
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<GrantView>, ApiError> {
     Ok(Json(
-        decide(&web, &caller, id, &Decision::Revoke(body.reason)).await?,
+        decide(&web, &caller, id, &Decision::Revoke(given(body.reason))).await?,
     ))
 }
 
 /// Which of the caller's grants to list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GrantsQuery {
     /// Also the ended ones.

@@ -53,6 +53,26 @@ impl utoipa::Modify for Security {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(super::auth::COOKIE))),
         );
+        // Any call may meet a store or audit log that cannot answer: it is refused (fail
+        // closed) with 503, whatever the operation.
+        let unavailable = utoipa::openapi::ResponseBuilder::new()
+            .description("The store or the audit log is unavailable; nothing was changed")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("503".into())
+                    .or_insert_with(|| unavailable.clone().into());
+            }
+        }
     }
 }
 

@@ -69,9 +69,11 @@ pub async fn timeline(
 
 /// The moment to show.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FrameQuery {
     /// Seconds into the recording.
+    #[param(minimum = 0.0)]
     pub t: f64,
 }
 
@@ -116,6 +118,7 @@ pub async fn live(
 
 /// The text to find.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HitsQuery {
     /// The text (case-sensitive, at most 200 bytes).

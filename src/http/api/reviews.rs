@@ -30,6 +30,7 @@ pub struct ReviewList {
 
 /// Which part of the queue.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewQuery {
     /// Also the sessions already reviewed.
@@ -136,6 +137,11 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
     /// What the reviewer found.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*\S[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub note: String,
 }
 
@@ -146,7 +152,9 @@ pub struct AckBody {
     request_body = AckBody,
     responses((status = 200, body = Review), (status = 400, body = crate::http::error::ErrorBody),
         (status = 401, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody),
-        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody)),
+        (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
+        (status = 415, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody),
+        (status = 503, body = crate::http::error::ErrorBody)),
     security(("token" = []), ("session" = [])))]
 pub async fn ack(
     State(web): State<Web>,

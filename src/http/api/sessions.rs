@@ -27,6 +27,7 @@ pub const SEARCH_MAX: u32 = 200;
 
 /// The filters of the sessions list.
 #[derive(Debug, Default, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
     /// Only this user's (reviewers only, for anyone but themselves).
