@@ -125,11 +125,17 @@ pub async fn authenticate(
 }
 
 /// `Ok` unless the browser says the request comes from another site.
+///
+/// Under the console's `Referrer-Policy: no-referrer`, browsers send `Origin: null` with every
+/// form post and script `POST`, even to the page's own origin (the Fetch standard serialises
+/// the origin as `null` under that policy). `null` is accepted only when the browser's own
+/// `Sec-Fetch-Site` header, which no page can set, says the request comes from this origin;
+/// a `null` from anywhere else (a sandboxed frame, a `data:` page) is refused.
 pub fn same_origin(headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
-    let site = headers
+    let fetch_site = headers
         .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("same-origin");
+        .map(|v| v.to_str().unwrap_or(""));
+    let site = fetch_site.unwrap_or("same-origin");
     if !matches!(site, "same-origin" | "none") {
         return Err(ApiError::forbidden(format!(
             "a change from another site ({site}) is refused"
@@ -137,7 +143,8 @@ pub fn same_origin(headers: &HeaderMap, public_url: &str) -> Result<(), ApiError
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if origin != origin_of(public_url) {
+        let vouched = origin == "null" && fetch_site == Some("same-origin");
+        if origin != origin_of(public_url) && !vouched {
             return Err(ApiError::forbidden(format!(
                 "a change from origin {:?} is refused; the console is at {}",
                 origin.chars().take(100).collect::<String>(),
@@ -232,6 +239,13 @@ mod tests {
         assert!(same_origin(&headers(&[("origin", "https://bastion.example:8443")]), url).is_ok());
         assert!(same_origin(&headers(&[("origin", "https://evil.example")]), url).is_err());
         assert!(same_origin(&headers(&[("origin", "null")]), url).is_err());
+        // A browser's same-origin post under `Referrer-Policy: no-referrer`.
+        let own_null = [("origin", "null"), ("sec-fetch-site", "same-origin")];
+        assert!(same_origin(&headers(&own_null), url).is_ok());
+        for site in ["none", "cross-site", "same-site"] {
+            let other_null = [("origin", "null"), ("sec-fetch-site", site)];
+            assert!(same_origin(&headers(&other_null), url).is_err(), "{site}");
+        }
         assert!(same_origin(&headers(&[("sec-fetch-site", "cross-site")]), url).is_err());
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-site")]), url).is_err());
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), url).is_ok());
