@@ -17,7 +17,7 @@ pub async fn queue_page(
     State(web): State<Web>,
     Viewer(caller): Viewer,
 ) -> Result<Markup, PageError> {
-    let items = queue(&web, &caller, true)
+    let items = queue(&web, &caller, false)
         .await
         .map_err(|e| PageError(e, Some(caller.clone())))?;
     let body = html! {
