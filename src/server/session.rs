@@ -336,14 +336,17 @@ fn kind(permit: &Permit) -> &'static str {
 
 /// The recording's header: terminal size, time, command and a title naming person, target,
 /// role and grant.
+///
+/// A pty request of zero columns or rows gives no size (RFC 4254 6.2: zero dimensions are to be
+/// ignored; `ssh -tt` from a script sends them): the recording then says 80×24, as terminals
+/// assume, rather than a one-cell screen on which a player shows nothing.
 fn cast_header(permit: &Permit, pty: Option<&PtyRequest>, now: grants::Timestamp) -> CastHeader {
+    let dimension = |given: u32, default: u16| match given {
+        0 => default,
+        n => n.min(u32::from(u16::MAX)) as u16,
+    };
     let (width, height) = pty
-        .map(|p| {
-            (
-                p.cols.clamp(1, u16::MAX as u32) as u16,
-                p.rows.clamp(1, u16::MAX as u32) as u16,
-            )
-        })
+        .map(|p| (dimension(p.cols, 80), dimension(p.rows, 24)))
         .unwrap_or((80, 24));
     let command = match permit.allowed() {
         Allowed::Exec { command } => Some(command.clone()),
