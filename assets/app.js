@@ -62,11 +62,13 @@
     progress.style.width = duration > 0 ? `${(100 * now / duration).toFixed(2)}%` : "0";
   }
 
+  // The time is sent exactly as the recording has it: rounding it down would leave out an event
+  // that happens at that very moment (the output a search hit points at, the recording's last).
   function seek(t) {
     show(t);
     if (pending) return Promise.resolve();
     pending = true;
-    return api(`${base}/frame?t=${now.toFixed(3)}`)
+    return api(`${base}/frame?t=${now}`)
       .then((frame) => { draw(frame); player.dataset.shown = frame.time.toFixed(3); })
       .catch((e) => { screen.textContent = `the recording cannot be shown: ${e.message}`; })
       .finally(() => { pending = false; });

@@ -118,8 +118,10 @@ pub async fn list(
             tbody {
                 @for item in &found {
                     @let s = &item.session;
+                    // The hit's exact time: rounded down, it would fall just before the
+                    // output that was found, and the player would not show it.
                     @let link = match &item.hit {
-                        Some(hit) => format!("/sessions/{}?t={:.3}&q={}", s.id, hit.time, urlencode(&form.q)),
+                        Some(hit) => format!("/sessions/{}?t={}&q={}", s.id, hit.time, urlencode(&form.q)),
                         None => format!("/sessions/{}", s.id),
                     };
                     tr.session data-id=(s.id) {
