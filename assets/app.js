@@ -27,7 +27,8 @@
   const marksList = document.getElementById("marks");
   const hitsList = document.getElementById("hits");
   const liveButton = document.getElementById("live");
-  let duration = 0, now = 0, playing = false, live = false, lastTick = 0, pending = false, timer = null;
+  // `wanted`: the moment the newest seek asked for while a frame was on its way (null: none).
+  let duration = 0, now = 0, playing = false, live = false, lastTick = 0, pending = false, wanted = null, timer = null;
 
   function draw(frame) {
     const lines = document.createDocumentFragment();
@@ -62,16 +63,24 @@
     progress.style.width = duration > 0 ? `${(100 * now / duration).toFixed(2)}%` : "0";
   }
 
-  // The time is sent exactly as the recording has it: rounding it down would leave out an event
-  // that happens at that very moment (the output a search hit points at, the recording's last).
+  // Shows the screen at `t`. One frame is fetched at a time; a seek made meanwhile is kept and
+  // fetched next, so the screen always ends at the moment last asked for.
   function seek(t) {
     show(t);
-    if (pending) return Promise.resolve();
+    wanted = now;
+    if (!pending) fetchWanted();
+  }
+
+  // The time is sent exactly as the recording has it: rounding it down would leave out an event
+  // that happens at that very moment (the output a search hit points at, the recording's last).
+  function fetchWanted() {
+    const t = wanted;
+    wanted = null;
     pending = true;
-    return api(`${base}/frame?t=${now}`)
-      .then((frame) => { draw(frame); player.dataset.shown = frame.time.toFixed(3); })
+    api(`${base}/frame?t=${t}`)
+      .then((frame) => { if (!live) { draw(frame); player.dataset.shown = frame.time.toFixed(3); } })
       .catch((e) => { screen.textContent = `the recording cannot be shown: ${e.message}`; })
-      .finally(() => { pending = false; });
+      .finally(() => { pending = false; if (wanted !== null) fetchWanted(); });
   }
 
   function tick(ts) {
@@ -79,7 +88,7 @@
     if (lastTick) {
       now += ((ts - lastTick) / 1000) * Number(speed.value || 1);
       if (now >= duration) { now = duration; stop(); }
-      if (!pending) seek(now); else show(now);
+      seek(now);
     }
     lastTick = ts;
     requestAnimationFrame(tick);
@@ -145,6 +154,7 @@
   function follow() {
     if (!live) return;
     api(`${base}/live`).then((frame) => {
+      if (!live) return;
       draw(frame);
       duration = Math.max(duration, frame.time);
       show(frame.time);
