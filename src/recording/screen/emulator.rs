@@ -39,6 +39,21 @@ impl Emulator {
         Self { terminal }
     }
 
+    /// A blank terminal for a recording with `header`: a session without a pty (no `TERM` in
+    /// the header) wrote bare line feeds, which its reader's terminal showed as new lines, so
+    /// line feed starts a new line here too (new-line mode), rather than a staircase.
+    pub(crate) fn for_header(
+        header: &crate::recording::cast::CastHeader,
+        cols: u16,
+        rows: u16,
+    ) -> Self {
+        let mut emulator = Self::new(cols, rows);
+        if !header.env.contains_key("TERM") {
+            emulator.terminal.feed("\x1b[20h");
+        }
+        emulator
+    }
+
     /// Plays one event: output is fed to the terminal, a resize resizes it (a resize whose data
     /// is not `COLSxROWS` is ignored, as players do); nothing else changes the screen.
     pub(crate) fn apply(&mut self, event: &Event) {

@@ -146,7 +146,7 @@ impl ScreenIndex {
             .map_err(|err| read_error(path, err))?;
         let header = reader.header();
         let (cols, rows) = clamp_size(u64::from(header.width), u64::from(header.height));
-        let emulator = Emulator::new(cols, rows);
+        let emulator = Emulator::for_header(header, cols, rows);
         let first = Keyframe {
             time: 0.0,
             offset: reader.consumed(),

@@ -58,7 +58,7 @@ fn small_keyframes() -> IndexOptions {
 fn full_replay(path: &Path, time: f64) -> Frame {
     let cast = parse_cast(&std::fs::read(path).unwrap()).unwrap();
     let (cols, rows) = emulator::clamp_size(cast.header.width.into(), cast.header.height.into());
-    let mut emulator = Emulator::new(cols, rows);
+    let mut emulator = Emulator::for_header(&cast.header, cols, rows);
     let duration = cast.events.iter().map(|e| e.time).fold(0.0, f64::max);
     let time = time.clamp(0.0, duration);
     for event in cast.events.iter().take_while(|e| e.time <= time) {
@@ -457,4 +457,23 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn output_without_a_pty_starts_each_line_at_the_left_and_with_a_pty_as_the_terminal_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let without = dir.path().join("exec.cast");
+    write_cast(&without, 10, 3, &[(0.1, "o", "one\ntwo")]);
+    let frame = ScreenIndex::build(&without).unwrap().latest();
+    assert_eq!(screen_text(&frame)[..2], ["one", "two"]);
+
+    let with = dir.path().join("pty.cast");
+    let header = "{\"version\": 2, \"width\": 10, \"height\": 3, \"env\": {\"TERM\": \"xterm\"}}\n";
+    std::fs::write(
+        &with,
+        format!("{header}{}", event_lines(&[(0.1, "o", "one\ntwo")])),
+    )
+    .unwrap();
+    let frame = ScreenIndex::build(&with).unwrap().latest();
+    assert_eq!(screen_text(&frame)[..2], ["one", "   two"]);
 }
