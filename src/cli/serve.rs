@@ -141,13 +141,24 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Once a second, writes down grants that expired or lapsed and reports them.
+/// Once a second, writes down grants that expired or lapsed and reports them; once an hour,
+/// forgets the web sign-ins that ended more than a day ago.
 fn spawn_sweeper(bastion: Arc<Bastion>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seconds: u64 = 0;
         loop {
             tick.tick().await;
+            seconds = seconds.wrapping_add(1);
+            // Once an hour, sign-in links and browser sessions that can no longer sign anyone
+            // in are deleted a day after they ended.
+            if seconds % 3600 == 1 {
+                let day_ago = crate::grants::now() - 86_400;
+                if let Err(e) = bastion.store.forget_web_before(day_ago).await {
+                    warn!(error = %e, "cannot forget ended web sessions");
+                }
+            }
             // The desk records each expiry and lapse before it is committed.
             if let Err(e) = bastion.desk().sweep(crate::grants::now()).await {
                 warn!(error = %e, "cannot sweep grants");
