@@ -58,8 +58,6 @@ pub async fn authenticate(
     let bastion = &web.bastion;
     let policy = bastion.policy();
     let reviewers = &bastion.config.http.reviewers;
-    let unavailable =
-        |e: crate::store::StoreError| ApiError::unavailable(format!("store unavailable: {e}"));
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let secret = value
             .to_str()
@@ -72,7 +70,7 @@ pub async fn authenticate(
             .store
             .token_by_hash(&Secret::hash(secret), now)
             .await
-            .map_err(unavailable)?
+            .map_err(ApiError::store)?
             .ok_or_else(|| ApiError::unauthenticated("the token is unknown, revoked or expired"))?;
         let user = policy.user(&token.user).cloned().ok_or_else(|| {
             ApiError::unauthenticated("the token's user is no longer in the policy")
@@ -91,7 +89,7 @@ pub async fn authenticate(
         .store
         .web_session(&hash, now, bastion.config.http.session_idle)
         .await
-        .map_err(unavailable)?
+        .map_err(ApiError::store)?
         .ok_or_else(|| {
             ApiError::unauthenticated(
                 "your session has ended: run `ssh bastion web` to sign in again",

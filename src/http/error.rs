@@ -55,6 +55,11 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// 503: the store failed on the way to the answer (fail closed).
+    pub fn store(error: impl std::fmt::Display) -> ApiError {
+        ApiError::unavailable(format!("store unavailable: {error}"))
+    }
+
     /// 503: a part the answer depends on is unavailable (fail closed).
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

@@ -107,11 +107,7 @@ pub async fn sign_in(
             );
         }
         Err(e) => {
-            return PageError(
-                ApiError::unavailable(format!("store unavailable: {e}")),
-                None,
-            )
-            .into_response();
+            return PageError(ApiError::store(e), None).into_response();
         }
     };
     if bastion.policy().user(&user).is_none() {
@@ -124,11 +120,7 @@ pub async fn sign_in(
     let max = bastion.config.http.session_max;
     let (secret, session) = NewWebSession::generate(&user, METHOD, now, max);
     if let Err(e) = bastion.store.create_web_session(&session).await {
-        return PageError(
-            ApiError::unavailable(format!("store unavailable: {e}")),
-            None,
-        )
-        .into_response();
+        return PageError(ApiError::store(e), None).into_response();
     }
     bastion.events.emit(Event {
         user: Some(user),
@@ -161,11 +153,7 @@ pub async fn sign_out(
             .end_web_session(session, grants::now())
             .await
     {
-        return PageError(
-            ApiError::unavailable(format!("store unavailable: {e}")),
-            Some(caller),
-        )
-        .into_response();
+        return PageError(ApiError::store(e), Some(caller)).into_response();
     }
     web.bastion.events.emit(Event {
         user: Some(caller.user.name.clone()),

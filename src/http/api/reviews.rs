@@ -46,7 +46,7 @@ pub async fn queue(web: &Web, caller: &Caller, all: bool) -> Result<Vec<ReviewIt
         .sessions
         .review_queue(!all)
         .await
-        .map_err(|e| ApiError::unavailable(format!("store unavailable: {e}")))?;
+        .map_err(ApiError::store)?;
     Ok(rows
         .into_iter()
         .map(|(session, review)| ReviewItem { session, review })
@@ -68,7 +68,7 @@ pub async fn acknowledge(
         .sessions
         .session(id)
         .await
-        .map_err(|e| ApiError::unavailable(format!("store unavailable: {e}")))?
+        .map_err(ApiError::store)?
         .filter(|s| s.break_glass)
         .ok_or_else(|| ApiError::not_found(format!("there is no break-glass session {id:?}")))?;
     if session.user == caller.user.name {
@@ -110,7 +110,7 @@ pub async fn acknowledge(
             )));
         }
         Err(AckError::Store(e)) => {
-            return Err(ApiError::unavailable(format!("store unavailable: {e}")));
+            return Err(ApiError::store(e));
         }
     }
     bastion.events.alert(&acked);

@@ -118,7 +118,7 @@ pub async fn find(
         .sessions
         .sessions(&filter)
         .await
-        .map_err(|e| ApiError::unavailable(format!("store unavailable: {e}")))?;
+        .map_err(ApiError::store)?;
     let Some(needle) = needle else {
         return Ok(found
             .into_iter()
@@ -199,7 +199,7 @@ pub async fn visible(web: &Web, caller: &Caller, id: &str) -> Result<SessionReco
         .sessions
         .session(id)
         .await
-        .map_err(|e| ApiError::unavailable(format!("store unavailable: {e}")))?;
+        .map_err(ApiError::store)?;
     match session {
         Some(s) if caller.may_see(&s.user) => Ok(s),
         _ => Err(ApiError::not_found(format!(
