@@ -11,17 +11,13 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use std::sync::Arc;
-
-use crate::alerts::{Alerts, NoopObserver};
 use crate::config::Config;
-use crate::events::{AuditRecorder, Events};
 use crate::grants::desk::GrantDesk;
 use crate::grants::store::GrantFilter;
 use crate::grants::{self, Decision, GrantError, GrantState, operator};
 use crate::server::verbs::grants::{grant_json, table, when};
+use crate::store;
 use crate::store::Store;
-use crate::{policy, store};
 
 /// `gatehouse grants …`.
 #[derive(Debug, Subcommand)]
@@ -164,26 +160,13 @@ async fn decide(
     decision: Decision,
 ) -> anyhow::Result<ExitCode> {
     // Who acts comes from the operating system; an account that cannot be resolved acts not.
-    let account = match operator::current_account() {
+    let account = match super::operator_account() {
         Ok(account) => account,
-        Err(e) => {
-            eprintln!("gatehouse: denied: {e}");
-            return Ok(ExitCode::from(126));
-        }
+        Err(code) => return Ok(code),
     };
-    let policy = policy::load_dir(&config.policies)?;
+    let policy = crate::directory::policy_in_force(config, store).await?;
     let actor = operator::actor_for(&policy, &account);
-    let events = Events::new(
-        Some(AuditRecorder::Direct(
-            crate::events::open_direct(&config.audit_log, &config.cluster.node_name).await?,
-        )),
-        Some(Alerts::new(
-            store.clone(),
-            &config.alerts,
-            Arc::new(NoopObserver),
-        )?),
-    )
-    .on_node(&config.cluster.node_name);
+    let events = super::operator_events(config, store).await?;
     let desk = GrantDesk {
         store: store.as_ref(),
         events: &events,

@@ -3,6 +3,7 @@
 mod audit;
 mod ca;
 mod check;
+mod directory;
 mod grants;
 mod init;
 mod nodes;
@@ -98,6 +99,15 @@ pub enum Command {
         #[command(subcommand)]
         command: nodes::NodesCommand,
     },
+    /// People from the LDAP directory (`[directory]`).
+    Directory {
+        /// Config file.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: directory::DirectoryCommand,
+    },
     /// API tokens for scripts and other systems (`Authorization: Bearer TOKEN`).
     Tokens {
         /// Config file.
@@ -166,5 +176,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tokens { config, command } => {
             tokens::run(Config::discover(config.as_deref())?, command)
         }
+        Command::Directory { config, command } => {
+            directory::run(Config::discover(config.as_deref())?, command)
+        }
     }
+}
+
+/// The Unix account running this command (its real uid), which operator commands act as; an
+/// account that cannot be resolved acts not (the denial is printed, exit 126).
+fn operator_account() -> Result<String, ExitCode> {
+    crate::grants::operator::current_account().map_err(|e| {
+        eprintln!("gatehouse: denied: {e}");
+        ExitCode::from(126)
+    })
+}
+
+/// Where an operator command reports what it did: straight to the audit log (the server may
+/// not be running), and its alerts into the outbox, which a running node delivers.
+async fn operator_events(
+    config: &Config,
+    store: &crate::store::Store,
+) -> anyhow::Result<crate::events::Events> {
+    use crate::events::{AuditRecorder, Events};
+    Ok(Events::new(
+        Some(AuditRecorder::Direct(
+            crate::events::open_direct(&config.audit_log, &config.cluster.node_name).await?,
+        )),
+        Some(crate::alerts::Alerts::new(
+            store.clone(),
+            &config.alerts,
+            std::sync::Arc::new(crate::alerts::NoopObserver),
+        )?),
+    )
+    .on_node(&config.cluster.node_name))
 }

@@ -10,12 +10,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use std::sync::Arc;
-
-use crate::alerts::{Alerts, NoopObserver};
 use crate::config::Config;
-use crate::events::{AuditRecorder, Event, EventKind, Events};
-use crate::grants::operator;
+use crate::events::{Event, EventKind};
 use crate::server::verbs::grants::when;
 use crate::store;
 use crate::store::sessions::{AckError, AckedLine, Review};
@@ -76,14 +72,11 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             ReviewCommand::Ack { id, note } => {
-                let account = match operator::current_account() {
+                let account = match super::operator_account() {
                     Ok(account) => account,
-                    Err(e) => {
-                        eprintln!("gatehouse: denied: {e}");
-                        return Ok(ExitCode::from(126));
-                    }
+                    Err(code) => return Ok(code),
                 };
-                let policy = crate::policy::load_dir(&config.policies)?;
+                let policy = crate::directory::policy_in_force(&config, &store).await?;
                 let Some(reviewer) = policy.operator(&account).map(|u| u.name.clone()) else {
                     eprintln!("gatehouse: denied: the account {account:?} is not mapped to a policy user; add an [[operator]] entry to review break-glass sessions");
                     return Ok(ExitCode::from(126));
@@ -113,11 +106,7 @@ pub fn run(config: Config, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(126));
                 }
                 let review = Review { reviewer: reviewer.clone(), note: note.clone(), at: crate::grants::now() };
-                let events = Events::new(
-                    Some(AuditRecorder::Direct(crate::events::open_direct(&config.audit_log, &config.cluster.node_name).await?)),
-                    Some(Alerts::new(store.clone(), &config.alerts, Arc::new(NoopObserver))?),
-                )
-                .on_node(&config.cluster.node_name);
+                let events = super::operator_events(&config, &store).await?;
                 let acked = Event {
                     user: Some(session.user.clone()),
                     actor: Some(reviewer),

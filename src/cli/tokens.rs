@@ -103,13 +103,7 @@ pub fn run(config: Config, command: TokensCommand) -> anyhow::Result<ExitCode> {
 /// cannot be known.
 fn operator_actor(policy: &Policy) -> Result<Actor, ExitCode> {
     // Who acts comes from the operating system; an account that cannot be resolved acts not.
-    match operator::current_account() {
-        Ok(account) => Ok(operator::actor_for(policy, &account)),
-        Err(e) => {
-            eprintln!("gatehouse: denied: {e}");
-            Err(ExitCode::from(126))
-        }
-    }
+    super::operator_account().map(|account| operator::actor_for(policy, &account))
 }
 
 /// The audit log, for this command's own lines.
@@ -145,7 +139,7 @@ async fn create(
     scope: TokenScope,
     lifetime: Duration,
 ) -> anyhow::Result<ExitCode> {
-    let policy = crate::policy::load_dir(&config.policies)?;
+    let policy = crate::directory::policy_in_force(config, store).await?;
     if policy.user(user).is_none() {
         eprintln!(
             "gatehouse: there is no user {user:?} in the policy; a token acts for a policy user"
@@ -211,7 +205,7 @@ async fn create(
 }
 
 async fn revoke(config: &Config, store: &Store, id: &str) -> anyhow::Result<ExitCode> {
-    let policy = crate::policy::load_dir(&config.policies)?;
+    let policy = crate::directory::policy_in_force(config, store).await?;
     let actor = match operator_actor(&policy) {
         Ok(actor) => actor,
         Err(code) => return Ok(code),
