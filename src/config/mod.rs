@@ -13,9 +13,11 @@ use serde::Deserialize;
 use crate::duration;
 
 pub mod cluster;
+pub mod directory;
 pub mod http;
 
 pub use cluster::ClusterConfig;
+pub use directory::DirectoryConfig;
 pub use http::HttpConfig;
 
 /// The file name looked up in the working directory when neither `--config` nor
@@ -92,6 +94,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The web console, HTTP API and operations endpoints (`[http]`).
     pub http: HttpConfig,
+    /// People, keys and groups from an LDAP directory (`[directory]`), when set.
+    pub directory: Option<DirectoryConfig>,
 }
 
 /// Break-glass (`[breakglass]`).
@@ -259,6 +263,8 @@ struct RawConfig {
     cluster: cluster::RawCluster,
     #[serde(default)]
     http: http::RawHttp,
+    #[serde(default)]
+    directory: directory::RawDirectory,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -489,6 +495,7 @@ impl Config {
             },
             cluster: cluster::resolve(raw.cluster).map_err(invalid)?,
             http: http::resolve(raw.http, base, &data_dir).map_err(invalid)?,
+            directory: directory::resolve(raw.directory, base).map_err(invalid)?,
             data_dir,
             source,
         };
