@@ -3,7 +3,8 @@
 //! on PostgreSQL only, several stores opened on one database at the same moment, as the nodes
 //! of a cluster open it: migrations, outbox claims, approvals, break-glass limits, sweeps, the
 //! push of grant changes, and a server that stops and comes back. Web sign-in and API tokens
-//! have their own scenarios ([`web`], [`web_schema`]).
+//! have their own scenarios ([`web`], [`web_schema`]), as has the directory's state
+//! ([`directory`]).
 
 /// Stores opened on one PostgreSQL database at the same moment, as nodes of a cluster.
 #[path = "store_backends/cluster.rs"]
@@ -15,6 +16,9 @@ mod contract;
 /// A grant desk with its own audit log on a store, as one node has it.
 #[path = "store_backends/desk.rs"]
 mod desk;
+/// The directory's last good state on every backend.
+#[path = "store_backends/directory.rs"]
+mod directory;
 /// A PostgreSQL server that stops, comes back and is away under running stores.
 #[path = "store_backends/outage.rs"]
 mod outage;
@@ -127,4 +131,6 @@ conformance!(
     records::outbox_prunes_forgets_and_knows_unknown_sinks,
     records::grants_and_the_outbox_backlog_are_counted,
     records::nodes_heartbeat_stop_and_are_marked_gone_once,
+    directory::directory_state_is_saved_held_and_failed,
+    directory::one_node_at_a_time_holds_the_directory_lease,
 );

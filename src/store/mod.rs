@@ -1,10 +1,11 @@
 //! Durable state: grants, approvals, the session index, reviews, the alert outbox, the node
-//! registry, and web sign-in and API tokens.
+//! registry, web sign-in and API tokens, and the directory's last good state.
 //!
 //! One node uses SQLite (WAL mode), the embedded default. Several nodes share PostgreSQL. Both
 //! implement the same traits ([`Backend`]), and nothing above this module knows which one it
 //! has. Migrations are applied when the store opens, so a fresh database needs no setup step.
 
+pub mod directory;
 pub mod nodes;
 pub mod outbox;
 mod postgres;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::grants::store::GrantStore;
 use crate::health::Health;
+use directory::DirectoryStore;
 use nodes::NodeRegistry;
 use outbox::AlertOutbox;
 pub use postgres::PgStore;
@@ -52,7 +54,9 @@ pub enum StoreError {
 }
 
 /// Everything Gatehouse keeps in a database, whichever database it is.
-pub trait Backend: GrantStore + SessionIndex + AlertOutbox + NodeRegistry + WebAuth {
+pub trait Backend:
+    GrantStore + SessionIndex + AlertOutbox + NodeRegistry + WebAuth + DirectoryStore
+{
     /// The store for logs and messages (no password).
     fn describe(&self) -> String;
 

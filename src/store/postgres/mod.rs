@@ -28,6 +28,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::Notify;
 
+mod directory;
 mod grants;
 mod listen;
 mod monitor;
@@ -44,6 +45,7 @@ use crate::health::{Component, Health};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_schema.sql"),
     include_str!("../../../migrations/postgres/0002_web.sql"),
+    include_str!("../../../migrations/postgres/0003_directory.sql"),
 ];
 
 /// The advisory lock key held while the schema is brought up to date ("gatehouse" migrations).

@@ -23,6 +23,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+mod directory;
 mod grants;
 mod monitor;
 mod nodes;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0004_alerts.sql"),
     include_str!("../../../migrations/0005_nodes.sql"),
     include_str!("../../../migrations/0006_web.sql"),
+    include_str!("../../../migrations/0007_directory.sql"),
 ];
 
 /// A SQLite database file.
