@@ -3,6 +3,7 @@
 //! Loading is all-or-nothing: all files are read, every problem is collected (not just the first),
 //! and only a policy without errors is returned.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -89,6 +90,15 @@ struct RoleRefs {
 
 /// Loads every `*.toml` file in `dir` (sorted by name) into one policy.
 pub fn load_dir(dir: &Path) -> Result<Policy, LoadError> {
+    load_dir_with_groups(dir, &BTreeSet::new())
+}
+
+/// [`load_dir`], where roles may also name `outside_groups`: groups whose members come from
+/// elsewhere (the directory), so a role for them is not an error while no policy user is in them.
+pub fn load_dir_with_groups(
+    dir: &Path,
+    outside_groups: &BTreeSet<String>,
+) -> Result<Policy, LoadError> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -122,11 +132,19 @@ pub fn load_dir(dir: &Path) -> Result<Policy, LoadError> {
         .iter()
         .map(|(p, t)| (p.as_path(), t.as_str()))
         .collect();
-    load_sources(&borrowed)
+    load_sources_with_groups(&borrowed, outside_groups)
 }
 
 /// Loads policy from in-memory (file name, text) pairs: the whole of [`load_dir`] but the reading.
 pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Policy, LoadError> {
+    load_sources_with_groups(sources, &BTreeSet::new())
+}
+
+/// [`load_sources`] with groups from outside the policy (see [`load_dir_with_groups`]).
+pub fn load_sources_with_groups(
+    sources: &[(&Path, &str)],
+    outside_groups: &BTreeSet<String>,
+) -> Result<Policy, LoadError> {
     let mut errors = Vec::new();
     let mut users = Vec::new();
     let mut targets = Vec::new();
@@ -199,7 +217,7 @@ pub fn load_sources(sources: &[(&Path, &str)]) -> Result<Policy, LoadError> {
             }
         }
     }
-    let mut policy = link(users, targets, roles, &mut errors);
+    let mut policy = link(users, targets, roles, outside_groups, &mut errors);
     super::operators::link(&mut policy, operators, &mut errors);
     if errors.is_empty() {
         Ok(policy)

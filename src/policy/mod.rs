@@ -4,6 +4,7 @@
 //! validated, immutable [`Policy`]; nothing else in Gatehouse reads policy files. Every error is
 //! reported with its file and line, and a policy that does not load is never half-applied.
 
+mod directory;
 pub mod glob;
 mod load;
 mod operators;
@@ -15,7 +16,9 @@ use std::time::Duration;
 
 use russh::keys::{HashAlg, PublicKey};
 
-pub use load::{LoadError, PolicyError, load_dir, load_sources};
+pub use load::{
+    LoadError, PolicyError, load_dir, load_dir_with_groups, load_sources, load_sources_with_groups,
+};
 
 /// Words that start an SSH command on the bastion. A target may not be named like one of them,
 /// so that `ssh bastion grants` can never mean two things.
@@ -44,6 +47,34 @@ pub struct User {
     pub keys: Vec<PublicKey>,
     /// Groups, which roles name as members and approvers.
     pub groups: Vec<String>,
+    /// Where the user is defined, for messages that must name it.
+    pub source: UserSource,
+}
+
+/// Where a user is defined: a policy file, or the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSource {
+    /// A `[[user]]` table in a policy file.
+    Policy {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Its line.
+        line: usize,
+    },
+    /// An entry in the directory (`[directory]`).
+    Directory {
+        /// The entry's DN.
+        dn: String,
+    },
+}
+
+impl std::fmt::Display for UserSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserSource::Policy { file, line } => write!(f, "{}:{line}", file.display()),
+            UserSource::Directory { dn } => write!(f, "the directory ({dn})"),
+        }
+    }
 }
 
 /// How a target proves its identity to the bastion. There is no trust on first use.
@@ -155,7 +186,7 @@ impl Role {
 }
 
 /// The validated policy. Immutable: a reload builds a new one and swaps it in whole.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Policy {
     users: BTreeMap<String, Arc<User>>,
     targets: BTreeMap<String, Arc<Target>>,

@@ -37,7 +37,8 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(to_hex(&hasher.finalize()))
 }
 
-pub(super) fn to_hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal, the form digests are written in everywhere Gatehouse shows one.
+pub fn to_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &byte in bytes {

@@ -74,6 +74,11 @@ pub(super) fn build_user(at: At, raw: RawUser, errors: &mut Vec<PolicyError>) ->
         name: raw.name.into_inner(),
         keys,
         groups: raw.groups.into_iter().map(Spanned::into_inner).collect(),
+        // The line is filled in when the files are linked.
+        source: crate::policy::UserSource::Policy {
+            file: at.file.to_owned(),
+            line: 0,
+        },
     })
 }
 

@@ -1,17 +1,18 @@
 //! Cross-file checks (duplicates, dangling references) and the assembly of the final policy.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Placed, PolicyError, RoleRefs, commands};
-use crate::policy::{Policy, Role, ShellMode, Target, User, glob};
+use crate::policy::{Policy, Role, ShellMode, Target, User, UserSource, glob};
 
 /// Cross-file checks (duplicates, dangling references) and assembly of the final policy.
 pub(super) fn link(
     users: Vec<Placed<User>>,
     targets: Vec<Placed<Target>>,
     roles: Vec<(Placed<Role>, RoleRefs)>,
+    outside_groups: &BTreeSet<String>,
     errors: &mut Vec<PolicyError>,
 ) -> Policy {
     let mut policy = Policy::default();
@@ -67,7 +68,12 @@ pub(super) fn link(
         for g in &u.value.groups {
             *groups.entry(g.clone()).or_default() += 1;
         }
-        policy.users.insert(u.value.name.clone(), Arc::new(u.value));
+        let mut user = u.value;
+        user.source = UserSource::Policy {
+            file: u.file,
+            line: u.line,
+        };
+        policy.users.insert(user.name.clone(), Arc::new(user));
     }
     for t in targets {
         if !duplicate("target", &t.value.name, &t.file, t.line, errors) {
@@ -82,7 +88,7 @@ pub(super) fn link(
         }
         let role = &r.value;
         for (g, line) in &refs.groups {
-            if !groups.contains_key(g) {
+            if !groups.contains_key(g) && !outside_groups.contains(g) {
                 errors.push(err(
                     &r.file,
                     *line,
