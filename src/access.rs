@@ -67,6 +67,8 @@ pub struct Permit {
     expires_at: Timestamp,
     break_glass: bool,
     allowed: Allowed,
+    /// The fingerprint of the key the user logged in with, when they logged in with one.
+    login_key: Option<String>,
 }
 
 impl Permit {
@@ -224,6 +226,7 @@ pub fn decide(
         expires_at: grant.expires_at.unwrap_or(now),
         break_glass: grant.break_glass,
         allowed,
+        login_key: None,
     })
 }
 

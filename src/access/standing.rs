@@ -62,6 +62,15 @@ pub enum Lapse {
         /// What the user reads.
         message: String,
     },
+    /// The key the session logged in with is no longer listed for the user (removed from the
+    /// directory or from the policy files).
+    #[error("the key {fingerprint} that {user} logged in with is no longer listed for them")]
+    KeyWithdrawn {
+        /// The user.
+        user: String,
+        /// The key's SHA-256 fingerprint.
+        fingerprint: String,
+    },
     /// The grant could not be read: nothing is started without a fresh look (fail closed).
     #[error("store unavailable: the grant cannot be checked now ({0})")]
     Unchecked(String),
@@ -171,6 +180,15 @@ impl Confirmed<'_> {
 }
 
 impl Permit {
+    /// This permit, tied to the key the user logged in with (its SHA-256 fingerprint; `None`
+    /// for a certificate): the session stands only while that key is listed for the user.
+    pub fn logged_in_with(self, key: Option<String>) -> Permit {
+        Permit {
+            login_key: key,
+            ..self
+        }
+    }
+
     /// The permit as `policy` would give it now: the same person, role, target, grant and
     /// action, with their current definitions (a changed host key or login applies to the next
     /// dial), or why the session no longer stands. A command rule that was removed does not
@@ -179,6 +197,17 @@ impl Permit {
     pub fn renewed(&self, policy: &Policy) -> Result<Permit, Lapse> {
         let (user, role, target) =
             standing(policy, &self.user.name, &self.role.name, &self.target.name)?;
+        if let Some(fp) = &self.login_key
+            && !user
+                .keys
+                .iter()
+                .any(|k| crate::policy::fingerprint(k) == *fp)
+        {
+            return Err(Lapse::KeyWithdrawn {
+                user: user.name.clone(),
+                fingerprint: fp.clone(),
+            });
+        }
         let withdrawn = match (&self.allowed, role.shell) {
             (Allowed::Shell, ShellMode::None | ShellMode::Restricted) => Some("full shell"),
             (Allowed::RestrictedShell, ShellMode::None) => Some("restricted shell"),
@@ -469,5 +498,32 @@ mod tests {
             grant_standing(&p, &gone),
             Err(Lapse::TargetGone("web-07".into()))
         );
+    }
+
+    #[test]
+    fn a_session_lapses_when_the_key_it_logged_in_with_is_no_longer_listed() {
+        let p = base();
+        let key = russh::keys::PublicKey::from_openssh(&test_key(1)).unwrap();
+        let fp = crate::policy::fingerprint(&key);
+        let shell = permit(&p, "web-read", Action::Interactive { pty: true })
+            .logged_in_with(Some(fp.clone()));
+        assert!(shell.renewed(&p).is_ok());
+        // alice's key is replaced (the directory, or the policy file, dropped it).
+        let rekeyed = edited(&test_key(1), &test_key(9));
+        assert_eq!(
+            shell.renewed(&rekeyed).unwrap_err(),
+            Lapse::KeyWithdrawn {
+                user: "alice".into(),
+                fingerprint: fp
+            }
+        );
+        assert_eq!(
+            shell.renewed(&rekeyed).unwrap_err().end_class(),
+            EndClass::Policy
+        );
+        // A certificate login names no key, so only the person, role and target count.
+        let by_certificate =
+            permit(&p, "web-read", Action::Interactive { pty: true }).logged_in_with(None);
+        assert!(by_certificate.renewed(&rekeyed).is_ok());
     }
 }

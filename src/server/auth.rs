@@ -26,6 +26,16 @@ pub enum Method {
     },
 }
 
+impl Method {
+    /// The key's SHA-256 fingerprint, for a login with a listed key.
+    pub fn key_fingerprint(&self) -> Option<String> {
+        match self {
+            Method::Key(fp) => Some(fp.clone()),
+            Method::Certificate { .. } => None,
+        }
+    }
+}
+
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -214,7 +214,10 @@ pub(super) async fn session(
         }
     };
     let permit = match access::decide(&policy, &user, &held, &request, now) {
-        Ok(permit) => permit,
+        // A session stands only while the key it logged in with is listed: a key removed
+        // from the directory or the policy ends it (and refuses a new channel on the old
+        // connection, at the confirmation below).
+        Ok(permit) => permit.logged_in_with(identity.method.key_fingerprint()),
         Err(denial) => {
             refuse(denial).await;
             return;
