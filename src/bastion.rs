@@ -1,10 +1,12 @@
 //! The state every connection shares: configuration, the current policy, the CA.
 //!
 //! The policy sits behind a lock holding an `Arc`, so a reload swaps it in one step and every
-//! session sees either the old policy or the new one, never a mixture. Every change of policy
-//! goes through [`Bastion::apply_policy`], which then re-evaluates the live sessions and the
-//! grants against it: sessions register before their last look at the policy, and the policy is
-//! swapped before the sessions are listed, so no session falls between the two.
+//! session sees either the old policy or the new one, never a mixture. It is composed of two
+//! sources: the policy files, and the directory's last good state (`[directory]`). A change of
+//! either (a reload, a directory sync) goes through one path, which swaps the composed policy
+//! in and then re-evaluates the live sessions and the grants against it: sessions register
+//! before their last look at the policy, and the policy is swapped before the sessions are
+//! listed, so no session falls between the two.
 
 use std::sync::{Arc, RwLock};
 
@@ -13,7 +15,8 @@ use russh::keys::{HashAlg, PublicKey};
 
 use crate::ca::Ca;
 use crate::config::Config;
-use crate::events::Events;
+use crate::directory::snapshot::Snapshot;
+use crate::events::{Event, EventKind, Events};
 use crate::grants::store::GrantStore;
 use crate::grants::watch::{GrantWatch, Reevaluation, reevaluate};
 use crate::health::Health;
@@ -50,8 +53,53 @@ pub struct Bastion {
     /// (operator commands, tests that do not ask for them).
     pub metrics: Option<Metrics>,
     policy: RwLock<Arc<Policy>>,
+    /// What the policy in force is composed of; changed only under `policy_change`.
+    sources: std::sync::Mutex<Sources>,
     /// One change of policy at a time, each with its re-evaluation.
     policy_change: tokio::sync::Mutex<()>,
+}
+
+/// The sources of the policy in force.
+struct Sources {
+    /// The policy files.
+    files: Arc<Policy>,
+    /// The directory's last good state, when `[directory]` is set and a sync has succeeded.
+    directory: Option<Arc<Snapshot>>,
+}
+
+impl Sources {
+    /// The policy files with the directory's users added; what the two disagree on is logged
+    /// (and reported by `gatehouse check`).
+    fn compose(&self) -> Policy {
+        let Some(snapshot) = &self.directory else {
+            return (*self.files).clone();
+        };
+        let (policy, conflicts) = self.files.with_directory(snapshot);
+        for c in conflicts {
+            tracing::warn!(user = %c.user, "{}", c.message);
+        }
+        policy
+    }
+}
+
+/// Why the policy in force changed: the grants it ends are ended by this actor, and the users
+/// it removes are reported with this reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyCause {
+    /// The policy files were (re)loaded.
+    Files,
+    /// A directory sync changed who is in the directory.
+    Directory,
+}
+
+impl PolicyCause {
+    /// The actor named in `ended_by` and in audit lines.
+    pub fn actor(self) -> &'static str {
+        match self {
+            PolicyCause::Files => "policy",
+            PolicyCause::Directory => "directory",
+        }
+    }
 }
 
 impl Bastion {
@@ -89,9 +137,25 @@ impl Bastion {
             events,
             health: Health::default(),
             metrics: None,
-            policy: RwLock::new(Arc::new(policy)),
+            policy: RwLock::new(Arc::new(policy.clone())),
+            sources: std::sync::Mutex::new(Sources {
+                files: Arc::new(policy),
+                directory: None,
+            }),
             policy_change: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Starts with the directory's last good state as well as the policy files, before anything
+    /// is served, so the first re-evaluation does not take access from the directory's people.
+    pub fn with_directory(self, snapshot: Option<Arc<Snapshot>>) -> Bastion {
+        let composed = {
+            let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+            sources.directory = snapshot;
+            sources.compose()
+        };
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(composed);
+        self
     }
 
     /// The reason a session is refused because the store failed on `what`: the cause the
@@ -121,20 +185,91 @@ impl Bastion {
             .clone()
     }
 
-    /// Re-reads the policy directory and applies it (see [`Bastion::apply_policy`]); on any
-    /// error the old policy stays in force and nothing is re-evaluated.
+    /// Re-reads the policy directory and applies it with the directory's state (see
+    /// [`Bastion::apply`]); on any error the old policy stays in force and nothing is
+    /// re-evaluated.
     pub async fn reload_policy(&self) -> Result<(Arc<Policy>, Reevaluation), policy::LoadError> {
-        let fresh = Arc::new(policy::load_dir(&self.config.policies)?);
-        let report = self.apply_policy(fresh.clone()).await;
-        Ok((fresh, report))
+        let outside = crate::directory::outside_groups(&self.config);
+        let files = Arc::new(policy::load_dir_with_groups(
+            &self.config.policies,
+            &outside,
+        )?);
+        let _one_at_a_time = self.policy_change.lock().await;
+        let composed = {
+            let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+            sources.files = files;
+            Arc::new(sources.compose())
+        };
+        let report = self.apply(composed.clone(), PolicyCause::Files, None).await;
+        Ok((composed, report))
+    }
+
+    /// Puts a new directory state in force with the policy files, and applies it.
+    pub async fn apply_directory(&self, snapshot: Arc<Snapshot>) -> Reevaluation {
+        let _one_at_a_time = self.policy_change.lock().await;
+        let composed = {
+            let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+            sources.directory = Some(snapshot.clone());
+            Arc::new(sources.compose())
+        };
+        self.apply(composed, PolicyCause::Directory, Some(&snapshot))
+            .await
+    }
+
+    /// Applies the policy in force again: at start-up, so that grants written under an older
+    /// policy (while the bastion was down) that it no longer gives are ended.
+    pub async fn reapply_policy(&self) -> Reevaluation {
+        let _one_at_a_time = self.policy_change.lock().await;
+        let policy = self.policy();
+        let cause = PolicyCause::Files;
+        reevaluate(
+            &policy,
+            self.grants.as_ref(),
+            &self.watch,
+            &self.desk(),
+            cause.actor(),
+        )
+        .await
     }
 
     /// Puts `policy` in force, then closes the live sessions and ends the grants it no longer
-    /// gives. Every source of policy (a reload, a directory sync) comes through here, so that a
-    /// change of who may hold what always reaches what already runs.
-    pub async fn apply_policy(&self, policy: Arc<Policy>) -> Reevaluation {
-        let _one_at_a_time = self.policy_change.lock().await;
-        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy.clone();
-        reevaluate(&policy, self.grants.as_ref(), &self.watch, &self.desk()).await
+    /// gives, and reports each person it no longer has (`user.removed`). Every source of policy
+    /// comes through here, so that a change of who may hold what always reaches what already
+    /// runs. The caller holds `policy_change`.
+    async fn apply(
+        &self,
+        policy: Arc<Policy>,
+        cause: PolicyCause,
+        directory: Option<&Snapshot>,
+    ) -> Reevaluation {
+        let before = std::mem::replace(
+            &mut *self.policy.write().unwrap_or_else(|p| p.into_inner()),
+            policy.clone(),
+        );
+        let report = reevaluate(
+            &policy,
+            self.grants.as_ref(),
+            &self.watch,
+            &self.desk(),
+            cause.actor(),
+        )
+        .await;
+        for gone in before.users().filter(|u| policy.user(&u.name).is_none()) {
+            let reason = match (cause, directory) {
+                (PolicyCause::Directory, Some(d)) if d.disabled.contains(&gone.name) => {
+                    "the account is disabled in the directory"
+                }
+                (PolicyCause::Directory, _) => "no longer in the directory",
+                (PolicyCause::Files, _) => "no longer in the policy files",
+            };
+            self.events.emit(Event {
+                user: Some(gone.name.clone()),
+                actor: Some(cause.actor().into()),
+                reason: Some(reason.into()),
+                detail: Some(serde_json::json!({ "defined_at": gone.source.to_string() })),
+                ..Event::new(EventKind::UserRemoved)
+            });
+        }
+        report
     }
 }

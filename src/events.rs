@@ -103,6 +103,19 @@ pub enum EventKind {
     /// An operator revoked an API token.
     #[serde(rename = "token.revoked")]
     TokenRevoked,
+    /// A person is no longer in the policy in force (gone from the directory, disabled there,
+    /// or removed from the policy files); their grants and sessions ended with it.
+    #[serde(rename = "user.removed")]
+    UserRemoved,
+    /// The directory was read and its state put in force.
+    #[serde(rename = "directory.synced")]
+    DirectorySynced,
+    /// The directory could not be read; the last good state stays in force.
+    #[serde(rename = "directory.sync_failed")]
+    DirectorySyncFailed,
+    /// A sync would remove more people than `max_removal`; it waits for an operator.
+    #[serde(rename = "directory.sync_held")]
+    DirectorySyncHeld,
 }
 
 impl EventKind {
@@ -137,6 +150,10 @@ impl EventKind {
             EventKind::SessionEnded => "session.ended",
             EventKind::TokenCreated => "token.created",
             EventKind::TokenRevoked => "token.revoked",
+            EventKind::UserRemoved => "user.removed",
+            EventKind::DirectorySynced => "directory.synced",
+            EventKind::DirectorySyncFailed => "directory.sync_failed",
+            EventKind::DirectorySyncHeld => "directory.sync_held",
         }
     }
 }
@@ -471,6 +488,8 @@ impl Events {
                     | EventKind::GrantDenied
                     | EventKind::LoginRefused
                     | EventKind::BreakglassActivated
+                    | EventKind::DirectorySyncFailed
+                    | EventKind::DirectorySyncHeld
             )
         );
         let text = serde_json::Value::Object(audit_fields(event));

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod credentials;
+pub mod directory;
 pub mod duration;
 pub mod events;
 pub mod fscheck;

@@ -42,11 +42,20 @@ pub enum AlertEvent {
     /// Another node stopped heartbeating; its open sessions were closed in the index.
     #[serde(rename = "node.lost")]
     NodeLost,
+    /// A person lost access: gone from the directory, disabled, or removed from the policy.
+    #[serde(rename = "user.removed")]
+    UserRemoved,
+    /// The directory could not be read; the last good state stays in force.
+    #[serde(rename = "directory.sync_failed")]
+    DirectorySyncFailed,
+    /// A directory sync would remove too many people and waits for an operator.
+    #[serde(rename = "directory.sync_held")]
+    DirectorySyncHeld,
 }
 
 impl AlertEvent {
     /// Every alerting event, for documentation and tests.
-    pub const ALL: [AlertEvent; 10] = [
+    pub const ALL: [AlertEvent; 13] = [
         AlertEvent::BreakglassActivated,
         AlertEvent::GrantRequested,
         AlertEvent::GrantApproved,
@@ -57,6 +66,9 @@ impl AlertEvent {
         AlertEvent::BastionDegraded,
         AlertEvent::BastionRecovered,
         AlertEvent::NodeLost,
+        AlertEvent::UserRemoved,
+        AlertEvent::DirectorySyncFailed,
+        AlertEvent::DirectorySyncHeld,
     ];
 
     /// The dotted name, the same one the event log uses.
@@ -72,6 +84,9 @@ impl AlertEvent {
             AlertEvent::BastionDegraded => "bastion.degraded",
             AlertEvent::BastionRecovered => "bastion.recovered",
             AlertEvent::NodeLost => "node.lost",
+            AlertEvent::UserRemoved => "user.removed",
+            AlertEvent::DirectorySyncFailed => "directory.sync_failed",
+            AlertEvent::DirectorySyncHeld => "directory.sync_held",
         }
     }
 
@@ -85,11 +100,15 @@ impl AlertEvent {
     /// look, the normal grant life cycle is information.
     pub fn severity(self) -> Severity {
         match self {
-            AlertEvent::BreakglassActivated | AlertEvent::BastionDegraded => Severity::Critical,
+            AlertEvent::BreakglassActivated
+            | AlertEvent::BastionDegraded
+            | AlertEvent::DirectorySyncHeld => Severity::Critical,
             AlertEvent::GrantDenied
             | AlertEvent::GrantRevoked
             | AlertEvent::SessionDenied
-            | AlertEvent::NodeLost => Severity::Warning,
+            | AlertEvent::NodeLost
+            | AlertEvent::UserRemoved
+            | AlertEvent::DirectorySyncFailed => Severity::Warning,
             AlertEvent::GrantRequested
             | AlertEvent::GrantApproved
             | AlertEvent::GrantExpired

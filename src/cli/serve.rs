@@ -30,7 +30,8 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // First, so that everything started below is measured from its start.
     let metrics = Metrics::install();
-    let policy = match policy::load_dir(&config.policies) {
+    let outside_groups = crate::directory::outside_groups(&config);
+    let policy = match policy::load_dir_with_groups(&config.policies, &outside_groups) {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors.0 {
@@ -82,7 +83,21 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     if config.http.listen.is_some() {
         events = events.with_console(&config.http.public_url);
     }
-    let mut bastion = Bastion::new(config.clone(), ca, policy, store.clone(), events)?;
+    // The directory's last good state, so its people keep their access across a restart while
+    // the directory is down; a state that cannot be read stops the start (fail closed, and
+    // loudly, rather than starting without them and ending their grants).
+    let directory_revision = store.directory_revision().await?;
+    let directory = crate::directory::stored_snapshot(&config, &store)
+        .await
+        .context("reading the directory's last good state")?;
+    if let Some(d) = &directory {
+        info!(
+            users = d.users.len(),
+            "the directory's last good state is in force"
+        );
+    }
+    let mut bastion =
+        Bastion::new(config.clone(), ca, policy, store.clone(), events)?.with_directory(directory);
     bastion.health = health.clone();
     bastion.metrics = Some(metrics.clone());
     let bastion = Arc::new(bastion);
@@ -123,6 +138,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", config.listen))?;
     info!(listen = %listener.local_addr()?, "gatehouse is ready");
     spawn_reload_on_hangup(bastion.clone());
+    if let Some(directory) = config.directory.clone() {
+        crate::directory::follow::spawn(bastion.clone(), directory, directory_revision);
+    }
     let web = crate::http::start(bastion.clone()).await?;
     let ssh = server::ssh_config(host_key);
     server::serve(bastion.clone(), listener, ssh, shutdown_signal).await?;
@@ -172,7 +190,7 @@ fn spawn_sweeper(bastion: Arc<Bastion>) {
 /// policy (while the bastion was down) that it no longer gives are ended too.
 fn spawn_reload_on_hangup(bastion: Arc<Bastion>) {
     tokio::spawn(async move {
-        let report = bastion.apply_policy(bastion.policy()).await;
+        let report = bastion.reapply_policy().await;
         for e in &report.errors {
             error!("applying the policy at start-up: {e}");
         }

@@ -56,12 +56,14 @@ pub struct EndedGrant {
     pub reason: String,
 }
 
-/// Closes the live sessions and ends the grants that `policy` no longer gives.
+/// Closes the live sessions and ends the grants that `policy` no longer gives; the grants are
+/// ended by `cause` (`policy` for a reload, `directory` for a directory sync).
 pub async fn reevaluate(
     policy: &Policy,
     store: &dyn GrantStore,
     watch: &GrantWatch,
     desk: &GrantDesk<'_>,
+    cause: &'static str,
 ) -> Reevaluation {
     let mut report = Reevaluation::default();
     for session in watch.live_sessions() {
@@ -97,7 +99,7 @@ pub async fn reevaluate(
         }
     };
     for grant in grants {
-        end_if_not_given(policy, store, desk, grant, &mut report).await;
+        end_if_not_given(policy, store, desk, grant, cause, &mut report).await;
     }
     report
 }
@@ -109,6 +111,7 @@ async fn end_if_not_given(
     store: &dyn GrantStore,
     desk: &GrantDesk<'_>,
     mut grant: Grant,
+    cause: &'static str,
     report: &mut Reevaluation,
 ) {
     for _ in 0..3 {
@@ -121,7 +124,7 @@ async fn end_if_not_given(
             _ => Decision::Revoke(Some(reason.clone())),
         };
         match desk
-            .decide(policy, &Actor::System("policy"), grant.id, &decision)
+            .decide(policy, &Actor::System(cause), grant.id, &decision)
             .await
         {
             Ok(ended) => {
@@ -239,11 +242,11 @@ mod tests {
                 t,
             ));
         }
-        let unchanged = reevaluate(&before, &store, &watch, &desk).await;
+        let unchanged = reevaluate(&before, &store, &watch, &desk, "policy").await;
         assert!(unchanged.sessions_closed.is_empty() && unchanged.grants_ended.is_empty());
 
         let after = policy(false);
-        let report = reevaluate(&after, &store, &watch, &desk).await;
+        let report = reevaluate(&after, &store, &watch, &desk, "policy").await;
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         let closed: Vec<_> = report
             .sessions_closed
@@ -285,7 +288,7 @@ mod tests {
         // Re-evaluating again finds nothing new, and a dropped session is forgotten.
         drop(alice);
         assert_eq!(watch.live_sessions().len(), 1);
-        let again = reevaluate(&after, &store, &watch, &desk).await;
+        let again = reevaluate(&after, &store, &watch, &desk, "policy").await;
         assert!(again.sessions_closed.is_empty() && again.grants_ended.is_empty());
     }
 }
