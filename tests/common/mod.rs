@@ -9,6 +9,7 @@ pub mod disk;
 pub mod interactive;
 pub mod postgres;
 pub mod receiver;
+pub mod slapd;
 pub mod slow_proxy;
 pub mod web;
 
