@@ -269,6 +269,15 @@ impl Bastion {
                 detail: Some(serde_json::json!({ "defined_at": gone.source.to_string() })),
                 ..Event::new(EventKind::UserRemoved)
             });
+            // The console already refuses them (it looks people up in the policy in force on
+            // every request); their browser sessions end too, so none outlives a return.
+            if let Err(e) = self
+                .store
+                .end_web_sessions_of(&gone.name, crate::grants::now())
+                .await
+            {
+                tracing::warn!(user = %gone.name, error = %e, "cannot end the browser sessions of a removed user");
+            }
         }
         report
     }

@@ -420,3 +420,133 @@ fn a_name_in_both_the_policy_files_and_the_directory_fails_check() {
         show.out()
     );
 }
+
+/// A deployment with no server running, for the operator's `gatehouse directory` commands:
+/// its config has `directory` as the `[directory]` section.
+fn offline(dir: &std::path::Path, directory: &str) -> common::Gatehouse {
+    let (gh, _) = common::Gatehouse::prepare(dir, "");
+    std::fs::write(
+        dir.join("policies/main.toml"),
+        "[[role]]\nname = \"ops\"\nmembers = [\"ops\"]\ntargets = [\"*\"]\nlogin = \"ops\"\napprovals = 0\n",
+    )
+    .unwrap();
+    rewrite(&gh, directory);
+    gh
+}
+
+/// Replaces the deployment's `[directory]` section (the rest of the config stays).
+fn rewrite(gh: &common::Gatehouse, directory: &str) {
+    let path = gh.dir.join("gatehouse.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let head = text.split("[directory]").next().unwrap().to_owned();
+    std::fs::write(&path, format!("{head}[directory]\n{directory}")).unwrap();
+}
+
+fn directory_section(ldap: &Slapd, url: &str, extra: &str) -> String {
+    format!(
+        "url = \"{url}\"\nbind_dn = \"{}\"\npassword_file = \"{}\"\nbase_dn = \"ou=people,{}\"\n\
+         group_base_dn = \"ou=groups,{}\"\ngroups = {{ ldap-ops = \"ops\" }}\n{extra}",
+        slapd::SERVICE,
+        ldap.password_file().display(),
+        slapd::BASE,
+        slapd::BASE,
+    )
+}
+
+fn directory_cli(gh: &common::Gatehouse, args: &[&str]) -> common::Output {
+    let mut all = vec!["directory"];
+    all.extend_from_slice(args);
+    run(gh.command(&all), b"", Duration::from_secs(60))
+}
+
+#[test]
+fn the_directory_is_read_over_verified_tls_and_a_wrong_certificate_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    common::certs::ca(&certs, "ldap-ca");
+    common::certs::ca(&certs, "other-ca");
+    common::certs::server_cert(&certs, "ldap-ca");
+    let dora = &common::people(tmp.path(), &["dora"])[0];
+    let mut ldif = slapd::person("dora", 10_000, &[&dora.public]);
+    ldif.push_str(&slapd::group("ldap-ops", &["dora"]));
+    let ldap = Slapd::start_tls(&ldif, &certs);
+    let ca = |name: &str| {
+        format!(
+            "ca_file = \"{}\"\n",
+            certs.join(format!("{name}.pem")).display()
+        )
+    };
+
+    let gh = offline(
+        &tmp.path().join("bastion"),
+        &directory_section(&ldap, &ldap.tls_url(), &ca("ldap-ca")),
+    );
+    let out = directory_cli(&gh, &["sync"]);
+    assert_eq!(out.code(), 0, "{}{}", out.out(), out.err());
+    assert!(out.out().contains("synced: 1 people"), "{}", out.out());
+
+    // StartTLS on the plain port, verified against the same CA.
+    rewrite(
+        &gh,
+        &directory_section(
+            &ldap,
+            &ldap.url(),
+            &format!("starttls = true\n{}", ca("ldap-ca")),
+        ),
+    );
+    let out = directory_cli(&gh, &["sync"]);
+    assert_eq!(out.code(), 0, "{}{}", out.out(), out.err());
+    assert!(out.out().contains("unchanged: 1 people"), "{}", out.out());
+
+    // A server whose certificate the configured CA did not sign is refused, over either.
+    for (url, extra) in [
+        (ldap.tls_url(), ca("other-ca")),
+        (ldap.url(), format!("starttls = true\n{}", ca("other-ca"))),
+    ] {
+        rewrite(&gh, &directory_section(&ldap, &url, &extra));
+        let out = directory_cli(&gh, &["sync"]);
+        assert_eq!(out.code(), 1, "{url}: {}{}", out.out(), out.err());
+        assert!(
+            out.err().contains("the directory could not be read")
+                && out.err().to_lowercase().contains("certificate"),
+            "{url}: {}",
+            out.err()
+        );
+    }
+    let status = directory_cli(&gh, &["status"]);
+    assert!(
+        status.out().contains("in force: 1 people"),
+        "{}",
+        status.out()
+    );
+    assert!(status.out().contains("failing since"), "{}", status.out());
+}
+
+#[test]
+fn a_directory_that_hangs_times_out_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dora = &common::people(tmp.path(), &["dora"])[0];
+    let mut ldif = slapd::person("dora", 10_000, &[&dora.public]);
+    ldif.push_str(&slapd::group("ldap-ops", &["dora"]));
+    let ldap = Slapd::start(&ldif);
+    let gh = offline(
+        &tmp.path().join("bastion"),
+        &directory_section(&ldap, &ldap.url(), "timeout = \"2s\"\n"),
+    );
+    assert_eq!(directory_cli(&gh, &["sync"]).code(), 0);
+    ldap.freeze();
+    let started = Instant::now();
+    let out = directory_cli(&gh, &["sync"]);
+    let took = started.elapsed();
+    ldap.thaw();
+    assert_eq!(out.code(), 1, "{}{}", out.out(), out.err());
+    assert!(
+        out.err().contains("no complete answer within 2s"),
+        "{}",
+        out.err()
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let show = directory_cli(&gh, &["show", "dora"]);
+    assert_eq!(show.code(), 0, "{}{}", show.out(), show.err());
+}

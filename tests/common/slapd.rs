@@ -40,6 +40,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A slapd of the test's own.
 pub struct Slapd {
     port: u16,
+    /// The `ldaps://` port, when the server has a certificate.
+    tls_port: Option<u16>,
     child: Option<Child>,
     /// Last, so the directory goes only after the server has stopped.
     dir: tempfile::TempDir,
@@ -51,6 +53,16 @@ impl Slapd {
     /// directory, far faster than `ldapadd`). Panics (fails the test) when slapd is missing or
     /// does not start, with its output.
     pub fn start(extra_ldif: &str) -> Slapd {
+        Slapd::start_with(extra_ldif, None)
+    }
+
+    /// Like [`Slapd::start`], with TLS: `server.pem` and `server.key` from `certs` (see
+    /// `common::certs`), StartTLS on the `ldap://` port and an `ldaps://` port as well.
+    pub fn start_tls(extra_ldif: &str, certs: &Path) -> Slapd {
+        Slapd::start_with(extra_ldif, Some(certs))
+    }
+
+    fn start_with(extra_ldif: &str, certs: Option<&Path>) -> Slapd {
         let slapd = Path::new("/usr/sbin/slapd");
         assert!(
             slapd.exists(),
@@ -62,7 +74,16 @@ impl Slapd {
             .expect("temporary directory for slapd");
         std::fs::create_dir(dir.path().join("data")).unwrap();
         std::fs::write(dir.path().join("openssh-lpk.schema"), OPENSSH_LPK).unwrap();
-        std::fs::write(dir.path().join("slapd.conf"), config(dir.path())).unwrap();
+        let mut conf = config(dir.path());
+        if let Some(certs) = certs {
+            // Global directives, so before the database section.
+            let tls = format!(
+                "TLSCertificateFile {0}/server.pem\nTLSCertificateKeyFile {0}/server.key\ndatabase mdb\n",
+                certs.display()
+            );
+            conf = conf.replacen("database mdb\n", &tls, 1);
+        }
+        std::fs::write(dir.path().join("slapd.conf"), conf).unwrap();
         let base = format!("{}{extra_ldif}", base_tree());
         std::fs::write(dir.path().join("base.ldif"), base).unwrap();
         let mut slapadd = Command::new("/usr/sbin/slapadd");
@@ -82,11 +103,13 @@ impl Slapd {
         );
         let mut server = Slapd {
             port: 0,
+            tls_port: None,
             child: None,
             dir,
         };
         for _ in 0..5 {
             server.port = free_port();
+            server.tls_port = certs.map(|_| free_port());
             if server.launch() {
                 return server;
             }
@@ -101,7 +124,10 @@ impl Slapd {
             .arg("-f")
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            .arg(match self.tls_port {
+                Some(tls) => format!("ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{tls}/", self.port),
+                None => format!("ldap://127.0.0.1:{}/", self.port),
+            })
             // Debug level 0 keeps slapd in the foreground, as the test's child.
             .args(["-d", "0"])
             .stdin(Stdio::null())
@@ -132,6 +158,32 @@ impl Slapd {
     /// `ldap://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// `ldaps://127.0.0.1:PORT`, for a server started with [`Slapd::start_tls`].
+    pub fn tls_url(&self) -> String {
+        format!(
+            "ldaps://127.0.0.1:{}",
+            self.tls_port.expect("started with TLS")
+        )
+    }
+
+    /// Stops the server's clock (SIGSTOP): it accepts connections and answers nothing, as a
+    /// hung directory does. [`Slapd::thaw`] lets it go on.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("slapd is running");
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
     }
 
     /// A file holding the service account's password, for `password_file`.
@@ -206,6 +258,9 @@ impl Slapd {
 impl Drop for Slapd {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGCONT);
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
