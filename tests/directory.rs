@@ -253,6 +253,17 @@ fn a_key_removed_from_the_directory_stops_logging_in_and_ends_its_sessions() {
     s.wait_for_keys("dora", 2, Duration::from_secs(20));
     s.grant(dora, "web-self");
     let session = s.sleeping(dora);
+    // A shared connection (ControlMaster), opened with the key that is about to go.
+    let socket = spare_dir.path().join("master.sock");
+    let socket = socket.to_str().unwrap();
+    let master = run(
+        s.world
+            .gatehouse
+            .ssh_command(dora, &["-M", "-S", socket, "-f", "-N"], &[]),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(master.code(), 0, "{}", master.err());
     s.ldap.modify(&format!(
         "dn: {}\nchangetype: modify\ndelete: sshPublicKey\nsshPublicKey: {}\n",
         slapd::person_dn("dora"),
@@ -265,6 +276,35 @@ fn a_key_removed_from_the_directory_stops_logging_in_and_ends_its_sessions() {
     assert!(out.err().contains("is no longer listed"), "{}", out.err());
     let refused = s.world.gatehouse.ssh(dora, &["whoami"]);
     assert_eq!(refused.code(), 255, "{}", refused.err());
+    // The connection that is already open can do nothing more either.
+    for args in [&["whoami"][..], &["web-01", "true"][..]] {
+        let shared = run(
+            s.world
+                .gatehouse
+                .ssh_command(dora, &["-S", socket, "-o", "ControlMaster=no"], args),
+            b"",
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            shared.code(),
+            126,
+            "{args:?}: {}{}",
+            shared.out(),
+            shared.err()
+        );
+        assert!(
+            shared.err().contains("no longer listed"),
+            "{}",
+            shared.err()
+        );
+    }
+    let _ = run(
+        s.world
+            .gatehouse
+            .ssh_command(dora, &["-S", socket, "-O", "exit"], &[]),
+        b"",
+        Duration::from_secs(10),
+    );
     // The key that is still listed works, and the grant stands: only the key went.
     assert_eq!(s.world.gatehouse.ssh(&spare, &["whoami"]).code(), 0);
     let out = s.world.gatehouse.ssh(&spare, &["web-01", "echo", "still"]);

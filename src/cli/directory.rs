@@ -103,7 +103,7 @@ async fn sync_now(
                 println!("  removed: {name}");
             }
             for why in &snapshot.skipped {
-                eprintln!("warning: {why}");
+                eprintln!("warning: {}", plain(why));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -116,7 +116,10 @@ async fn sync_now(
             Ok(ExitCode::from(3))
         }
         Err(e) => {
-            eprintln!("gatehouse: {e}; the last good state stays in force");
+            eprintln!(
+                "gatehouse: {}; the last good state stays in force",
+                plain(&e.to_string())
+            );
             Ok(ExitCode::FAILURE)
         }
     }
@@ -203,15 +206,19 @@ async fn show(config: &Config, store: &Store, user: &str, json: bool) -> anyhow:
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = format!("{user}\n  entry:  {}\n", entry.dn);
+    let mut out = format!("{user}\n  entry:  {}\n", plain(&entry.dn));
     for k in &keys {
         let _ = writeln!(out, "  key:    {k}");
     }
     if keys.is_empty() {
         out.push_str("  key:    none (cannot log in with a key)\n");
     }
-    for (from, to) in entry.directory_groups.iter().zip(&entry.groups) {
-        let _ = writeln!(out, "  group:  {from} -> {to}");
+    let map = config.directory.as_ref().map(|d| &d.groups);
+    for from in &entry.directory_groups {
+        let to = map
+            .and_then(|m| m.get(from))
+            .map_or("(no longer mapped)", String::as_str);
+        let _ = writeln!(out, "  group:  {} -> {to}", plain(from));
     }
     let _ = writeln!(
         out,
@@ -223,7 +230,7 @@ async fn show(config: &Config, store: &Store, user: &str, json: bool) -> anyhow:
         }
     );
     for c in conflicts {
-        let _ = writeln!(out, "  conflict: {c}");
+        let _ = writeln!(out, "  conflict: {}", plain(c));
     }
     if let Some(at) = record.synced_at {
         let _ = writeln!(
@@ -288,7 +295,7 @@ async fn status(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         _ => println!("in force: nothing yet (no successful sync)"),
     }
     if let Some((error, at)) = &record.failure {
-        println!("failing since {}: {error}", when(*at));
+        println!("failing since {}: {}", when(*at), plain(error));
     }
     if let Some(h) = &held {
         println!(
@@ -299,4 +306,19 @@ async fn status(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Text from the directory (DNs, values, the server's messages) as it may be printed to an
+/// operator's terminal: control characters escaped, so an entry cannot drive the terminal.
+fn plain(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }

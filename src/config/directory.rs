@@ -52,7 +52,12 @@ impl MaxRemoval {
     /// Whether removing `removed` of `before` users stays within the limit.
     pub fn allows(self, removed: usize, before: usize) -> bool {
         match self {
-            MaxRemoval::Percent(p) => (removed as f64) <= (before as f64) * p / 100.0,
+            MaxRemoval::Percent(p) => {
+                // A percentage above zero always allows one person, so that in a small team
+                // a departure is not held.
+                let floor = if p > 0.0 { 1.0 } else { 0.0 };
+                (removed as f64) <= ((before as f64) * p / 100.0).max(floor)
+            }
             MaxRemoval::Count(n) => (removed as u64) <= n,
         }
     }
@@ -193,6 +198,13 @@ pub(super) fn resolve(raw: RawDirectory, base: &Path) -> Result<Option<Directory
     for (from, to) in &raw.groups {
         if from.trim().is_empty() {
             return Err("directory.groups: an empty directory group name".into());
+        }
+        if matches!(membership, Membership::UserAttribute(_)) && !from.contains('=') {
+            return Err(format!(
+                "directory.groups: {from:?}: with member_of_attr, name each group by its whole \
+                 DN (\"cn={from},ou=groups,…\"), so that a group of that name created \
+                 elsewhere in the directory does not count"
+            ));
         }
         if !crate::policy::valid_role_name(to) {
             return Err(format!(
@@ -408,6 +420,12 @@ mod tests {
             "group_base_dn = \"ou=groups,dc=example,dc=org\"\n",
             "member_of_attr = \"memberOf\"\n",
         );
+        let e = parse(&text).unwrap_err();
+        assert!(e.contains("by its whole DN"), "{e}");
+        let text = text.replace(
+            "ldap-ops = \"ops\"",
+            "\"cn=ldap-ops,ou=groups,dc=example,dc=org\" = \"ops\"",
+        );
         let c = parse(&text).unwrap().unwrap();
         assert_eq!(c.membership, Membership::UserAttribute("memberOf".into()));
     }
@@ -416,6 +434,12 @@ mod tests {
     fn removal_limits() {
         assert!(MaxRemoval::Percent(10.0).allows(1, 10));
         assert!(!MaxRemoval::Percent(10.0).allows(2, 10));
+        assert!(
+            MaxRemoval::Percent(10.0).allows(1, 3),
+            "one person may always leave"
+        );
+        assert!(!MaxRemoval::Percent(10.0).allows(2, 3));
+        assert!(!MaxRemoval::Percent(0.0).allows(1, 100));
         assert!(MaxRemoval::Percent(10.0).allows(0, 0));
         assert!(MaxRemoval::Count(3).allows(3, 4));
         assert!(!MaxRemoval::Count(3).allows(4, 400));

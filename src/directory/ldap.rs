@@ -59,9 +59,13 @@ pub enum ReadError {
 pub async fn read(config: &DirectoryConfig) -> Result<RawDirectory, ReadError> {
     let config = config.clone();
     let timeout = config.timeout;
-    let task = tokio::spawn(async move { read_all(&config).await });
-    match tokio::time::timeout(timeout, task).await {
-        Err(_) => Err(ReadError::Timeout(timeout)),
+    let mut task = tokio::spawn(async move { read_all(&config).await });
+    match tokio::time::timeout(timeout, &mut task).await {
+        Err(_) => {
+            // The read and its connection go, rather than linger against a hung server.
+            task.abort();
+            Err(ReadError::Timeout(timeout))
+        }
         Ok(Err(join)) => Err(ReadError::Aborted(join.to_string())),
         Ok(Ok(result)) => result,
     }
@@ -95,14 +99,15 @@ async fn read_all(config: &DirectoryConfig) -> Result<RawDirectory, ReadError> {
         if let Membership::UserAttribute(attr) = &config.membership {
             attrs.push(attr.clone());
         }
-        let users = search(
-            &mut ldap,
-            config,
-            &config.base_dn,
-            &config.user_filter,
-            attrs,
-        )
-        .await?;
+        // Disabled accounts are left out by the user search itself: an account whose
+        // disabled marker cannot be read (access rules, a missing attribute) is then left
+        // out too, where a separate search for disabled accounts would have let it in.
+        let users_filter = match &config.disabled_filter {
+            Some(disabled) => format!("(&{}(!{disabled}))", config.user_filter),
+            None => config.user_filter.clone(),
+        };
+        let users = search(&mut ldap, config, &config.base_dn, &users_filter, attrs).await?;
+        // Only to report who is disabled.
         let disabled = match &config.disabled_filter {
             Some(disabled) => {
                 let filter = format!("(&{}{disabled})", config.user_filter);
@@ -117,7 +122,7 @@ async fn read_all(config: &DirectoryConfig) -> Result<RawDirectory, ReadError> {
                 filter,
                 member_attr,
             } => {
-                let attrs = vec!["cn".to_owned(), member_attr.clone()];
+                let attrs = vec![member_attr.clone()];
                 search(&mut ldap, config, base_dn, filter, attrs).await?
             }
             Membership::UserAttribute(_) => Vec::new(),
@@ -168,6 +173,16 @@ async fn search(
             continue;
         }
         let entry = SearchEntry::construct(entry);
+        // A server that hands out a long attribute in ranges (Active Directory does, for
+        // groups over 1,500 members) returned only part of it.
+        if let Some(ranged) = entry.attrs.keys().find(|a| a.contains(";range=")) {
+            return Err(ReadError::Incomplete(format!(
+                "{}: the server returned {ranged}, a part of a long attribute; Gatehouse does \
+                 not read ranged values, so the group is not read whole (use member_of_attr, \
+                 or smaller groups)",
+                entry.dn
+            )));
+        }
         entries.push(RawEntry {
             dn: entry.dn,
             attrs: entry
@@ -233,5 +248,14 @@ fn password(path: &std::path::Path) -> Result<String, ReadError> {
         path: path.display().to_string(),
         source,
     })?;
-    Ok(text.lines().next().unwrap_or("").to_owned())
+    let password = text.lines().next().unwrap_or("");
+    if password.is_empty() {
+        // An empty password is an unauthenticated bind (RFC 4513), which would read the
+        // directory as anyone may: refused.
+        return Err(ReadError::Password {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "it is empty"),
+        });
+    }
+    Ok(password.to_owned())
 }

@@ -135,7 +135,7 @@ pub fn build(config: &DirectoryConfig, raw: &RawDirectory, fetched_at: i64) -> S
             snap.disabled.insert(name);
         }
     }
-    let memberships = memberships(config, raw, &by_name);
+    let memberships = memberships(config, raw, &by_name, &mut snap.skipped);
     // Keys, each naming one person.
     let mut key_users: HashMap<String, Vec<String>> = HashMap::new();
     let mut users = Vec::new();
@@ -153,13 +153,16 @@ pub fn build(config: &DirectoryConfig, raw: &RawDirectory, fetched_at: i64) -> S
             continue;
         }
         let mut keys = Vec::new();
+        let mut own = std::collections::HashSet::new();
         for line in entry.values(&config.key_attr) {
             match PublicKey::from_openssh(line.trim()) {
                 Ok(key) => {
-                    key_users
-                        .entry(crate::policy::fingerprint(&key))
-                        .or_default()
-                        .push(name.clone());
+                    let fp = crate::policy::fingerprint(&key);
+                    // The same key twice for one person (another comment) is one key.
+                    if !own.insert(fp.clone()) {
+                        continue;
+                    }
+                    key_users.entry(fp).or_default().push(name.clone());
                     keys.push(line.trim().to_owned());
                 }
                 Err(e) => snap.skipped.push(format!(
@@ -206,6 +209,7 @@ fn memberships(
     config: &DirectoryConfig,
     raw: &RawDirectory,
     by_name: &BTreeMap<String, Vec<&RawEntry>>,
+    skipped: &mut Vec<String>,
 ) -> Memberships {
     let mut out: Memberships = HashMap::new();
     let mut add = |user: &str, directory_group: &str, policy_group: &str| {
@@ -235,10 +239,31 @@ fn memberships(
                 })
                 .collect();
             let by_uid = config.membership.by_name();
+            // A name may match one group only: two groups called `ldap-ops` in different
+            // places make the mapping ambiguous, and neither gives anything.
+            let mut matches: HashMap<&str, Vec<&str>> = HashMap::new();
+            for group in &raw.groups {
+                if let Some((key, _)) = mapped(config, &group.dn) {
+                    matches.entry(key).or_default().push(&group.dn);
+                }
+            }
+            for (key, dns) in &matches {
+                if dns.len() > 1 {
+                    skipped.push(format!(
+                        "directory group {key:?} matches {} groups ({}); none of them gives \
+                         anything until the mapping names one by its whole DN",
+                        dns.len(),
+                        dns.join("; ")
+                    ));
+                }
+            }
             for group in &raw.groups {
                 let Some((key, to)) = mapped(config, &group.dn) else {
                     continue;
                 };
+                if matches.get(key).is_some_and(|dns| dns.len() > 1) {
+                    continue;
+                }
                 for member in group.values(member_attr) {
                     let user = if by_uid {
                         by_name.contains_key(member).then_some(member.as_str())
@@ -255,21 +280,28 @@ fn memberships(
     out
 }
 
-/// The `[directory] groups` entry a group DN matches: by its whole DN, or by the value of
-/// its first RDN (its CN), both compared without regard to case.
+/// The `[directory] groups` entry a group DN matches: by its whole DN, or, for a key that is a
+/// plain name, by a first RDN of `cn=NAME` (compared without regard to case). A plain name
+/// is only accepted where groups are read from under `group_base_dn` (the config refuses it
+/// with `member_of_attr`), so a group of that name created elsewhere in the directory does
+/// not count.
 fn mapped<'c>(config: &'c DirectoryConfig, group_dn: &str) -> Option<(&'c str, &'c str)> {
     let dn = normalize_dn(group_dn);
     let cn = dn
         .split(',')
         .next()
-        .and_then(|rdn| rdn.split_once('='))
-        .map(|(_, v)| v.to_owned());
+        .and_then(|rdn| rdn.strip_prefix("cn="))
+        .map(str::to_owned);
     config
         .groups
         .iter()
         .find(|(key, _)| {
             let key = normalize_dn(key);
-            key == dn || Some(&key) == cn.as_ref()
+            if key.contains('=') {
+                key == dn
+            } else {
+                Some(&key) == cn.as_ref()
+            }
         })
         .map(|(k, v)| (k.as_str(), v.as_str()))
 }
@@ -441,6 +473,67 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} in {text}");
         }
+    }
+
+    #[test]
+    fn a_group_name_matches_one_cn_group_only() {
+        let raw = RawDirectory {
+            users: vec![person("alice", &[]), person("bob", &[])],
+            disabled: vec![],
+            groups: vec![
+                // Not a cn: an organizational unit of that name gives nothing.
+                entry(
+                    "ou=ldap-ops,ou=groups,dc=example,dc=org",
+                    &[("member", &["uid=alice,ou=people,dc=example,dc=org"])],
+                ),
+                // Two groups of one name: ambiguous, so neither counts.
+                entry(
+                    "cn=leads,ou=groups,dc=example,dc=org",
+                    &[("member", &["uid=bob,ou=people,dc=example,dc=org"])],
+                ),
+            ],
+        };
+        let mut cfg = config(groups());
+        cfg.groups = [
+            ("leads".to_owned(), "leads".to_owned()),
+            ("ldap-ops".to_owned(), "ops".to_owned()),
+        ]
+        .into();
+        let mut twice = raw;
+        twice.groups.push(entry(
+            "cn=leads,ou=contractors,dc=example,dc=org",
+            &[("member", &["uid=alice,ou=people,dc=example,dc=org"])],
+        ));
+        let snap = build(&cfg, &twice, 0);
+        assert!(
+            snap.users["alice"].groups.is_empty(),
+            "{:?}",
+            snap.users["alice"]
+        );
+        assert!(
+            snap.users["bob"].groups.is_empty(),
+            "{:?}",
+            snap.users["bob"]
+        );
+        assert!(
+            snap.skipped
+                .iter()
+                .any(|s| s.contains("\"leads\" matches 2 groups")),
+            "{:?}",
+            snap.skipped
+        );
+    }
+
+    #[test]
+    fn a_key_listed_twice_for_one_person_is_kept() {
+        let k = test_key(5);
+        let raw = RawDirectory {
+            users: vec![person("alice", &[&k, &format!("{k} other-comment")])],
+            ..RawDirectory::default()
+        };
+        let snap = build(&config(groups()), &raw, 0);
+        assert_eq!(snap.users["alice"].keys, [k]);
+        assert!(snap.skipped.is_empty(), "{:?}", snap.skipped);
     }
 
     #[test]

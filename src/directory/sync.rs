@@ -2,10 +2,11 @@
 //!
 //! All or nothing: a read that fails keeps the last good state, records the failure and raises
 //! one alert (the first failure since the last good sync). A read that would remove more people
-//! than `max_removal` is held, with an alert, until an operator accepts it
+//! than `max_removal` has its removals held, with an alert, until an operator accepts them
 //! (`gatehouse directory sync --accept`): a broken filter or a directory restored from an
-//! empty backup must not lock everybody out. Everything else is stored as the new last good
-//! state, which every node then puts in force.
+//! empty backup must not lock everybody out. The rest of such a read (additions, keys and
+//! groups taken away) goes on, so a hold never freezes other revocations. Everything else is
+//! stored as the new last good state, which every node then puts in force.
 
 use std::sync::Arc;
 
@@ -149,6 +150,19 @@ pub async fn run(
             .max_removal
             .allows(changes.removed.len(), before.users.len())
     {
+        // The rest of the change goes on: people added, keys and groups taken away. Only the
+        // removals wait, so a hold never freezes every other revocation.
+        let kept = keep_removed(&before, &built, &changes.removed);
+        if kept.digest() != before.digest() {
+            let text = serde_json::to_string(&kept)?;
+            store
+                .save_directory(record.revision, &text, now, by)
+                .await?;
+            let mut rest = Changes::between(&before, &kept);
+            rest.removed.clear();
+            let recovered = record.failure.is_some();
+            synced(events, by, &kept, &rest, false, recovered, &changes.removed);
+        }
         return hold(
             config.max_removal,
             store,
@@ -174,28 +188,57 @@ pub async fn run(
     let revision = store
         .save_directory(record.revision, &text, now, by)
         .await?;
-    let skipped: Vec<&String> = built.skipped.iter().take(50).collect();
-    events.emit(Event {
-        actor: Some(by.to_owned()),
-        detail: Some(serde_json::json!({
-            "users": built.users.len(),
-            "disabled": built.disabled.len(),
-            "added": changes.added,
-            "removed": changes.removed,
-            "changed": changes.changed,
-            "skipped": skipped,
-            "skipped_total": built.skipped.len(),
-            "accepted": accept,
-            "recovered": record.failure.is_some(),
-            "digest": built.digest(),
-        })),
-        ..Event::new(EventKind::DirectorySynced)
-    });
+    let recovered = record.failure.is_some();
+    synced(events, by, &built, &changes, accept, recovered, &[]);
     Ok(Outcome::Applied {
         snapshot: Arc::new(built),
         revision,
         changes,
     })
+}
+
+/// The audit line of a state put in force; `held_back` names removals that wait for an
+/// operator.
+fn synced(
+    events: &Events,
+    by: &str,
+    snapshot: &Snapshot,
+    changes: &Changes,
+    accepted: bool,
+    recovered: bool,
+    held_back: &[String],
+) {
+    let skipped: Vec<&String> = snapshot.skipped.iter().take(50).collect();
+    let held_back: Vec<&String> = held_back.iter().take(50).collect();
+    events.emit(Event {
+        actor: Some(by.to_owned()),
+        detail: Some(serde_json::json!({
+            "users": snapshot.users.len(),
+            "disabled": snapshot.disabled.len(),
+            "added": changes.added,
+            "removed": changes.removed,
+            "changed": changes.changed,
+            "held_back": held_back,
+            "skipped": skipped,
+            "skipped_total": snapshot.skipped.len(),
+            "accepted": accepted,
+            "recovered": recovered,
+            "digest": snapshot.digest(),
+        })),
+        ..Event::new(EventKind::DirectorySynced)
+    });
+}
+
+/// `after`, with the people of `removed` kept as `before` has them.
+fn keep_removed(before: &Snapshot, after: &Snapshot, removed: &[String]) -> Snapshot {
+    let mut kept = after.clone();
+    for name in removed {
+        if let Some(user) = before.users.get(name) {
+            kept.users.insert(name.clone(), user.clone());
+            kept.disabled.remove(name);
+        }
+    }
+    kept
 }
 
 /// Holds a sync that removes too many people: stored for `directory status`, with one alert
@@ -218,8 +261,9 @@ async fn hold(
     };
     let text = serde_json::to_string(&held)?;
     let same_as_before = record.held.as_ref().is_some_and(|(t, _)| *t == text);
+    // Written every time: saving the rest of the change clears what was held.
+    store.hold_directory(&text, crate::grants::now()).await?;
     if !same_as_before {
-        store.hold_directory(&text, crate::grants::now()).await?;
         let shown: Vec<&String> = held.removed.iter().take(50).collect();
         events.emit(Event {
             actor: Some(by.to_owned()),

@@ -58,6 +58,28 @@ pub struct Identity {
     pub peer: Option<SocketAddr>,
 }
 
+impl Identity {
+    /// The user as `policy` knows them now, if this login still stands: the user is still in
+    /// the policy and, for a login with a key, the key is still listed for them. Every channel
+    /// and verb asks, so a key removed from the directory or the policy files acts on a
+    /// connection that is already open (an OpenSSH shared connection, say) from its next
+    /// request on.
+    pub fn current_user(&self, policy: &Policy) -> Result<Arc<User>, &'static str> {
+        let user = policy
+            .user(&self.user.name)
+            .ok_or("your account is no longer in the policy")?;
+        if let Some(fp) = self.method.key_fingerprint()
+            && !user
+                .keys
+                .iter()
+                .any(|k| crate::policy::fingerprint(k) == fp)
+        {
+            return Err("the key you logged in with is no longer listed for you");
+        }
+        Ok(user.clone())
+    }
+}
+
 /// Whether `key` may authenticate as `login`.
 pub fn by_key(
     policy: &Policy,

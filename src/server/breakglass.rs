@@ -119,16 +119,11 @@ pub(super) async fn run(
         });
         Reply::denied(&why, None)
     };
-    let Some(user) = policy.user(&identity.user.name).cloned() else {
-        return finish(
-            &opened.write,
-            pty,
-            denied(
-                DenialClass::Policy,
-                "your account is no longer in the policy".into(),
-            ),
-        )
-        .await;
+    let user = match identity.current_user(&policy) {
+        Ok(user) => user,
+        Err(why) => {
+            return finish(&opened.write, pty, denied(DenialClass::Policy, why.into())).await;
+        }
     };
     let role: Option<Arc<Role>> = policy
         .target(target_name)

@@ -188,14 +188,14 @@ pub(super) async fn session(
         deny(&bastion, &opened, &identity, &request, denial)
     };
     let policy = bastion.policy();
-    // The user as the current policy knows them: a user removed since login has no access.
-    let Some(user) = policy.user(&identity.user.name).cloned() else {
-        refuse(access::Denial::new(
-            DenialClass::Policy,
-            "your account is no longer in the policy",
-        ))
-        .await;
-        return;
+    // The user as the current policy knows them: a user removed since login, or whose login
+    // key was withdrawn, has no access.
+    let user = match identity.current_user(&policy) {
+        Ok(user) => user,
+        Err(why) => {
+            refuse(access::Denial::new(DenialClass::Policy, why)).await;
+            return;
+        }
     };
     let now = grants::now();
     // Fail closed: a store that cannot answer is a denial.

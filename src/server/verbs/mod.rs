@@ -97,9 +97,11 @@ pub async fn dispatch(bastion: &Bastion, identity: &Identity, name: &str, rest: 
         return Reply::usage("arguments must be valid UTF-8");
     };
     let policy = bastion.policy();
-    // The user as the current policy knows them: someone removed since login may do nothing.
-    let Some(user) = policy.user(&identity.user.name).cloned() else {
-        return Reply::denied("your account is no longer in the policy", None);
+    // The user as the current policy knows them: someone removed since login, or whose login
+    // key was withdrawn, may do nothing.
+    let user = match identity.current_user(&policy) {
+        Ok(user) => user,
+        Err(why) => return Reply::denied(why, None),
     };
     match name {
         "help" => Reply::ok(help_text()),
