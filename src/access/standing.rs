@@ -198,10 +198,7 @@ impl Permit {
         let (user, role, target) =
             standing(policy, &self.user.name, &self.role.name, &self.target.name)?;
         if let Some(fp) = &self.login_key
-            && !user
-                .keys
-                .iter()
-                .any(|k| crate::policy::fingerprint(k) == *fp)
+            && !user.lists_key(fp)
         {
             return Err(Lapse::KeyWithdrawn {
                 user: user.name.clone(),

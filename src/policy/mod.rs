@@ -51,6 +51,16 @@ pub struct User {
     pub source: UserSource,
 }
 
+impl User {
+    /// Whether the key with this SHA-256 fingerprint is listed for the user now: a session or
+    /// connection that logged in with a key stands only while it is.
+    pub fn lists_key(&self, fingerprint: &str) -> bool {
+        self.keys
+            .iter()
+            .any(|k| self::fingerprint(k) == fingerprint)
+    }
+}
+
 /// Where a user is defined: a policy file, or the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserSource {

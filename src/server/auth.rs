@@ -69,10 +69,7 @@ impl Identity {
             .user(&self.user.name)
             .ok_or("your account is no longer in the policy")?;
         if let Some(fp) = self.method.key_fingerprint()
-            && !user
-                .keys
-                .iter()
-                .any(|k| crate::policy::fingerprint(k) == fp)
+            && !user.lists_key(&fp)
         {
             return Err("the key you logged in with is no longer listed for you");
         }
