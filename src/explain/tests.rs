@@ -130,7 +130,7 @@ fn the_guard_refusal_is_named() {
         "alice",
         &held,
         "web-01",
-        Some("journalctl -u nginx --output-fields=x -f"),
+        Some("journalctl -u nginx --vacuum-time=1s"),
         Audience::Operator,
     );
     let read = role(&e, "web-read");
@@ -140,6 +140,11 @@ fn the_guard_refusal_is_named() {
     assert_eq!(guarded[0].rule, "journalctl -u nginx *");
     assert_eq!(guarded[0].detail, read.with_grant.reason);
     assert_eq!(e.verdict.reason, read.with_grant.reason);
+    assert!(
+        e.verdict.reason.as_deref().unwrap_or("").contains("--vacuum-time"),
+        "{:?}",
+        e.verdict.reason
+    );
 }
 
 #[test]

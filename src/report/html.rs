@@ -80,7 +80,11 @@ fn time(r: &Report) -> Markup {
         .map(|(i, (start, ids))| Column {
             label: bucket_label(*start, buckets.step),
             value: ids.len() as f64,
-            href: format!("#requested-{i}"),
+            href: if ids.is_empty() {
+                "#grants".to_owned()
+            } else {
+                format!("#requested-{i}")
+            },
             title: format!("{} grant(s) requested from {}", ids.len(), when(*start)),
         })
         .collect();

@@ -101,7 +101,11 @@ pub fn approvals(r: &Report) -> Markup {
         .map(|(i, ((_, label), ids))| Column {
             label: (*label).to_owned(),
             value: ids.len() as f64,
-            href: format!("#latency-{i}"),
+            href: if ids.is_empty() {
+                "#approvals".to_owned()
+            } else {
+                format!("#latency-{i}")
+            },
             title: format!("{} grant(s) active after {label}", ids.len()),
         })
         .collect();
