@@ -55,7 +55,8 @@ pub fn run(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<ExitCode> 
     let now = crate::grants::now();
     let until = match &args.until {
         Some(text) => moment(text)?,
-        None => now,
+        // Everything so far, this second included (times are whole seconds).
+        None => now + 1,
     };
     let since = match crate::duration::parse(&args.since) {
         Ok(back) => until - back.as_secs() as i64,

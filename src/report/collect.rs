@@ -83,7 +83,7 @@ pub async fn generate(src: &Source<'_>, progress: &mut dyn Progress) -> Result<R
         .await
         .map_err(|e| store_error(&e))?;
     progress.step(&format!("{} grants; reading sessions", grants.len()));
-    let sessions = src
+    let mut sessions = src
         .store
         .sessions(&SessionFilter {
             since: Some(src.since),
@@ -93,6 +93,7 @@ pub async fn generate(src: &Source<'_>, progress: &mut dyn Progress) -> Result<R
         })
         .await
         .map_err(|e| store_error(&e))?;
+    sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
     let reviews = src
         .store
         .review_queue(false)

@@ -36,7 +36,7 @@ pub struct Facts {
     pub request_ttl: Duration,
     /// Every grant in the store.
     pub grants: Vec<Grant>,
-    /// The sessions started in the period.
+    /// The sessions started in the period, in the order they started.
     pub sessions: Vec<SessionRecord>,
     /// Reviews of break-glass sessions, by session id.
     pub reviews: HashMap<String, Review>,
