@@ -3,6 +3,8 @@
 //! break-glass, a revocation, an expiry), checked number by number in JSON, on SQLite and on
 //! PostgreSQL.
 
+#[path = "common/chromium.rs"]
+mod chromium;
 mod common;
 
 /// `explain` in the words of the real denial.

@@ -129,12 +129,16 @@ fn fmt(v: f64) -> String {
     format!("{:.1}", v)
 }
 
-/// A value for a label: whole numbers without decimals.
+/// A value for a label, to one decimal: whole numbers without one, and a small value that
+/// would round to nothing as `<0.1`, so it is not mistaken for none.
 fn short(v: f64) -> String {
-    if v.fract() == 0.0 {
-        format!("{v:.0}")
+    let rounded = (v * 10.0).round() / 10.0;
+    if v > 0.0 && rounded == 0.0 {
+        "<0.1".to_owned()
+    } else if rounded.fract() == 0.0 {
+        format!("{rounded:.0}")
     } else {
-        format!("{v:.1}")
+        format!("{rounded:.1}")
     }
 }
 
@@ -149,6 +153,10 @@ mod tests {
         assert_eq!(nice_max(10.0), 10.0);
         assert_eq!(nice_max(11.0), 20.0);
         assert_eq!(nice_max(0.3), 0.5);
+        assert_eq!(short(2.0003), "2");
+        assert_eq!(short(0.01), "<0.1");
+        assert_eq!(short(0.0), "0");
+        assert_eq!(short(1.25), "1.3");
     }
 
     #[test]

@@ -309,6 +309,42 @@ pub fn files(s: &Setup) {
     assert_eq!(grants.lines().count(), 7, "{grants}");
 }
 
+/// The HTML report in a real headless Chromium: it loads nothing, logs nothing, and its charts
+/// are drawn (the bars' colour is on the screenshot inside each chart) and lead to their ids.
+pub fn in_browser(s: &Setup) {
+    let dir = s.world.tmp.path();
+    let browser = crate::chromium::Browser::start(&dir.join("browser"));
+    browser.goto(&format!("file://{}", dir.join("report.html").display()));
+    browser.wait_for("#time figure svg");
+    let console = browser.console();
+    assert!(console.is_empty(), "the console: {console:?}");
+    let loaded = browser.script("return performance.getEntriesByType('resource').map(e => e.name)");
+    assert_eq!(loaded, json!([]), "no request besides the page");
+    let blue = [0x09, 0x69, 0xda];
+    for chart in ["#time figure:nth-of-type(1) svg", "#time figure:nth-of-type(2) svg", "#approvals figure svg"] {
+        let rect = browser.rect(chart);
+        let shot = browser.screenshot(&chart.replace(['#', ' ', ':', '(', ')'], "_"));
+        assert!(
+            shot.count_near(rect, blue) > 30,
+            "{chart}: no bars in {} at {rect:?}",
+            shot.path.display()
+        );
+    }
+    // A bar leads to the grants it counts, and they to their rows.
+    let bar = "#time figure svg a[href^='#requested-']";
+    let href = browser.attr(bar, "href").unwrap();
+    browser.click(bar);
+    browser.until("the bar's link is followed", std::time::Duration::from_secs(10), |b| {
+        b.url().ends_with(&href)
+    });
+    let listed = browser.text(&href);
+    assert!(
+        listed.split(": ").nth(1).is_some_and(|ids| ids.trim().chars().all(|c| c.is_ascii_digit() || c == ' ') && !ids.trim().is_empty()),
+        "{listed}"
+    );
+    assert!(browser.console().is_empty());
+}
+
 pub fn drift(s: &Setup, _before: &Value) {
     let gh = &s.world.gatehouse;
     gh.write_policy(

@@ -220,6 +220,9 @@ fn history(store: Option<&str>) {
     expect::denials(&r, &made);
     expect::integrity(&r, &seen);
     expect::files(&s);
+    if store.is_none() {
+        expect::in_browser(&s);
+    }
     expect::drift(&s, &r);
     expect::tampering(&mut s, &seen);
 }

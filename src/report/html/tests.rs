@@ -20,6 +20,10 @@ fn the_page_is_self_contained_and_every_link_lands() {
     assert!(!page.contains("<script"), "no script");
     assert!(!page.contains("src="), "no external asset");
     assert!(!page.contains("url("), "no asset from the style sheet");
+    assert!(
+        page.contains("content=\"default-src 'none'; style-src 'unsafe-inline'\""),
+        "a policy that lets nothing load"
+    );
     let ids: BTreeSet<&str> = attribute_values(&page, "id").into_iter().collect();
     let links = attribute_values(&page, "href");
     assert!(!links.is_empty());
