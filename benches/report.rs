@@ -119,7 +119,8 @@ fn fill_audit(path: &Path) {
 /// A restricted-shell recording with a few `run:` markers, and its hash.
 fn recording(dir: &Path, i: usize) -> (String, String) {
     let path = dir.join(format!("s{i}.cast"));
-    let mut text = String::from("{\"version\": 2, \"width\": 80, \"height\": 24, \"timestamp\": 1}\n");
+    let mut text =
+        String::from("{\"version\": 2, \"width\": 80, \"height\": 24, \"timestamp\": 1}\n");
     for n in 0..5 {
         text.push_str(&format!(
             "[{n}.1, \"o\", \"user@web-01 [web-read]$ \"]\n[{n}.2, \"m\", \"run: 'systemctl' 'status' 'nginx'\"]\n\
@@ -166,14 +167,23 @@ async fn fill_store(store: &Store, recordings: &Path, now: i64) {
         } else if i % 3 == 0 {
             ("shell", None, None)
         } else {
-            ("exec", Some("'systemctl' 'status' 'nginx'".to_owned()), None)
+            (
+                "exec",
+                Some("'systemctl' 'status' 'nginx'".to_owned()),
+                None,
+            )
         };
         let record = SessionRecord {
             id: format!("{i:08}-bench"),
             node: "bench".into(),
             user: format!("user{}", (grant as usize - 1) % USERS),
             target: format!("web-{:02}", (grant as usize - 1) % 50),
-            role: if (grant - 1) % 3 == 0 { "web-ops" } else { "web-read" }.into(),
+            role: if (grant - 1) % 3 == 0 {
+                "web-ops"
+            } else {
+                "web-read"
+            }
+            .into(),
             grant_id: grant,
             kind: kind.into(),
             command,
@@ -250,13 +260,19 @@ fn bench(c: &mut Criterion) {
     assert_eq!(made.denials.total, (AUDIT_LINES / 20) as u64);
     let name = format!(
         "report over {AUDIT_LINES} audit lines, {SESSIONS} sessions, {GRANTS} grants ({})",
-        if url.starts_with("sqlite://") { "SQLite" } else { "PostgreSQL" }
+        if url.starts_with("sqlite://") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        }
     );
     c.bench_function(&name, |b| {
         b.to_async(&runtime)
             .iter(|| async { report::generate(&source, &mut |_: &str| {}).await.unwrap() })
     });
-    c.bench_function("render that report as HTML", |b| b.iter(|| html::render(&made)));
+    c.bench_function("render that report as HTML", |b| {
+        b.iter(|| html::render(&made))
+    });
 }
 
 criterion_group! {

@@ -471,7 +471,11 @@ impl Events {
         }
         let report = alerts.send_now(&alert, wait).await;
         let sinks = report.sinks.iter().map(|s| s.sink.clone()).collect();
-        let acked = report.acknowledged().into_iter().map(str::to_owned).collect();
+        let acked = report
+            .acknowledged()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         sent(Some(&alert), sinks, acked, report.durable);
         report.to_string()
     }

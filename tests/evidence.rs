@@ -7,15 +7,15 @@
 mod chromium;
 mod common;
 
+/// What the history is checked against: the store as the test reads it.
+#[path = "evidence/expect.rs"]
+mod expect;
 /// `explain` in the words of the real denial.
 #[path = "evidence/explain.rs"]
 mod explain;
 /// The report over a history made with real sessions.
 #[path = "evidence/history.rs"]
 mod history;
-/// What the history is checked against: the store as the test reads it.
-#[path = "evidence/expect.rs"]
-mod expect;
 
 use std::process::Command;
 use std::time::Duration;

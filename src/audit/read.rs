@@ -154,7 +154,13 @@ mod tests {
             |e| seen.push(e),
         )
         .unwrap();
-        assert_eq!(scanned, Scanned { lines: 3, unreadable: 0 });
+        assert_eq!(
+            scanned,
+            Scanned {
+                lines: 3,
+                unreadable: 0
+            }
+        );
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].seq, 2);
         assert_eq!(seen[0].str("reason"), Some("no \"grant\"\n"));

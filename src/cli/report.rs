@@ -76,10 +76,7 @@ pub fn run(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<ExitCode> 
     let generated_by = operator::current_account().unwrap_or_else(|e| format!("unknown ({e})"));
     let started = Instant::now();
     let mut progress = |what: &str| {
-        eprintln!(
-            "report: {what} ({:.1}s)",
-            started.elapsed().as_secs_f64()
-        );
+        eprintln!("report: {what} ({:.1}s)", started.elapsed().as_secs_f64());
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -109,7 +106,11 @@ pub fn run(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<ExitCode> 
     }
     if let Some(dir) = &args.csv {
         csv::write(&made, dir)?;
-        progress(&format!("wrote {} CSV files into {}", csv::FILES.len(), dir.display()));
+        progress(&format!(
+            "wrote {} CSV files into {}",
+            csv::FILES.len(),
+            dir.display()
+        ));
     }
     let i = &made.integrity;
     if !i.audit.ok || !i.recordings.modified.is_empty() {

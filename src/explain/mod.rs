@@ -246,9 +246,7 @@ pub fn explain(q: &Question<'_>) -> Explanation {
         },
         at: q.now,
         target_known: (q.audience == Audience::Operator).then_some(target.is_some()),
-        verdict: Verdict::of(access::decide(
-            q.policy, q.user, q.grants, request, q.now,
-        )),
+        verdict: Verdict::of(access::decide(q.policy, q.user, q.grants, request, q.now)),
         roles: roles.into_iter().map(|r| explain_role(q, r)).collect(),
     }
 }
@@ -415,7 +413,10 @@ fn next_step(
         );
     }
     if let Some(g) = live {
-        return format!("grant {} is live: ssh bastion {target}:{} …", g.id, role.name);
+        return format!(
+            "grant {} is live: ssh bastion {target}:{} …",
+            g.id, role.name
+        );
     }
     if role.break_glass {
         return format!("in an emergency: ssh bastion breakglass {target} --reason TEXT");

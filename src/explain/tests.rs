@@ -64,9 +64,22 @@ fn role<'e>(e: &'e Explanation, name: &str) -> &'e RoleExplanation {
 fn the_verdict_is_the_decision_word_for_word() {
     let p = sample_policy();
     let alice = p.user("alice").unwrap();
-    let held = [grant(7, "alice", "web-read", GrantState::Active, Some(1000))];
+    let held = [grant(
+        7,
+        "alice",
+        "web-read",
+        GrantState::Active,
+        Some(1000),
+    )];
     for command in ["systemctl status nginx", "systemctl stop nginx", "rm -rf /"] {
-        let e = ask(&p, "alice", &held, "web-01", Some(command), Audience::Operator);
+        let e = ask(
+            &p,
+            "alice",
+            &held,
+            "web-01",
+            Some(command),
+            Audience::Operator,
+        );
         let request = SessionRequest {
             target: "web-01".into(),
             role: None,
@@ -97,7 +110,13 @@ fn the_verdict_is_the_decision_word_for_word() {
 #[test]
 fn a_denied_command_names_the_closest_rule_and_each_rules_reason() {
     let p = sample_policy();
-    let held = [grant(7, "alice", "web-read", GrantState::Active, Some(1000))];
+    let held = [grant(
+        7,
+        "alice",
+        "web-read",
+        GrantState::Active,
+        Some(1000),
+    )];
     let e = ask(
         &p,
         "alice",
@@ -117,14 +136,25 @@ fn a_denied_command_names_the_closest_rule_and_each_rules_reason() {
     assert!(!read.with_grant.allowed);
     assert_eq!(read.with_grant.reason, e.verdict.reason);
     assert_eq!(read.with_grant.rules.len(), 2);
-    assert!(read.with_grant.rules.iter().all(|r| r.verdict == "mismatch"));
+    assert!(
+        read.with_grant
+            .rules
+            .iter()
+            .all(|r| r.verdict == "mismatch")
+    );
     assert!(read.with_grant.guard.is_empty());
 }
 
 #[test]
 fn the_guard_refusal_is_named() {
     let p = sample_policy();
-    let held = [grant(7, "alice", "web-read", GrantState::Active, Some(1000))];
+    let held = [grant(
+        7,
+        "alice",
+        "web-read",
+        GrantState::Active,
+        Some(1000),
+    )];
     let e = ask(
         &p,
         "alice",
@@ -141,7 +171,11 @@ fn the_guard_refusal_is_named() {
     assert_eq!(guarded[0].detail, read.with_grant.reason);
     assert_eq!(e.verdict.reason, read.with_grant.reason);
     assert!(
-        e.verdict.reason.as_deref().unwrap_or("").contains("--vacuum-time"),
+        e.verdict
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("--vacuum-time"),
         "{:?}",
         e.verdict.reason
     );
@@ -150,7 +184,14 @@ fn the_guard_refusal_is_named() {
 #[test]
 fn without_a_grant_the_role_says_how_to_get_one_and_who_approves() {
     let p = sample_policy();
-    let e = ask(&p, "alice", &[], "db-01", Some("uptime"), Audience::Operator);
+    let e = ask(
+        &p,
+        "alice",
+        &[],
+        "db-01",
+        Some("uptime"),
+        Audience::Operator,
+    );
     assert_eq!(
         e.verdict.reason.as_deref(),
         Some("you hold no active grant for \"db-01\"")
@@ -161,7 +202,10 @@ fn without_a_grant_the_role_says_how_to_get_one_and_who_approves() {
     assert_eq!(db.member_via, vec!["sre".to_owned()]);
     // carol is a lead and so may approve; alice may not approve her own; bob is a lead.
     assert_eq!(db.approvers, vec!["bob".to_owned(), "carol".to_owned()]);
-    assert!(db.next.starts_with("ssh bastion request db-01 --role db-ops --for 1h"));
+    assert!(
+        db.next
+            .starts_with("ssh bastion request db-01 --role db-ops --for 1h")
+    );
     assert!(db.with_grant.allowed, "a full role runs any command");
     assert_eq!(db.now.reason, e.verdict.reason);
 }
@@ -176,7 +220,11 @@ fn a_pending_request_and_a_self_service_role_are_told_apart() {
     assert_eq!(ops.next, "request 3 is waiting for approval (0 of 1)");
     let own = role(&e, "self");
     assert!(own.approvers.is_empty());
-    assert!(own.next.ends_with("(self-service: active at once)"), "{}", own.next);
+    assert!(
+        own.next.ends_with("(self-service: active at once)"),
+        "{}",
+        own.next
+    );
     let read = role(&e, "web-read");
     assert_eq!(
         read.with_grant.reason.as_deref(),
@@ -220,7 +268,13 @@ fn a_non_member_sees_the_denial_and_operators_see_every_role() {
 #[test]
 fn the_text_escapes_what_the_user_typed() {
     let p = sample_policy();
-    let held = [grant(7, "alice", "web-read", GrantState::Active, Some(1000))];
+    let held = [grant(
+        7,
+        "alice",
+        "web-read",
+        GrantState::Active,
+        Some(1000),
+    )];
     let e = ask(
         &p,
         "alice",
@@ -232,5 +286,8 @@ fn the_text_escapes_what_the_user_typed() {
     let text = render(&e);
     assert!(!text.contains('\u{1b}'), "{text}");
     assert!(!text.contains('\u{7}'), "{text}");
-    assert!(text.contains("now: DENIED: the command was refused"), "{text}");
+    assert!(
+        text.contains("now: DENIED: the command was refused"),
+        "{text}"
+    );
 }

@@ -112,7 +112,11 @@ impl GrantDesk<'_> {
             }
             other => other?,
         };
-        applied.into_iter().last().map(|a| a.grant).ok_or_else(nothing)
+        applied
+            .into_iter()
+            .last()
+            .map(|a| a.grant)
+            .ok_or_else(nothing)
     }
 
     /// Writes down a decision refused for separation of duties (`grant.refused`), so that a

@@ -44,7 +44,13 @@ fn ended(mut g: Grant, state: GrantState, at: i64, by: &str) -> Grant {
     g
 }
 
-fn session(id: &str, g: &Grant, kind: &str, span: (i64, i64), command: Option<&str>) -> SessionRecord {
+fn session(
+    id: &str,
+    g: &Grant,
+    kind: &str,
+    span: (i64, i64),
+    command: Option<&str>,
+) -> SessionRecord {
     SessionRecord {
         id: id.into(),
         node: "a".into(),
@@ -182,11 +188,26 @@ pub(crate) fn facts() -> Facts {
         shell_lines,
         denials: vec![
             denied(10, "eve", None, no_role, "policy"),
-            denied(11, "alice", None, "you hold no active grant for \"db-01\"", "no_grant"),
-            denied(12, "alice", Some("web-read"), "no rule allows \"ls\"", "command_not_allowed"),
+            denied(
+                11,
+                "alice",
+                None,
+                "you hold no active grant for \"db-01\"",
+                "no_grant",
+            ),
+            denied(
+                12,
+                "alice",
+                Some("web-read"),
+                "no rule allows \"ls\"",
+                "command_not_allowed",
+            ),
             denied(13, "eve", None, no_role, "policy"),
         ],
-        refusals: vec![refusal(5, "alice", "self_approval"), refusal(6, "eve", "not_approver")],
+        refusals: vec![
+            refusal(5, "alice", "self_approval"),
+            refusal(6, "eve", "not_approver"),
+        ],
         alerts,
         deliveries,
     }
@@ -239,7 +260,11 @@ pub(crate) fn report() -> Report {
 fn time_counts_requested_granted_and_used_seconds_per_grant_and_role() {
     let r = report();
     let ids: Vec<i64> = r.time.grants.iter().map(|g| g.id).collect();
-    assert_eq!(ids, vec![1, 2, 3, 4, 6, 7], "grant 5 was requested before the period");
+    assert_eq!(
+        ids,
+        vec![1, 2, 3, 4, 6, 7],
+        "grant 5 was requested before the period"
+    );
     let g1 = &r.time.grants[0];
     assert_eq!((g1.requested, g1.granted, g1.used), (3600, Some(1000), 200));
     assert_eq!(g1.sessions, vec!["s1".to_owned(), "s2".to_owned()]);
@@ -248,7 +273,10 @@ fn time_counts_requested_granted_and_used_seconds_per_grant_and_role() {
     let g2 = &r.time.grants[1];
     assert_eq!((g2.granted, g2.used), (Some(600), 110));
     let g3 = &r.time.grants[2];
-    assert_eq!((g3.granted, g3.used, g3.state.as_str()), (None, 0, "denied"));
+    assert_eq!(
+        (g3.granted, g3.used, g3.state.as_str()),
+        (None, 0, "denied")
+    );
     assert_eq!(r.time.expired, vec![2, 4, 7]);
     assert_eq!(r.time.revoked, vec![1]);
     let ops = r.time.roles.iter().find(|t| t.role == "web-ops").unwrap();
@@ -294,7 +322,10 @@ fn break_glass_lists_unreviewed_uses_first_with_alert_and_review() {
     assert_eq!(done.review.seconds_to_review, Some(700));
     assert_eq!(done.alert.state, "delivered");
     assert_eq!(done.alert.at_once, vec!["log".to_owned()]);
-    assert_eq!(done.alert.delivered, vec!["hook".to_owned(), "log".to_owned()]);
+    assert_eq!(
+        done.alert.delivered,
+        vec!["hook".to_owned(), "log".to_owned()]
+    );
     assert_eq!(done.alert.failed_attempts, 2);
     assert_eq!((done.granted, done.used), (1800, 90));
     assert_eq!(done.reason, "reason 4");
@@ -354,7 +385,10 @@ fn unused_entitlements_and_rule_use() {
     assert_eq!(read.role, "web-read");
     assert_eq!(read.rules[0].rule, "systemctl status *");
     assert_eq!(read.rules[0].uses, 2);
-    assert_eq!(read.rules[0].sessions, vec!["s3".to_owned(), "s4".to_owned()]);
+    assert_eq!(
+        read.rules[0].sessions,
+        vec!["s3".to_owned(), "s4".to_owned()]
+    );
     assert_eq!(read.rules[1].uses, 1);
     assert_eq!(read.unmatched, 1);
 }

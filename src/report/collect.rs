@@ -17,9 +17,7 @@ use sha2::{Digest, Sha256};
 use super::ReportError;
 use super::aggregate;
 use super::facts::{EVENTS, Facts};
-use super::model::{
-    AuditCheck, FORMAT, Integrity, Meta, RecordingCheck, RecordingProblem, Report,
-};
+use super::model::{AuditCheck, FORMAT, Integrity, Meta, RecordingCheck, RecordingProblem, Report};
 use crate::audit;
 use crate::grants::store::GrantFilter;
 use crate::policy::Policy;
@@ -71,7 +69,10 @@ impl<F: FnMut(&str)> Progress for F {
 ///
 /// The store cannot be read. A missing or damaged audit log, or missing recordings, are not
 /// errors: the report says so in its integrity section.
-pub async fn generate(src: &Source<'_>, progress: &mut dyn Progress) -> Result<Report, ReportError> {
+pub async fn generate(
+    src: &Source<'_>,
+    progress: &mut dyn Progress,
+) -> Result<Report, ReportError> {
     let store_error = |e: &dyn std::fmt::Display| ReportError::Store(e.to_string());
     progress.step("reading grants");
     let grants = src
@@ -129,9 +130,7 @@ pub async fn generate(src: &Source<'_>, progress: &mut dyn Progress) -> Result<R
     let scanned = audit::scan(src.audit_log, |e| EVENTS.contains(&e), |e| facts.take(e));
     match scanned {
         Ok(s) => progress.step(&format!("{} audit lines; verifying the chain", s.lines)),
-        Err(e) => progress.step(&format!(
-            "the audit log cannot be read ({e}); verifying it"
-        )),
+        Err(e) => progress.step(&format!("the audit log cannot be read ({e}); verifying it")),
     }
     let audit = audit_check(src.audit_log);
     progress.step("checking the recordings against their hashes");

@@ -56,7 +56,13 @@ pub fn tables(r: &Report) -> Vec<String> {
         ]);
     }
     let mut active = Table::new(&[
-        "grant", "user", "role", "target", "break_glass", "activated_at", "expires_at",
+        "grant",
+        "user",
+        "role",
+        "target",
+        "break_glass",
+        "activated_at",
+        "expires_at",
     ]);
     for g in &r.standing.active {
         active.row([
@@ -70,8 +76,20 @@ pub fn tables(r: &Report) -> Vec<String> {
         ]);
     }
     let mut grants = Table::new(&[
-        "grant", "user", "role", "target", "state", "break_glass", "requested_at",
-        "activated_at", "ends_at", "requested_s", "granted_s", "used_s", "ended_by", "sessions",
+        "grant",
+        "user",
+        "role",
+        "target",
+        "state",
+        "break_glass",
+        "requested_at",
+        "activated_at",
+        "ends_at",
+        "requested_s",
+        "granted_s",
+        "used_s",
+        "ended_by",
+        "sessions",
     ]);
     for g in &r.time.grants {
         grants.row([
@@ -92,8 +110,15 @@ pub fn tables(r: &Report) -> Vec<String> {
         ]);
     }
     let mut roles = Table::new(&[
-        "role", "grants", "requested_total_s", "requested_median_s", "granted_total_s",
-        "granted_median_s", "used_s", "used_percent", "grant_ids",
+        "role",
+        "grants",
+        "requested_total_s",
+        "requested_median_s",
+        "granted_total_s",
+        "granted_median_s",
+        "used_s",
+        "used_percent",
+        "grant_ids",
     ]);
     for t in &r.time.roles {
         roles.row([
@@ -104,7 +129,9 @@ pub fn tables(r: &Report) -> Vec<String> {
             t.granted.total.to_string(),
             t.granted.median.to_string(),
             t.used.to_string(),
-            t.used_percent.map(|p| format!("{p:.1}")).unwrap_or_default(),
+            t.used_percent
+                .map(|p| format!("{p:.1}"))
+                .unwrap_or_default(),
             ids(&t.grants),
         ]);
     }
@@ -118,7 +145,14 @@ pub fn tables(r: &Report) -> Vec<String> {
         ]);
     }
     let mut refusals = Table::new(&[
-        "audit_seq", "time", "actor", "requester", "grant", "role", "decision", "refusal",
+        "audit_seq",
+        "time",
+        "actor",
+        "requester",
+        "grant",
+        "role",
+        "decision",
+        "refusal",
         "reason",
     ]);
     for x in &r.approvals.refusals {
@@ -135,8 +169,21 @@ pub fn tables(r: &Report) -> Vec<String> {
         ]);
     }
     let mut glass = Table::new(&[
-        "grant", "user", "role", "target", "reason", "at", "granted_s", "used_s", "state",
-        "alert", "alert_delivered", "alert_sinks", "review", "reviewers", "review_after_s",
+        "grant",
+        "user",
+        "role",
+        "target",
+        "reason",
+        "at",
+        "granted_s",
+        "used_s",
+        "state",
+        "alert",
+        "alert_delivered",
+        "alert_sinks",
+        "review",
+        "reviewers",
+        "review_after_s",
         "sessions",
     ]);
     for u in &r.break_glass {
@@ -316,7 +363,10 @@ mod tests {
         assert_eq!(field_text("plain"), "plain");
         assert_eq!(field_text("a,b"), "\"a,b\"");
         assert_eq!(field_text("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(field_text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(
+            field_text("=HYPERLINK(\"x\")"),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
         assert_eq!(field_text("-1"), "'-1");
         assert_eq!(field_text("two\nlines"), "\"two\nlines\"");
     }
@@ -329,7 +379,9 @@ mod tests {
         let lines = |i: usize| tables[i].lines().count();
         assert_eq!(lines(2), 1 + r.time.grants.len(), "grants.csv");
         assert_eq!(lines(6), 1 + r.break_glass.len(), "break_glass.csv");
-        assert!(tables[9].contains("reason,\"no role of yours covers target \"\"web-01\"\"\",2,10 13"));
+        assert!(
+            tables[9].contains("reason,\"no role of yours covers target \"\"web-01\"\"\",2,10 13")
+        );
         let dir = tempfile::tempdir().unwrap();
         let written = write(&r, &dir.path().join("csv")).unwrap();
         assert_eq!(written.len(), FILES.len());

@@ -118,10 +118,12 @@ pub fn diff(old: &Report, new: &Report) -> Drift {
     }
     for role in &new.roles {
         let growth = grown(old.roles.iter().find(|o| o.role == role.role), role);
-        if growth != (Growth {
-            role: role.role.clone(),
-            ..Growth::default()
-        }) {
+        if growth
+            != (Growth {
+                role: role.role.clone(),
+                ..Growth::default()
+            })
+        {
             drift.grown.push(growth);
         }
     }
@@ -139,7 +141,10 @@ pub fn diff(old: &Report, new: &Report) -> Drift {
 /// The items of `now` that `before` did not have (all of them when there was no before).
 fn added<T: Clone + Ord>(before: Option<&[T]>, now: &[T]) -> Vec<T> {
     let before: BTreeSet<&T> = before.unwrap_or_default().iter().collect();
-    now.iter().filter(|x| !before.contains(x)).cloned().collect()
+    now.iter()
+        .filter(|x| !before.contains(x))
+        .cloned()
+        .collect()
 }
 
 fn shell_rank(shell: &str) -> u8 {
@@ -321,7 +326,10 @@ mod tests {
         assert_eq!(d.newly_unused.users, vec!["alice".to_owned()]);
         assert_eq!(d.newly_unused.rules.len(), 1);
         let text = render(&d, &old, &new);
-        assert!(text.contains("web-read: now full shell; new holders: eve"), "{text}");
+        assert!(
+            text.contains("web-read: now full shell; new holders: eve"),
+            "{text}"
+        );
         assert!(text.contains("shell none -> full"), "{text}");
         // Shrinking is not drift.
         assert!(diff(&new, &old).grown.is_empty());

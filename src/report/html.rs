@@ -302,7 +302,11 @@ fn buckets(since: i64, until: i64, grants: &[GrantTime]) -> Buckets {
 }
 
 fn bucket_label(start: i64, step: i64) -> String {
-    let format = if step < 86_400 { "%m-%d %H:00" } else { "%Y-%m-%d" };
+    let format = if step < 86_400 {
+        "%m-%d %H:00"
+    } else {
+        "%Y-%m-%d"
+    };
     chrono::DateTime::from_timestamp(start, 0)
         .map(|d| d.format(format).to_string())
         .unwrap_or_default()

@@ -265,7 +265,11 @@ impl Browser {
         let mut chunk = [0u8; 4096];
         let body = loop {
             let n = stream.read(&mut chunk).unwrap();
-            assert!(n > 0, "the driver closed: {}", String::from_utf8_lossy(&response));
+            assert!(
+                n > 0,
+                "the driver closed: {}",
+                String::from_utf8_lossy(&response)
+            );
             response.extend_from_slice(&chunk[..n]);
             let text = String::from_utf8_lossy(&response).into_owned();
             let Some((head, body)) = text.split_once("\r\n\r\n") else {
@@ -287,8 +291,8 @@ impl Browser {
             .find('{')
             .and_then(|start| body.rfind('}').map(|end| &body[start..=end]))
             .unwrap_or_else(|| panic!("no browser log in {body:?}"));
-        let value: serde_json::Value = serde_json::from_str(json)
-            .unwrap_or_else(|e| panic!("browser log {json:?}: {e}"));
+        let value: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("browser log {json:?}: {e}"));
         value["value"]
             .as_array()
             .unwrap_or_else(|| panic!("browser log: {value}"))

@@ -1,11 +1,11 @@
 //! The report's numbers against the history: what the store holds (read here through the
 //! library, as the test sees it) and what the users were told.
 
-use std::collections::{BTreeMap, BTreeSet};
 use gatehouse::grants::store::GrantFilter;
 use gatehouse::grants::{Grant, GrantState};
 use gatehouse::store::sessions::{Review, SessionFilter, SessionRecord};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common::*;
 use crate::gatehouse;
@@ -21,7 +21,8 @@ pub struct Store {
 
 impl Store {
     pub fn read(gh: &Gatehouse) -> Store {
-        let config = gatehouse::config::Config::discover(Some(&gh.dir.join("gatehouse.toml"))).unwrap();
+        let config =
+            gatehouse::config::Config::discover(Some(&gh.dir.join("gatehouse.toml"))).unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let store = gatehouse::store::open(&config.store).await.unwrap();
@@ -55,7 +56,10 @@ impl Store {
     }
 
     fn sessions_of(&self, grant: i64) -> Vec<&SessionRecord> {
-        self.sessions.iter().filter(|s| s.grant_id == grant).collect()
+        self.sessions
+            .iter()
+            .filter(|s| s.grant_id == grant)
+            .collect()
     }
 
     /// When the grant stopped being live: its revocation or its end.
@@ -70,7 +74,9 @@ impl Store {
     /// Seconds of the grant during which a session ran, overlaps counted once.
     fn used(&self, grant: i64, now: i64) -> u64 {
         let g = &self.grants[&grant];
-        let Some(start) = g.activated_at else { return 0 };
+        let Some(start) = g.activated_at else {
+            return 0;
+        };
         let end = self.end(grant).min(now);
         let mut covered = BTreeSet::new();
         for s in self.sessions_of(grant) {
@@ -86,7 +92,11 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("not a list: {v}"))
         .iter()
-        .map(|x| x.as_str().unwrap_or_else(|| panic!("not text: {x}")).to_owned())
+        .map(|x| {
+            x.as_str()
+                .unwrap_or_else(|| panic!("not text: {x}"))
+                .to_owned()
+        })
         .collect()
 }
 
@@ -116,7 +126,11 @@ pub fn standing(r: &Value, _seen: &Store) {
     assert_eq!(holders("emergency"), ["carol"]);
     assert_eq!(why("quick"), ["self-service", "full shell"]);
     assert_eq!(holders("quick"), ["alice", "dave"]);
-    assert_eq!(roles.as_array().unwrap().len(), 3, "web-read is no standing privilege");
+    assert_eq!(
+        roles.as_array().unwrap().len(),
+        3,
+        "web-read is no standing privilege"
+    );
     let active: Vec<i64> = r["standing"]["active"]
         .as_array()
         .unwrap()
@@ -141,11 +155,18 @@ pub fn time(r: &Value, seen: &Store) {
         let sessions: Vec<&str> = seen.sessions_of(id).iter().map(|s| s.id.as_str()).collect();
         assert_eq!(strings(&g["sessions"]), sessions, "grant {id}");
     }
-    assert_eq!(seen.sessions_of(1).len(), 3, "two commands and a restricted shell");
+    assert_eq!(
+        seen.sessions_of(1).len(),
+        3,
+        "two commands and a restricted shell"
+    );
     assert!(seen.used(2, now) >= 1, "the quick session ran for seconds");
     assert_eq!(ids(&r["time"]["expired"]), [2]);
     assert_eq!(ids(&r["time"]["revoked"]), [1]);
-    assert_eq!(find(&r["time"]["grants"], "state", "revoked")["ended_by"], "bob");
+    assert_eq!(
+        find(&r["time"]["grants"], "state", "revoked")["ended_by"],
+        "bob"
+    );
     let read = find(&r["time"]["roles"], "role", "web-read");
     assert_eq!(ids(&read["grants"]), [1, 3, 6]);
     assert_eq!(read["requested"]["total"], 3600 + 7200 + 7200);
@@ -244,7 +265,10 @@ pub fn unused(r: &Value, seen: &Store) {
     );
     assert_eq!(find(rules, "rule", "uptime")["uses"], 1);
     assert_eq!(find(rules, "rule", "id -un")["uses"], 1);
-    assert_eq!(strings(&find(rules, "rule", "id -un")["sessions"]), [shell.id.as_str()]);
+    assert_eq!(
+        strings(&find(rules, "rule", "id -un")["sessions"]),
+        [shell.id.as_str()]
+    );
     assert_eq!(find(rules, "rule", "curl *")["uses"], 0);
     assert_eq!(find(&u["rule_use"], "role", "web-read")["unmatched"], 0);
 }
@@ -270,7 +294,12 @@ pub fn denials(r: &Value, made: &Made) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| (c["key"].as_str().unwrap().to_owned(), c["count"].as_u64().unwrap()))
+            .map(|c| {
+                (
+                    c["key"].as_str().unwrap().to_owned(),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
             .collect()
     };
     assert_eq!(counts("by_user"), [("alice".into(), 4), ("eve".into(), 1)]);
@@ -321,7 +350,11 @@ pub fn in_browser(s: &Setup) {
     let loaded = browser.script("return performance.getEntriesByType('resource').map(e => e.name)");
     assert_eq!(loaded, json!([]), "no request besides the page");
     let blue = [0x09, 0x69, 0xda];
-    for chart in ["#time figure:nth-of-type(1) svg", "#time figure:nth-of-type(2) svg", "#approvals figure svg"] {
+    for chart in [
+        "#time figure:nth-of-type(1) svg",
+        "#time figure:nth-of-type(2) svg",
+        "#approvals figure svg",
+    ] {
         let rect = browser.rect(chart);
         let shot = browser.screenshot(&chart.replace(['#', ' ', ':', '(', ')'], "_"));
         assert!(
@@ -334,12 +367,18 @@ pub fn in_browser(s: &Setup) {
     let bar = "#time figure svg a[href^='#requested-']";
     let href = browser.attr(bar, "href").unwrap();
     browser.click(bar);
-    browser.until("the bar's link is followed", std::time::Duration::from_secs(10), |b| {
-        b.url().ends_with(&href)
-    });
+    browser.until(
+        "the bar's link is followed",
+        std::time::Duration::from_secs(10),
+        |b| b.url().ends_with(&href),
+    );
     let listed = browser.text(&href);
     assert!(
-        listed.split(": ").nth(1).is_some_and(|ids| ids.trim().chars().all(|c| c.is_ascii_digit() || c == ' ') && !ids.trim().is_empty()),
+        listed.split(": ").nth(1).is_some_and(|ids| ids
+            .trim()
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ' ')
+            && !ids.trim().is_empty()),
         "{listed}"
     );
     assert!(browser.console().is_empty());
@@ -358,7 +397,12 @@ pub fn drift(s: &Setup, _before: &Value) {
     let (old, new) = (dir.join("report.json"), dir.join("after.json"));
     let out = gatehouse(
         gh,
-        &["report", "--diff", &old.display().to_string(), &new.display().to_string()],
+        &[
+            "report",
+            "--diff",
+            &old.display().to_string(),
+            &new.display().to_string(),
+        ],
         &[],
     );
     assert_eq!(out.code(), 1, "{}{}", out.out(), out.err());
@@ -367,7 +411,12 @@ pub fn drift(s: &Setup, _before: &Value) {
     assert!(text.contains("web-read: +rules \"ls *\""), "{text}");
     let same = gatehouse(
         gh,
-        &["report", "--diff", &old.display().to_string(), &old.display().to_string()],
+        &[
+            "report",
+            "--diff",
+            &old.display().to_string(),
+            &old.display().to_string(),
+        ],
         &[],
     );
     assert_eq!(same.code(), 0, "{}", same.out());

@@ -35,7 +35,9 @@ fn setup() -> Setup {
     world.gatehouse.start();
     let out = world.gatehouse.ssh(
         &alice,
-        &["request", "web-01", "--for", "1h", "--reason", "explain", "tests"],
+        &[
+            "request", "web-01", "--for", "1h", "--reason", "explain", "tests",
+        ],
     );
     assert_eq!(out.code(), 0, "{}", out.err());
     Setup {
@@ -118,7 +120,10 @@ fn explain_answers_in_the_words_of_the_real_decision() {
     assert_eq!(guard[0]["rule"], "curl *", "{e}");
     assert_eq!(guard[0]["detail"], e["verdict"]["reason"]);
     assert!(
-        e["verdict"]["reason"].as_str().unwrap().contains("--output"),
+        e["verdict"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--output"),
         "{e}"
     );
 
@@ -129,7 +134,10 @@ fn explain_answers_in_the_words_of_the_real_decision() {
     let db = role(&e, "db-ops");
     assert_eq!(db["member"], true);
     assert_eq!(db["approvers"], serde_json::json!(["bob"]));
-    assert_eq!(db["with_grant"]["allowed"], true, "a full role runs anything");
+    assert_eq!(
+        db["with_grant"]["allowed"], true,
+        "a full role runs anything"
+    );
 
     // Not a member: the same answer as an unknown target, and every role says why not.
     let out = gh.ssh(&s.eve, &["web-01", "uptime"]);

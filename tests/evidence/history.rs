@@ -32,12 +32,16 @@ fn setup(store: Option<&str>) -> Setup {
         format!("#!/bin/sh\ncat >> {0}\necho >> {0}\n", captured.display()),
     )
     .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
-    let store_line = store.map(|url| format!("store = \"{url}\"\n")).unwrap_or_default();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let store_line = store
+        .map(|url| format!("store = \"{url}\"\n"))
+        .unwrap_or_default();
     let (mut world, mut people) = World::new(
         &["alice", "bob", "carol", "dave", "eve"],
-        &format!("{store_line}[[alerts.command]]\nprogram = \"{}\"\n", script.display()),
+        &format!(
+            "{store_line}[[alerts.command]]\nprogram = \"{}\"\n",
+            script.display()
+        ),
     );
     let eve = people.pop().unwrap();
     let dave = people.pop().unwrap();
@@ -106,16 +110,31 @@ fn make(s: &Setup) -> Made {
     let gh = &s.world.gatehouse;
     let mut denials = Vec::new();
     // 1: a request, refused approvals by its requester and by a non-approver, then bob's.
-    ok(ssh(s, &s.alice, &["request", "web-01", "--role", "web-read", "--for", "1h", "--reason", "INC-1", "read", "logs"]));
+    ok(ssh(
+        s,
+        &s.alice,
+        &[
+            "request", "web-01", "--role", "web-read", "--for", "1h", "--reason", "INC-1", "read",
+            "logs",
+        ],
+    ));
     let (self_approval, _) = denial(&ssh(s, &s.alice, &["approve", "1"]));
     let (not_approver, _) = denial(&ssh(s, &s.dave, &["approve", "1"]));
     ok(ssh(s, &s.bob, &["approve", "1"]));
     // Sessions and denials under it.
-    assert_eq!(ok(ssh(s, &s.alice, &["web-01", "echo", "hello"])).out(), "hello\n");
+    assert_eq!(
+        ok(ssh(s, &s.alice, &["web-01", "echo", "hello"])).out(),
+        "hello\n"
+    );
     ok(ssh(s, &s.alice, &["web-01", "uptime"]));
     denials.push(denial(&ssh(s, &s.alice, &["web-01", "ls", "/"])).0);
     denials.push(
-        denial(&ssh(s, &s.alice, &["web-01", "curl", "--output", "/tmp/x", "http://127.0.0.1/"])).0,
+        denial(&ssh(
+            s,
+            &s.alice,
+            &["web-01", "curl", "--output", "/tmp/x", "http://127.0.0.1/"],
+        ))
+        .0,
     );
     let shell = run(
         gh.ssh_command(&s.alice, &["-tt"], &["web-01"]),
@@ -126,19 +145,32 @@ fn make(s: &Setup) -> Made {
     let line = shell
         .out()
         .lines()
-        .find_map(|l| l.strip_prefix("gatehouse: denied: ").map(|r| r.trim_end().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("gatehouse: denied: ")
+                .map(|r| r.trim_end().to_owned())
+        })
         .expect("the shell denied a line");
     denials.push(line);
     denials.push(denial(&ssh(s, &s.alice, &["db-01", "uptime"])).0);
     denials.push(denial(&ssh(s, &s.eve, &["web-01", "uptime"])).0);
     ok(ssh(s, &s.bob, &["revoke", "1", "--reason", "done"]));
     // 2: self-service for a few seconds, one session of two, then it expires.
-    ok(ssh(s, &s.alice, &["request", "web-01", "--role", "quick", "--for", "6s", "--reason", "quick", "look"]));
+    ok(ssh(
+        s,
+        &s.alice,
+        &[
+            "request", "web-01", "--role", "quick", "--for", "6s", "--reason", "quick", "look",
+        ],
+    ));
     ok(ssh(s, &s.alice, &["web-01:quick", "sleep", "2"]));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let grants = json(&gatehouse(gh, &["grants", "list", "--all", "--json"], &[]));
-        let swept = grants.as_array().unwrap().iter().any(|g| g["id"] == 2 && g["state"] == "expired");
+        let swept = grants
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == 2 && g["state"] == "expired");
         let line = std::fs::read_to_string(gh.dir.join("data/audit.jsonl")).unwrap_or_default();
         if swept && line.contains("\"event\":\"grant.expired\"") {
             break;
@@ -147,11 +179,45 @@ fn make(s: &Setup) -> Made {
         std::thread::sleep(Duration::from_millis(200));
     }
     // 3: a request bob denies.
-    ok(ssh(s, &s.alice, &["request", "web-01", "--role", "web-read", "--for", "2h", "--reason", "again"]));
+    ok(ssh(
+        s,
+        &s.alice,
+        &[
+            "request", "web-01", "--role", "web-read", "--for", "2h", "--reason", "again",
+        ],
+    ));
     ok(ssh(s, &s.bob, &["deny", "3", "--reason", "not", "now"]));
     // 4 and 5: two emergencies; bob reviews the first.
-    ok(ssh(s, &s.carol, &["breakglass", "db-01", "--reason", "primary", "down", "INC-9", "--", "echo", "glass"]));
-    ok(ssh(s, &s.carol, &["breakglass", "web-01", "--reason", "replica", "lagging", "INC-10", "--", "echo", "glass2"]));
+    ok(ssh(
+        s,
+        &s.carol,
+        &[
+            "breakglass",
+            "db-01",
+            "--reason",
+            "primary",
+            "down",
+            "INC-9",
+            "--",
+            "echo",
+            "glass",
+        ],
+    ));
+    ok(ssh(
+        s,
+        &s.carol,
+        &[
+            "breakglass",
+            "web-01",
+            "--reason",
+            "replica",
+            "lagging",
+            "INC-10",
+            "--",
+            "echo",
+            "glass2",
+        ],
+    ));
     let sessions = json(&gatehouse(gh, &["sessions", "list", "--json"], &[]));
     let reviewed_session = sessions
         .as_array()
@@ -161,9 +227,25 @@ fn make(s: &Setup) -> Made {
         .and_then(|x| x["id"].as_str())
         .unwrap()
         .to_owned();
-    ok(gatehouse(gh, &["review", "ack", &reviewed_session, "--note", "restart was right"], &[]));
+    ok(gatehouse(
+        gh,
+        &[
+            "review",
+            "ack",
+            &reviewed_session,
+            "--note",
+            "restart was right",
+        ],
+        &[],
+    ));
     // 6: a grant still active when the report is made.
-    ok(ssh(s, &s.alice, &["request", "web-01", "--role", "web-read", "--for", "2h", "--reason", "INC-11"]));
+    ok(ssh(
+        s,
+        &s.alice,
+        &[
+            "request", "web-01", "--role", "web-read", "--for", "2h", "--reason", "INC-11",
+        ],
+    ));
     ok(ssh(s, &s.bob, &["approve", "6"]));
     // Both alerts reached the sink, and its deliveries are in the audit log.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -174,7 +256,10 @@ fn make(s: &Setup) -> Made {
         if got.matches("breakglass.activated").count() == 2 && delivered >= 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "the alerts did not arrive: {got}");
+        assert!(
+            Instant::now() < deadline,
+            "the alerts did not arrive: {got}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     Made {
@@ -195,8 +280,15 @@ fn report(s: &Setup, name: &str) -> (serde_json::Value, Duration) {
     let out = gatehouse(
         &s.world.gatehouse,
         &[
-            "report", "--since", "1h", "--json", &json_path.display().to_string(),
-            "--out", &html.display().to_string(), "--csv", &csv.display().to_string(),
+            "report",
+            "--since",
+            "1h",
+            "--json",
+            &json_path.display().to_string(),
+            "--out",
+            &html.display().to_string(),
+            "--csv",
+            &csv.display().to_string(),
         ],
         &[],
     );

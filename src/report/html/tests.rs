@@ -33,7 +33,13 @@ fn the_page_is_self_contained_and_every_link_lands() {
             .unwrap_or_else(|| panic!("{link} leaves the page"));
         assert!(ids.contains(target), "{link} has no anchor");
     }
-    for id in ["grant-1", "grant-7", "time-web-ops", "standing", "integrity"] {
+    for id in [
+        "grant-1",
+        "grant-7",
+        "time-web-ops",
+        "standing",
+        "integrity",
+    ] {
         assert!(ids.contains(id), "{id}");
     }
     assert_eq!(page.matches("<svg").count(), 3, "three charts");
