@@ -259,7 +259,7 @@ fn a_non_member_sees_the_denial_and_operators_see_every_role() {
         unknown.verdict.reason.as_deref(),
         Some("no role of yours covers target \"nope-01\"")
     );
-    assert_eq!(render(&unknown).contains("no target named"), false);
+    assert!(!render(&unknown).contains("no target named"));
     let operator = ask(&p, "eve", &[], "nope-01", None, Audience::Operator);
     assert_eq!(operator.target_known, Some(false));
     assert!(render(&operator).contains("no target named \"nope-01\""));

@@ -97,10 +97,19 @@ fn state(g: &Grant, facts: &Facts) -> GrantState {
     g.state_at(facts.now, facts.request_ttl)
 }
 
+/// One role's grants, gathered before they are summed up.
+#[derive(Default)]
+struct RoleTotals {
+    requested: Vec<u64>,
+    granted: Vec<u64>,
+    used: u64,
+    grants: Vec<i64>,
+}
+
 /// The time section.
 pub fn time(facts: &Facts, grants: &[&Grant], by_grant: &ByGrant<'_>) -> Time {
     let mut rows = Vec::with_capacity(grants.len());
-    let mut roles: BTreeMap<&str, (Vec<u64>, Vec<u64>, u64, Vec<i64>)> = BTreeMap::new();
+    let mut roles: BTreeMap<&str, RoleTotals> = BTreeMap::new();
     let mut expired = Vec::new();
     let mut revoked = Vec::new();
     for g in grants {
@@ -117,12 +126,10 @@ pub fn time(facts: &Facts, grants: &[&Grant], by_grant: &ByGrant<'_>) -> Time {
             _ => {}
         }
         let role = roles.entry(g.role.as_str()).or_default();
-        role.0.push(g.duration.as_secs());
-        if let Some(granted) = granted {
-            role.1.push(granted);
-        }
-        role.2 += used;
-        role.3.push(g.id);
+        role.requested.push(g.duration.as_secs());
+        role.granted.extend(granted);
+        role.used += used;
+        role.grants.push(g.id);
         rows.push(GrantTime {
             id: g.id,
             user: g.user.clone(),
@@ -142,16 +149,16 @@ pub fn time(facts: &Facts, grants: &[&Grant], by_grant: &ByGrant<'_>) -> Time {
     }
     let roles = roles
         .into_iter()
-        .map(|(role, (requested, granted, used, ids))| {
-            let granted = stats(granted);
+        .map(|(role, totals)| {
+            let granted = stats(totals.granted);
             RoleTime {
                 role: role.to_owned(),
-                requested: stats(requested),
+                requested: stats(totals.requested),
                 used_percent: (granted.total > 0)
-                    .then(|| (used as f64 * 1000.0 / granted.total as f64).round() / 10.0),
+                    .then(|| (totals.used as f64 * 1000.0 / granted.total as f64).round() / 10.0),
                 granted,
-                used,
-                grants: ids,
+                used: totals.used,
+                grants: totals.grants,
             }
         })
         .collect();

@@ -5,6 +5,9 @@
 //! other end-to-end tests. A missing `chromium` or `chromedriver` is a failure with the reason,
 //! never a skip.
 
+// Each test binary that includes the harness uses a part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
