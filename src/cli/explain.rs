@@ -1,9 +1,10 @@
 //! `gatehouse explain USER TARGET[:ROLE] [-- COMMAND…] [--policies DIR] [--json]`: what the
 //! bastion would answer this person now, and why, role by role.
 //!
-//! The person's grants come from the store the config names; the policy is the configured one,
-//! or with `--policies DIR` a directory that is not loaded yet, so that a change can be
-//! reviewed (and checked in CI) against real grants before it ships.
+//! The person's grants come from the store the config names; the policy is the one in force
+//! (the policy files with the directory's people, as the server has them), or with
+//! `--policies DIR` policy files that are not loaded yet, so that a change can be reviewed (and
+//! checked in CI) against real grants and people before it ships.
 //!
 //! Exit status: 0 when the session would open, 1 when it would be denied, 2 when the question
 //! cannot be asked (an unknown user, a policy that does not load).
@@ -16,7 +17,7 @@ use crate::config::Config;
 use crate::explain::{self, Audience, Question};
 use crate::grants::store::GrantFilter;
 use crate::grants::{self, GrantState};
-use crate::{policy, store};
+use crate::{directory, policy, store};
 
 /// What to explain.
 #[derive(Debug, clap::Args)]
@@ -40,8 +41,8 @@ pub struct ExplainArgs {
 /// Runs `gatehouse explain`.
 pub fn run(config: Config, args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let dir = args.policies.clone().unwrap_or(config.policies.clone());
-    let policy = match policy::load_dir(&dir) {
-        Ok(policy) => policy,
+    let files = match policy::load_dir_with_groups(&dir, &directory::outside_groups(&config)) {
+        Ok(files) => files,
         Err(errors) => {
             for e in &errors.0 {
                 eprintln!("error: {e}");
@@ -52,6 +53,15 @@ pub fn run(config: Config, args: ExplainArgs) -> anyhow::Result<ExitCode> {
             );
             return Ok(ExitCode::from(2));
         }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = runtime.block_on(store::open(&config.store))?;
+    // The people of the directory, as the server has them, join the policy files.
+    let policy = match runtime.block_on(directory::stored_snapshot(&config, &store))? {
+        Some(snapshot) => files.with_directory(&snapshot).0,
+        None => files,
     };
     let Some(user) = policy.user(&args.user).cloned() else {
         eprintln!(
@@ -76,20 +86,11 @@ pub fn run(config: Config, args: ExplainArgs) -> anyhow::Result<ExitCode> {
         role,
         action,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let held = runtime.block_on(async {
-        let store = store::open(&config.store).await?;
-        let found = store
-            .list(&GrantFilter {
-                user: Some(user.name.clone()),
-                states: vec![GrantState::Pending, GrantState::Active],
-                limit: Some(10_000),
-            })
-            .await?;
-        anyhow::Ok(found)
-    })?;
+    let held = runtime.block_on(store.list(&GrantFilter {
+        user: Some(user.name.clone()),
+        states: vec![GrantState::Pending, GrantState::Active],
+        limit: Some(10_000),
+    }))?;
     let answer = explain::explain(&Question {
         policy: &policy,
         user: &user,

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate};
 use crate::config::Config;
 use crate::grants::operator;
 use crate::report::{self, Source, csv, diff, html};
-use crate::{policy, store};
+use crate::{directory, store};
 
 /// What to report.
 #[derive(Debug, clap::Args)]
@@ -66,13 +66,6 @@ pub fn run(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<ExitCode> 
         anyhow::bail!("--since must be before --until");
     }
     let long_after = crate::duration::parse(&args.long)?;
-    let policy = policy::load_dir(&config.policies).map_err(|errors| {
-        anyhow::anyhow!(
-            "the policy in {} does not load ({} error(s)); run gatehouse check",
-            config.policies.display(),
-            errors.0.len()
-        )
-    })?;
     let generated_by = operator::current_account().unwrap_or_else(|e| format!("unknown ({e})"));
     let started = Instant::now();
     let mut progress = |what: &str| {
@@ -83,6 +76,12 @@ pub fn run(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<ExitCode> 
         .build()?;
     let made = runtime.block_on(async {
         let store = store::open(&config.store).await?;
+        // The policy in force: the files with the directory's people, as the server has them.
+        let policy = directory::policy_in_force(&config, &store)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("the policy in force cannot be read ({e}); run gatehouse check")
+            })?;
         let source = Source {
             store: store.as_ref(),
             policy: &policy,
