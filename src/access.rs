@@ -255,8 +255,9 @@ fn no_grant(target: &str, roles: &[&Arc<Role>]) -> Denial {
     }
 }
 
-/// What the role lets this action do.
-fn allowed_action(role: &Role, action: &Action) -> Result<Allowed, Denial> {
+/// What the role lets this action do, or the denial a session under a live grant of the role
+/// would get: the same words whether a session asks ([`decide`]) or `gatehouse explain` does.
+pub fn allowed_action(role: &Role, action: &Action) -> Result<Allowed, Denial> {
     match (action, role.shell) {
         (Action::Interactive { pty: false }, _) => Err(Denial::new(
             DenialClass::Other,

@@ -88,6 +88,14 @@ pub enum EventKind {
     /// A request was not decided in time.
     #[serde(rename = "grant.lapsed")]
     GrantLapsed,
+    /// A decision on a grant was refused for separation of duties: the requester deciding
+    /// their own request, or someone who may not decide for the role.
+    #[serde(rename = "grant.refused")]
+    GrantRefused,
+    /// A critical alert (break-glass) was handed to every sink at once; the line names the
+    /// alert and which sinks took it before the wait ended (`alert.delivered` lines follow).
+    #[serde(rename = "alert.sent")]
+    AlertSent,
     /// A session was refused.
     #[serde(rename = "session.denied")]
     SessionDenied,
@@ -145,6 +153,8 @@ impl EventKind {
             EventKind::GrantRevoked => "grant.revoked",
             EventKind::GrantExpired => "grant.expired",
             EventKind::GrantLapsed => "grant.lapsed",
+            EventKind::GrantRefused => "grant.refused",
+            EventKind::AlertSent => "alert.sent",
             EventKind::SessionDenied => "session.denied",
             EventKind::SessionStarted => "session.started",
             EventKind::SessionEnded => "session.ended",
@@ -430,15 +440,44 @@ impl Events {
     }
 
     /// Notifies every alert sink of an event already recorded, waiting at most `wait`; returns
-    /// a short account of who was told.
+    /// a short account of who was told. The alert and the sinks that took it are written down
+    /// in an `alert.sent` audit line, so that a report can say of every break-glass use who was
+    /// told.
     pub async fn alert_critical(&self, event: &Event, wait: std::time::Duration) -> String {
+        let sent = |alert: Option<&Alert>, sinks: Vec<String>, acked: Vec<String>, durable| {
+            self.record(&Event {
+                user: event.user.clone(),
+                target: event.target.clone(),
+                role: event.role.clone(),
+                grant_id: event.grant_id,
+                session_id: event.session_id.clone(),
+                detail: Some(serde_json::json!({
+                    "alert_id": alert.map(|a| a.id.to_string()),
+                    "event": event.kind.map(EventKind::name),
+                    "sinks": sinks,
+                    "acknowledged": acked,
+                    "durable": durable,
+                })),
+                ..Event::new(EventKind::AlertSent)
+            });
+        };
         let (Some(alerts), Some(alert)) = (&self.alerts, self.alert_for(event)) else {
+            sent(None, Vec::new(), Vec::new(), false);
             return "no alert sinks are configured".to_owned();
         };
         if alerts.sink_labels().is_empty() {
+            sent(Some(&alert), Vec::new(), Vec::new(), false);
             return "no alert sinks are configured".to_owned();
         }
-        alerts.send_now(&alert, wait).await.to_string()
+        let report = alerts.send_now(&alert, wait).await;
+        let sinks = report.sinks.iter().map(|s| s.sink.clone()).collect();
+        let acked = report
+            .acknowledged()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        sent(Some(&alert), sinks, acked, report.durable);
+        report.to_string()
     }
 
     /// Records an event, and queues its alert if it is one that alerts.

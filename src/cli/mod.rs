@@ -4,9 +4,11 @@ mod audit;
 mod ca;
 mod check;
 mod directory;
+mod explain;
 mod grants;
 mod init;
 mod nodes;
+mod report;
 mod review;
 mod serve;
 mod sessions;
@@ -117,6 +119,25 @@ pub enum Command {
         #[command(subcommand)]
         command: tokens::TokensCommand,
     },
+    /// Why a person may or may not open a session now, role by role, in the bastion's words.
+    Explain {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// What to explain.
+        #[command(flatten)]
+        args: explain::ExplainArgs,
+    },
+    /// Evidence for an access review: an HTML, JSON or CSV report over a period, or the drift
+    /// between two reports.
+    Report {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// What to report.
+        #[command(flatten)]
+        args: report::ReportArgs,
+    },
     /// The user CA.
     Ca {
         /// What to do with it.
@@ -179,6 +200,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Directory { config, command } => {
             directory::run(Config::discover(config.as_deref())?, command)
         }
+        Command::Explain { config, args } => {
+            explain::run(Config::discover(config.as_deref())?, args)
+        }
+        Command::Report { config, args } => report::run(config.as_deref(), args),
     }
 }
 

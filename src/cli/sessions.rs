@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::config::Config;
+use crate::recording::files::HashCheck;
 use crate::recording::{self, ReplayOptions};
 use crate::server::verbs::grants::when;
 use crate::store::sessions::{SessionFilter, SessionRecord};
@@ -146,16 +147,16 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                     println!("session {}: no recording hash was taken (the session did not end cleanly, or was not recorded)", s.id);
                     return Ok(ExitCode::FAILURE);
                 };
-                match recording::sha256_file(Path::new(path)) {
-                    Ok(have) if &have == want => {
+                match recording::files::check_hash(Path::new(path), want) {
+                    HashCheck::Matches => {
                         println!("ok: {path} matches sha256 {want}");
                         Ok(ExitCode::SUCCESS)
                     }
-                    Ok(have) => {
+                    HashCheck::Modified(have) => {
                         println!("MODIFIED: {path} has sha256 {have}, but {want} was recorded when the session ended");
                         Ok(ExitCode::FAILURE)
                     }
-                    Err(e) => {
+                    HashCheck::Unreadable(e) => {
                         println!("MISSING: {}", unreadable(&s, &config, &e));
                         Ok(ExitCode::FAILURE)
                     }
@@ -322,7 +323,7 @@ fn describe(s: &SessionRecord) -> String {
 
 /// Why a session's recording cannot be read here, naming the node that wrote it when the file
 /// is simply not on this machine (the nodes do not share a recordings volume).
-fn unreadable(s: &SessionRecord, config: &Config, e: &dyn std::fmt::Display) -> String {
+pub(crate) fn unreadable(s: &SessionRecord, config: &Config, e: &dyn std::fmt::Display) -> String {
     let path = s.recording.as_deref().unwrap_or("(none)");
     let here = &config.cluster.node_name;
     let missing = s

@@ -105,11 +105,57 @@ impl GrantDesk<'_> {
                 Ok(vec![Write::Change(change)])
             },
         };
-        self.run(&step, true)
-            .await?
-            .pop()
+        let applied = match self.run(&step, true).await {
+            Err(GrantError::Denied(why)) => {
+                self.refused(actor, id, decision, &why).await;
+                return Err(GrantError::Denied(why));
+            }
+            other => other?,
+        };
+        applied
+            .into_iter()
+            .last()
             .map(|a| a.grant)
             .ok_or_else(nothing)
+    }
+
+    /// Writes down a decision refused for separation of duties (`grant.refused`), so that a
+    /// review can count self-approvals that were tried and approvals by people who may not
+    /// give them. Nothing changed, so nothing waits for the line.
+    async fn refused(&self, actor: &Actor, id: i64, decision: &Decision, why: &str) {
+        // For the requester's name only: the refusal stands whatever this read finds.
+        let grant = self.store.get(id).await.ok().flatten();
+        let own = actor
+            .person()
+            .zip(grant.as_ref())
+            .is_some_and(|(person, g)| person.name == g.user);
+        let (word, refusal) = match decision {
+            Decision::Approve(_) if own => ("approve", "self_approval"),
+            Decision::Approve(_) => ("approve", "not_approver"),
+            Decision::Deny(_) if own => ("deny", "self_decision"),
+            Decision::Deny(_) => ("deny", "not_approver"),
+            Decision::Revoke(_) => ("revoke", "not_approver"),
+        };
+        let refusal = match actor {
+            Actor::Operator { user: None, .. } if refusal == "not_approver" => "unmapped_operator",
+            _ => refusal,
+        };
+        let mut detail = match actor.detail() {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        detail.insert("decision".into(), word.into());
+        detail.insert("refusal".into(), refusal.into());
+        self.events.record_only(&Event {
+            user: grant.as_ref().map(|g| g.user.clone()),
+            actor: Some(actor.name()),
+            target: grant.as_ref().map(|g| g.target.clone()),
+            role: grant.as_ref().map(|g| g.role.clone()),
+            grant_id: Some(id),
+            reason: Some(why.to_owned()),
+            detail: Some(serde_json::Value::Object(detail)),
+            ..Event::new(EventKind::GrantRefused)
+        });
     }
 
     /// Ends grant `id` as `actor` (for Gatehouse itself, [`Actor::System`]`("policy")`) with

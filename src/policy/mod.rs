@@ -36,6 +36,7 @@ pub const VERBS: &[&str] = &[
     "sessions",
     "version",
     "web",
+    "explain",
 ];
 
 /// A person who logs in to the bastion.

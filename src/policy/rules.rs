@@ -169,6 +169,18 @@ impl fmt::Display for CommandDenial {
 
 impl std::error::Error for CommandDenial {}
 
+/// What one rule says about one command, in the words a denial would use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleVerdict {
+    /// The rule allows the command.
+    Allows,
+    /// Every word fits the rule, but the option guard (or the rule's pinned scope, or its
+    /// wildcard subcommand check) refuses a word a wildcard supplied; the reason names it.
+    Guarded(String),
+    /// The words do not fit the rule; the detail names the first word that does not.
+    Mismatch(String),
+}
+
 /// A role's command rules together with the option guard that applies to them.
 ///
 /// Built once when the policy loads; checking a command only reads it, so it can be shared
@@ -305,6 +317,25 @@ impl AllowList {
                 hint: Some(self.programs_hint()),
             },
         })
+    }
+
+    /// What each rule, in policy order, says about `argv`: the same evaluation
+    /// [`AllowList::check`] makes, rule by rule, so that `gatehouse explain` can show which rule
+    /// allows a command, which rule's wildcards the option guard stops, and why the others do
+    /// not fit. The verdict of the whole list is still [`AllowList::check`]'s.
+    #[must_use]
+    pub fn verdicts(&self, argv: &[String]) -> Vec<(&CommandRule, RuleVerdict)> {
+        self.rules
+            .iter()
+            .map(|rule| {
+                let verdict = match rule.evaluate(argv, &self.guard, self.pty) {
+                    Outcome::Allowed => RuleVerdict::Allows,
+                    Outcome::Guarded(reason) => RuleVerdict::Guarded(reason),
+                    Outcome::Mismatch { detail, .. } => RuleVerdict::Mismatch(detail),
+                };
+                (rule, verdict)
+            })
+            .collect()
     }
 
     /// Lists the commands that some rule allows, for a user whose program matched none.

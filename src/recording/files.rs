@@ -37,6 +37,27 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(to_hex(&hasher.finalize()))
 }
 
+/// What a recording's file says against the hash taken when its session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashCheck {
+    /// The file matches.
+    Matches,
+    /// The file was changed: it now hashes to this.
+    Modified(String),
+    /// The file cannot be read (gone, or not on this machine): why.
+    Unreadable(String),
+}
+
+/// Checks the recording at `path` against `want`, the SHA-256 taken when its session ended:
+/// what `gatehouse sessions verify` says of one session and the access report of every one.
+pub fn check_hash(path: &Path, want: &str) -> HashCheck {
+    match sha256_file(path) {
+        Ok(have) if have == want => HashCheck::Matches,
+        Ok(have) => HashCheck::Modified(have),
+        Err(e) => HashCheck::Unreadable(e.to_string()),
+    }
+}
+
 /// Lower-case hexadecimal, the form digests are written in everywhere Gatehouse shows one.
 pub fn to_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";

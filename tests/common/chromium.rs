@@ -5,6 +5,9 @@
 //! other end-to-end tests. A missing `chromium` or `chromedriver` is a failure with the reason,
 //! never a skip.
 
+// Each test binary that includes the harness uses a part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,6 +45,8 @@ pub struct Browser {
     runtime: tokio::runtime::Runtime,
     client: Option<Client>,
     driver: Child,
+    /// The driver's port, for the one command fantoccini does not speak (the browser log).
+    port: u16,
     /// Where screenshots and the driver's log go.
     pub dir: PathBuf,
 }
@@ -76,6 +81,10 @@ impl Browser {
         let mut caps = serde_json::Map::new();
         caps.insert("acceptInsecureCerts".into(), serde_json::json!(true));
         caps.insert(
+            "goog:loggingPrefs".into(),
+            serde_json::json!({ "browser": "ALL" }),
+        );
+        caps.insert(
             "goog:chromeOptions".into(),
             serde_json::json!({
                 "binary": chromium_bin(),
@@ -104,6 +113,7 @@ impl Browser {
             runtime,
             client: Some(client),
             driver,
+            port,
             dir: dir.to_owned(),
         }
     }
@@ -229,6 +239,67 @@ impl Browser {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The page's console messages since the last call (errors, warnings, failed loads), as
+    /// chromedriver's log entries (`level`, `message`, `source`).
+    pub fn console(&self) -> Vec<serde_json::Value> {
+        use std::io::{Read, Write};
+        let session = self
+            .runtime
+            .block_on(self.client().session_id())
+            .unwrap()
+            .expect("a session");
+        let body = r#"{"type":"browser"}"#;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "POST /session/{session}/se/log HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .unwrap();
+        // The driver keeps the connection open: read until the body is complete.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let body = loop {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(
+                n > 0,
+                "the driver closed: {}",
+                String::from_utf8_lossy(&response)
+            );
+            response.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&response).into_owned();
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let length = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            });
+            match length {
+                Some(length) if body.len() >= length => break body[..length].to_owned(),
+                None if body.ends_with("\r\n0\r\n\r\n") => break body.to_owned(),
+                _ => {}
+            }
+        };
+        // A chunked body: the JSON is between the first chunk size and the last chunk.
+        let json = body
+            .find('{')
+            .and_then(|start| body.rfind('}').map(|end| &body[start..=end]))
+            .unwrap_or_else(|| panic!("no browser log in {body:?}"));
+        let value: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("browser log {json:?}: {e}"));
+        value["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("browser log: {value}"))
+            .clone()
     }
 
     /// Saves a screenshot as `name`.png in the browser's directory and returns the image.

@@ -4,6 +4,7 @@
 //! it and exits with its status.
 
 pub mod args;
+pub mod explain;
 pub mod grants;
 pub mod info;
 pub mod web;
@@ -82,6 +83,8 @@ usage: ssh bastion COMMAND
   request TARGET --role ROLE --for DURATION --reason TEXT
   approve ID [--comment TEXT]  deny ID --reason TEXT  revoke ID [--reason TEXT]
   breakglass TARGET --reason TEXT [-- COMMAND...]
+  explain TARGET[:ROLE] [--json] [-- COMMAND...]
+                               why you may or may not open that session now
   web                          a one-time link that signs you in to the web console
   whoami                       who the bastion thinks you are
   help                         this text
@@ -116,6 +119,7 @@ pub async fn dispatch(bastion: &Bastion, identity: &Identity, name: &str, rest: 
         "request" => grants::request(bastion, &policy, &user, rest).await,
         "approve" | "deny" | "revoke" => grants::decide(bastion, &policy, &user, name, rest).await,
         "grants" => grants::list(bastion, &policy, &user, rest).await,
+        "explain" => explain::run(bastion, &policy, &user, rest).await,
         "web" if rest.trim().is_empty() => web::sign_in_link(bastion, &user).await,
         "web" => Reply::usage("web takes no arguments"),
         other => Reply {
