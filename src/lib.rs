@@ -19,6 +19,8 @@ pub mod credentials;
 pub mod directory;
 pub mod duration;
 pub mod events;
+pub mod files;
+pub mod forward;
 pub mod fscheck;
 pub mod grants;
 pub mod health;
