@@ -104,8 +104,9 @@ impl Setup {
         run(cmd, input, Duration::from_secs(60))
     }
 
-    /// `ssh -N -L PORT:DEST` as alice, running; returns it with its local port, once it listens.
-    fn local_forward(&self, dest: &str) -> (Child, u16) {
+    /// `ssh -N -L PORT:DEST` as alice, running, and the first connection to its local port
+    /// (each connection is a forward of its own, so the port is not probed separately).
+    fn local_forward(&self, dest: &str) -> (Child, TcpStream) {
         let port = free_port();
         let spec = format!("127.0.0.1:{port}:{dest}");
         let child = self
@@ -120,8 +121,18 @@ impl Setup {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_port(port, Duration::from_secs(20));
-        (child, port)
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let stream = loop {
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+                break stream;
+            }
+            assert!(Instant::now() < deadline, "ssh -L did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (child, stream)
     }
 
     /// Alice's forwards in the index, newest first, waiting until `count` have ended.
@@ -154,6 +165,13 @@ impl Setup {
     }
 }
 
+/// Whether `ssh -W` failed because its channel was refused.
+fn refused_channel(out: &Output) -> bool {
+    out.code() != 0
+        && (out.err().contains("administratively prohibited")
+            || out.err().contains("stdio forwarding failed"))
+}
+
 /// Sends `data` on `stream` and reads the same number of bytes back.
 fn echo_through(stream: &mut TcpStream, data: &[u8]) -> Vec<u8> {
     stream.write_all(data).unwrap();
@@ -175,11 +193,7 @@ fn a_listed_destination_carries_bytes_both_ways_and_is_indexed() {
     assert_eq!(out.stdout, input);
 
     // ssh -L: a local port that leads to the destination.
-    let (mut ssh, port) = s.local_forward(&dest);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (mut ssh, mut stream) = s.local_forward(&dest);
     let block: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
     assert_eq!(echo_through(&mut stream, &block), block);
     drop(stream);
@@ -210,12 +224,7 @@ fn unlisted_destinations_the_bastion_itself_and_remote_forwarding_are_refused() 
     let dest = format!("127.0.0.1:{}", s.echo);
     // Without a grant, even a listed destination.
     let out = s.stdio_forward(&dest, b"x");
-    assert_ne!(out.code(), 0);
-    assert!(
-        out.err().contains("administratively prohibited"),
-        "{}",
-        out.err()
-    );
+    assert!(refused_channel(&out), "{}", out.err());
     s.grant();
     let closed = free_port();
     for refused in [
@@ -227,34 +236,32 @@ fn unlisted_destinations_the_bastion_itself_and_remote_forwarding_are_refused() 
         let out = s.stdio_forward(&refused, b"x");
         assert_ne!(out.code(), 0, "{refused}");
         assert!(out.stdout.is_empty(), "{refused}");
-        assert!(
-            out.err().contains("administratively prohibited"),
-            "{refused}: {}",
-            out.err()
-        );
+        assert!(refused_channel(&out), "{refused}: {}", out.err());
     }
-    let reasons: Vec<String> = s
-        .audit()
-        .into_iter()
-        .filter(|l| l["event"] == "session.denied" && l["detail"]["kind"] == "forward")
-        .map(|l| l["reason"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    // The audit log is written in the background: wait for the last refusal's line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reasons = loop {
+        let reasons: Vec<String> = s
+            .audit()
+            .into_iter()
+            .filter(|l| l["event"] == "session.denied" && l["detail"]["kind"] == "forward")
+            .map(|l| l["reason"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        if reasons.len() >= 5 || Instant::now() > deadline {
+            break reasons;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
     assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("you hold no active grant")),
+        reasons[0].contains("you hold no active grant"),
         "{reasons:?}"
     );
     assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("no role of yours allows forwarding")),
+        reasons[1].contains("no role of yours allows forwarding"),
         "{reasons:?}"
     );
-    assert!(
-        reasons.iter().any(|r| r.contains("is the bastion itself")),
-        "{reasons:?}"
-    );
+    assert!(reasons[4].contains("is the bastion itself"), "{reasons:?}");
 
     // Remote forwarding stays refused, whatever the role allows.
     let remote = format!("127.0.0.1:{}:{dest}", free_port());
@@ -278,11 +285,7 @@ fn unlisted_destinations_the_bastion_itself_and_remote_forwarding_are_refused() 
 fn a_revoke_closes_an_open_forward_within_a_second() {
     let s = setup();
     let id = s.grant();
-    let (mut ssh, port) = s.local_forward(&format!("127.0.0.1:{}", s.echo));
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (mut ssh, mut stream) = s.local_forward(&format!("127.0.0.1:{}", s.echo));
     assert_eq!(echo_through(&mut stream, b"before"), b"before");
     let out = s.gh().ssh(&s.bob, &["revoke", &id.to_string()]);
     assert_eq!(out.code(), 0, "{}", out.err());

@@ -175,9 +175,13 @@ pub async fn serve(
     drop(out);
     // The writer ends once every sender is gone (the last replies of relayed requests too).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
-    if closed.is_some() {
-        let _ = write.exit_status(EXIT_GRANT_ENDED).await;
-    }
+    // scp judges the transfer by ssh's exit status, which is this.
+    let status = if closed.is_some() {
+        EXIT_GRANT_ENDED
+    } else {
+        0
+    };
+    let _ = write.exit_status(status).await;
     let _ = write.eof().await;
     let _ = write.close().await;
 }
