@@ -5,6 +5,8 @@
 //! fields are private) opens a recording or a connection to a target, and a [`Denial`] carries
 //! the words the user reads and the audit log keeps.
 
+#[cfg(test)]
+mod files_tests;
 mod forward;
 mod standing;
 

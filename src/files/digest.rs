@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest as _, Sha256};
 
-/// Most bytes held while waiting for a gap to fill.
-pub const MAX_AHEAD: usize = 32 * 1024 * 1024;
+/// Most bytes held while waiting for a gap to fill: an OpenSSH client keeps at most 64 reads
+/// of 32 KiB in flight, so a real gap never needs more, and with at most
+/// [`super::handles::MAX_OPEN`] files open this bounds what one session's hashes can hold.
+pub const MAX_AHEAD: usize = 2 * 1024 * 1024;
 
 /// A hash being taken.
 pub struct Digest {

@@ -10,7 +10,7 @@ use super::digest::Digest;
 use super::link::Link;
 
 /// Most handles one session may hold open at once.
-pub const MAX_OPEN: usize = 512;
+pub const MAX_OPEN: usize = 64;
 
 /// What an open file may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
