@@ -5,14 +5,17 @@
 //! SFTP the bastion shows one tree whose first segment is the target ([`path`]); each target
 //! used is a session of kind `files` under the user's live grant ([`link`]), reached with the
 //! session's certificate over the target's own SFTP server ([`remote`]). Every request is
-//! checked on the path the target resolves it to ([`requests`]) and recorded ([`transcript`]);
+//! decoded exactly ([`wire`]), checked on the path the target resolves it to (`check`),
+//! answered (`requests` for paths, `relay` for handles) and recorded ([`transcript`]);
 //! [`proxy`] runs one session. The legacy scp protocol is refused ([`legacy_scp`]).
 
+mod check;
 pub mod digest;
 pub mod handles;
 pub mod link;
 pub mod path;
 pub mod proxy;
+mod relay;
 pub mod remote;
 mod requests;
 pub mod rules;

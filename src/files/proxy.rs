@@ -15,13 +15,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use russh::server::Msg;
 use russh::{ChannelReadHalf, ChannelWriteHalf};
 use russh_sftp::protocol::{FileAttributes, FileMode, Packet, StatusCode, Version};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::handles::{Handles, Opened};
 use super::link::{Lapsed, Link, OpenError, Opener};
@@ -39,6 +40,10 @@ use crate::server::ends::SessionEnds;
 /// client that stops reading its replies can make the bastion hold.
 const IN_FLIGHT: usize = 256;
 
+/// Replies waiting for the client to read them before the next request is read: a client that
+/// sends requests without reading what comes back is made to wait, not buffered for.
+const MAX_QUEUED: usize = 512;
+
 /// Most targets one file session may use at once.
 const MAX_LINKS: usize = 16;
 
@@ -55,6 +60,14 @@ pub(super) enum ToClient {
 pub(super) struct Out {
     tx: mpsc::UnboundedSender<ToClient>,
     slots: Arc<Semaphore>,
+    backlog: Arc<Backlog>,
+}
+
+/// How many replies wait to be written to the client.
+#[derive(Default)]
+struct Backlog {
+    queued: AtomicUsize,
+    drained: Notify,
 }
 
 impl Out {
@@ -67,6 +80,7 @@ impl Out {
     pub(super) fn reply_held(&self, id: u32, packet: Packet, slot: Option<OwnedSemaphorePermit>) {
         match wire::encode(with_id(packet, id)) {
             Ok(bytes) => {
+                self.backlog.queued.fetch_add(1, Ordering::SeqCst);
                 let _ = self.tx.send(ToClient::Packet(bytes, slot));
             }
             Err(e) => tracing::error!(error = %e, "an SFTP reply could not be encoded"),
@@ -81,6 +95,17 @@ impl Out {
     /// Writes a line on the client's stderr.
     pub(super) fn notice(&self, line: String) {
         let _ = self.tx.send(ToClient::Notice(line));
+    }
+
+    /// Waits while more than [`MAX_QUEUED`] replies wait for the client.
+    async fn caught_up(&self) {
+        loop {
+            let drained = self.backlog.drained.notified();
+            if self.backlog.queued.load(Ordering::SeqCst) <= MAX_QUEUED {
+                return;
+            }
+            drained.await;
+        }
     }
 
     /// A slot for one relayed request; waits while [`IN_FLIGHT`] are out.
@@ -127,7 +152,8 @@ pub async fn serve(
 ) {
     let write = Arc::new(write);
     let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_to_client(write.clone(), rx));
+    let backlog: Arc<Backlog> = Arc::default();
+    let writer = tokio::spawn(write_to_client(write.clone(), rx, backlog.clone()));
     let (lapsed, mut lapsed_rx) = mpsc::unbounded_channel::<Lapsed>();
     let mut session = FileSession {
         bastion,
@@ -138,11 +164,17 @@ pub async fn serve(
         out: Out {
             tx,
             slots: Arc::new(Semaphore::new(IN_FLIGHT)),
+            backlog,
         },
         lapsed,
     };
     let mut reader = read.make_reader();
     let closed: Option<(String, EndClass)> = loop {
+        let out = session.out.clone();
+        tokio::select! {
+            () = out.caught_up() => {}
+            Some(l) = lapsed_rx.recv() => break Some((l.end.message, l.end.class)),
+        }
         let frame = tokio::select! {
             frame = wire::read_frame(&mut reader) => frame,
             Some(l) = lapsed_rx.recv() => break Some((l.end.message, l.end.class)),
@@ -190,16 +222,23 @@ pub async fn serve(
 async fn write_to_client(
     write: Arc<ChannelWriteHalf<Msg>>,
     mut rx: mpsc::UnboundedReceiver<ToClient>,
+    backlog: Arc<Backlog>,
 ) {
     let mut data = write.make_writer();
+    // Once the client cannot be written to, what is left is still counted off (and dropped),
+    // so that nothing waits on a backlog that will never drain.
+    let mut broken = false;
     while let Some(next) = rx.recv().await {
         match next {
             ToClient::Packet(bytes, slot) => {
-                if data.write_all(&bytes).await.is_err() {
-                    return;
+                if !broken {
+                    broken = data.write_all(&bytes).await.is_err();
                 }
+                backlog.queued.fetch_sub(1, Ordering::SeqCst);
+                backlog.drained.notify_waiters();
                 drop(slot);
             }
+            ToClient::Notice(_) if broken => {}
             ToClient::Notice(line) => {
                 let _ = data.flush().await;
                 let _ = write.extended_data_bytes(1, line.into_bytes()).await;

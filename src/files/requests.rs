@@ -1,39 +1,26 @@
-//! Each SFTP request, checked and answered.
+//! Each SFTP request, checked and answered: the dispatch, and the requests that name a path.
 //!
-//! A request with a path goes: normalise ([`super::path::locate`]), reach the target it names,
-//! resolve the path there (`realpath`: every symlink followed, or all but the last for
-//! operations on a link itself), check the role's rules, in force now, on the resolved path,
-//! and send the resolved path on, never the client's text. A request on a handle is allowed
-//! only for what the handle was opened for. Creating symlinks (or hard links) is refused, and
-//! no SFTP extension is offered.
+//! A request with a path goes through [`super::check`]: normalise it, reach the target it
+//! names, resolve it there (`realpath`: every symlink followed, or all but the last for
+//! operations on a link itself), check the role's rules, in force now, on the resolved path;
+//! then the resolved path is sent on, never the client's text. Requests on handles are in
+//! [`super::relay`]. Creating symlinks (or hard links) is refused, and no SFTP extension is
+//! offered.
 
 use std::sync::{Arc, Mutex};
 
 use russh_sftp::protocol::{
-    Attrs, Close, FSetStat, Fstat, Handle, Lstat, MkDir, Name, Open, OpenDir, OpenFlags, Packet,
-    Read, ReadDir, ReadLink, RealPath, Remove, Rename, RmDir, SetStat, Stat, StatusCode, Write,
+    Attrs, Close, Fstat, Handle, Lstat, MkDir, Name, Open, OpenDir, OpenFlags, Packet, ReadDir,
+    ReadLink, RealPath, Remove, Rename, RmDir, SetStat, Stat, StatusCode,
 };
 
+use super::check::Checked;
 use super::handles::{Mode, Opened, Traffic};
-use super::link::Link;
-use super::path::{self, Location, PathError, TargetPath};
+use super::path::{self, Location};
 use super::proxy::{Fault, FileSession, directory_attrs, version};
+use super::relay::{failure, relay};
 use super::rules::Access;
 use super::transcript::{Entry, Outcome};
-use super::wire::{self, MAX_FRAME};
-
-/// The longest read relayed at once.
-const MAX_READ: u32 = 256 * 1024;
-
-/// A path checked and resolved on its target.
-struct Checked {
-    link: Arc<Link>,
-    /// The path on the target, resolved there.
-    path: String,
-}
-
-/// What a check answered instead of a path: the status to send.
-type Answer = (StatusCode, String);
 
 impl FileSession {
     /// Answers one decoded request.
@@ -138,19 +125,22 @@ impl FileSession {
                 })
                 .await;
             }
-            Packet::Symlink(link) => {
+            Packet::Symlink(request) => {
+                // Refused whatever the rules say; recorded with the session of its target when
+                // that target is in use, else as a refusal of its own.
                 let why = "creating links is not allowed through Gatehouse".to_owned();
-                match path::locate(&link.linkpath) {
-                    Ok(Location::Target(at)) if self.links.contains_key(&at.prefix()) => {
-                        let link_ = self.links[&at.prefix()].clone();
-                        self.deny(
-                            link.id,
-                            &link_,
-                            Entry::new("symlink", &at.path, Outcome::Denied(why)),
-                        )
-                        .await?;
+                let on = match path::locate(&request.linkpath) {
+                    Ok(Location::Target(at)) => {
+                        self.links.get(&at.prefix()).cloned().map(|l| (l, at.path))
                     }
-                    _ => self.refuse_outside(link.id, "symlink", &link.linkpath, why),
+                    _ => None,
+                };
+                match on {
+                    Some((link, path)) => {
+                        let entry = Entry::new("symlink", &path, Outcome::Denied(why));
+                        self.deny(request.id, &link, entry).await?;
+                    }
+                    None => self.refuse_outside(request.id, "symlink", &request.linkpath, why),
                 }
             }
             Packet::Extended(ext) => {
@@ -401,230 +391,6 @@ impl FileSession {
         Ok(())
     }
 
-    /// `READ` on a file opened for reading: relayed without waiting; the data is counted (and
-    /// hashed) as it comes back.
-    async fn read(&mut self, read: Read) {
-        let Read {
-            id,
-            handle,
-            offset,
-            len,
-        } = read;
-        let Some(Opened::File {
-            link,
-            remote,
-            mode,
-            traffic,
-            ..
-        }) = self.handles.get(&handle)
-        else {
-            return self
-                .out
-                .status(id, StatusCode::Failure, "no such open file");
-        };
-        if !mode.read {
-            return self.out.status(
-                id,
-                StatusCode::PermissionDenied,
-                "gatehouse: denied: this file was not opened for reading",
-            );
-        }
-        let (link, remote, traffic) = (link.clone(), remote.clone(), traffic.clone());
-        let slot = self.out.slot().await;
-        let out = self.out.clone();
-        let counters = link.counters.clone();
-        let len = len.min(MAX_READ);
-        link.remote
-            .call(
-                move |rid| {
-                    Packet::Read(Read {
-                        id: rid,
-                        handle: remote,
-                        offset,
-                        len,
-                    })
-                },
-                Box::new(move |reply| {
-                    let packet = match reply {
-                        Ok(Packet::Data(data)) => {
-                            let n = data.data.len() as u64;
-                            counters
-                                .bytes_out
-                                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                            let mut t = traffic.lock().unwrap_or_else(|p| p.into_inner());
-                            t.read += n;
-                            if let Some(d) = t.read_digest.as_mut() {
-                                d.push(offset, &data.data);
-                            }
-                            Packet::Data(data)
-                        }
-                        other => passthrough(other),
-                    };
-                    out.reply_held(id, packet, slot);
-                }),
-            )
-            .await;
-    }
-
-    /// `WRITE` on a file opened for writing: counted and hashed as sent, relayed without
-    /// waiting; a refusal by the target marks the transfer failed.
-    async fn write(&mut self, write: Write) {
-        let Write {
-            id,
-            handle,
-            offset,
-            data,
-        } = write;
-        let Some(Opened::File {
-            link,
-            remote,
-            mode,
-            traffic,
-            ..
-        }) = self.handles.get(&handle)
-        else {
-            return self
-                .out
-                .status(id, StatusCode::Failure, "no such open file");
-        };
-        if !mode.write {
-            return self.out.status(
-                id,
-                StatusCode::PermissionDenied,
-                "gatehouse: denied: this file was not opened for writing",
-            );
-        }
-        let (link, remote, traffic) = (link.clone(), remote.clone(), traffic.clone());
-        {
-            let mut t = traffic.lock().unwrap_or_else(|p| p.into_inner());
-            t.written += data.len() as u64;
-            if let Some(d) = t.write_digest.as_mut() {
-                d.push(offset, &data);
-            }
-        }
-        link.counters
-            .bytes_in
-            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let slot = self.out.slot().await;
-        let out = self.out.clone();
-        link.remote
-            .call(
-                move |rid| {
-                    Packet::Write(Write {
-                        id: rid,
-                        handle: remote,
-                        offset,
-                        data,
-                    })
-                },
-                Box::new(move |reply| {
-                    let packet = passthrough(reply);
-                    if let Packet::Status(s) = &packet
-                        && s.status_code != StatusCode::Ok
-                    {
-                        let mut t = traffic.lock().unwrap_or_else(|p| p.into_inner());
-                        t.failed.get_or_insert_with(|| s.error_message.clone());
-                    }
-                    out.reply_held(id, packet, slot);
-                }),
-            )
-            .await;
-    }
-
-    /// `READDIR`: the root's targets once, or the target's listing.
-    async fn readdir(&mut self, id: u32, handle: &str) {
-        match self.handles.get_mut(handle) {
-            Some(Opened::Root { entries }) if entries.is_empty() => {
-                self.out.status(id, StatusCode::Eof, "end of the list")
-            }
-            Some(Opened::Root { entries }) => {
-                let files = std::mem::take(entries)
-                    .into_iter()
-                    .map(|name| russh_sftp::protocol::File::new(name, directory_attrs()))
-                    .collect();
-                self.out.reply(id, Packet::Name(Name { id, files }));
-            }
-            Some(Opened::Dir { link, remote }) => {
-                let (link, remote) = (link.clone(), remote.clone());
-                let slot = self.out.slot().await;
-                relay(&self.out, &link, id, slot, |rid| {
-                    Packet::ReadDir(ReadDir {
-                        id: rid,
-                        handle: remote,
-                    })
-                })
-                .await;
-            }
-            _ => self
-                .out
-                .status(id, StatusCode::Failure, "no such open directory"),
-        }
-    }
-
-    /// `FSTAT`.
-    async fn fstat(&mut self, id: u32, handle: &str) {
-        let (link, remote) = match self.handles.get(handle) {
-            Some(Opened::Root { .. }) => {
-                let attrs = directory_attrs();
-                return self.out.reply(id, Packet::Attrs(Attrs { id, attrs }));
-            }
-            Some(Opened::File { link, remote, .. } | Opened::Dir { link, remote }) => {
-                (link.clone(), remote.clone())
-            }
-            None => return self.out.status(id, StatusCode::Failure, "no such handle"),
-        };
-        let slot = self.out.slot().await;
-        relay(&self.out, &link, id, slot, |rid| {
-            Packet::Fstat(Fstat {
-                id: rid,
-                handle: remote,
-            })
-        })
-        .await;
-    }
-
-    /// `FSETSTAT`: only on a file opened for writing.
-    async fn fsetstat(&mut self, set: FSetStat) -> Result<(), Fault> {
-        let FSetStat { id, handle, attrs } = set;
-        let (link, remote, path) = match self.handles.get(&handle) {
-            Some(Opened::File {
-                link,
-                remote,
-                path,
-                mode,
-                ..
-            }) if mode.write => (link.clone(), remote.clone(), path.clone()),
-            Some(Opened::File { link, path, .. }) => {
-                let (link, path) = (link.clone(), path.clone());
-                let why = "changing the attributes of a file opened only for reading".to_owned();
-                return self
-                    .deny(
-                        id,
-                        &link,
-                        Entry::new("setstat", &path, Outcome::Denied(why)),
-                    )
-                    .await;
-            }
-            _ => {
-                self.out.status(
-                    id,
-                    StatusCode::PermissionDenied,
-                    "gatehouse: denied: not a file opened for writing",
-                );
-                return Ok(());
-            }
-        };
-        let c = Checked { link, path };
-        self.change(id, c, "setstat", None, move |rid| {
-            Packet::FSetStat(FSetStat {
-                id: rid,
-                handle: remote,
-                attrs,
-            })
-        })
-        .await
-    }
-
     /// `RENAME`: both names on the same target, each checked as the entry itself (a link is
     /// renamed, not followed), both needing a write rule.
     async fn rename(&mut self, rename: Rename) -> Result<(), Fault> {
@@ -670,7 +436,7 @@ impl FileSession {
 
     /// Sends a change (setstat, remove, mkdir, rmdir, rename), waits for the target, records it
     /// and answers.
-    async fn change(
+    pub(super) async fn change(
         &mut self,
         id: u32,
         c: Checked,
@@ -695,175 +461,6 @@ impl FileSession {
         self.out.status(id, code, why);
         Ok(())
     }
-
-    /// Normalises `raw`, reaches its target, resolves it there and checks `access`; `None` when
-    /// the client has been answered already (refused, not found, or the root).
-    async fn checked(
-        &mut self,
-        id: u32,
-        op: &'static str,
-        raw: &str,
-        access: Access,
-        follow: bool,
-    ) -> Result<Option<Checked>, Fault> {
-        let at = match path::locate(raw) {
-            Ok(Location::Target(at)) => at,
-            Ok(Location::Root) => {
-                let why = "the root only lists the targets".to_owned();
-                self.refuse_outside(id, op, "/", why);
-                return Ok(None);
-            }
-            Err(e @ PathError::NotATarget(_)) => {
-                self.out.status(id, StatusCode::NoSuchFile, e.to_string());
-                return Ok(None);
-            }
-            Err(e) => {
-                self.refuse_outside(id, op, raw, e.to_string());
-                return Ok(None);
-            }
-        };
-        let link = match self.link(&at).await {
-            Ok(link) => link,
-            Err((code, why)) => {
-                self.out.status(id, code, why);
-                return Ok(None);
-            }
-        };
-        let resolved = match resolve(&link, &at.path, follow).await {
-            Ok(resolved) => resolved,
-            Err((code, why)) => {
-                if access != Access::Stat {
-                    let entry = Entry::new(op, &at.path, Outcome::Failed(why.clone()));
-                    self.record(&link, entry).await?;
-                }
-                self.out.status(id, code, why);
-                return Ok(None);
-            }
-        };
-        let c = Checked {
-            link,
-            path: resolved,
-        };
-        if !self.allowed(&c.link, access, &c.path) {
-            let why = denial(&at, &c, op, access);
-            self.deny(id, &c.link, Entry::new(op, &c.path, Outcome::Denied(why)))
-                .await?;
-            return Ok(None);
-        }
-        Ok(Some(c))
-    }
-
-    /// Checks a second kind of access on a path already checked once; answers a refusal.
-    async fn deny_unless(
-        &mut self,
-        id: u32,
-        c: &Checked,
-        op: &'static str,
-        access: Access,
-    ) -> Result<bool, Fault> {
-        if self.allowed(&c.link, access, &c.path) {
-            return Ok(true);
-        }
-        let at = TargetPath {
-            target: c.link.permit.target().name.clone(),
-            role: None,
-            path: c.path.clone(),
-        };
-        let why = denial(&at, c, op, access);
-        self.deny(id, &c.link, Entry::new(op, &c.path, Outcome::Denied(why)))
-            .await?;
-        Ok(false)
-    }
-
-    /// Records a refusal and answers it, on the client's stderr too.
-    async fn deny(&mut self, id: u32, link: &Link, entry: Entry) -> Result<(), Fault> {
-        let line = format!(
-            "gatehouse: denied: {}",
-            match &entry.outcome {
-                Outcome::Denied(why) => why.clone(),
-                other => other.text(),
-            }
-        );
-        self.record(link, entry).await?;
-        self.out.notice(format!("{line}\r\n"));
-        self.out.status(id, StatusCode::PermissionDenied, line);
-        Ok(())
-    }
-
-    /// Whether the role of `link`, as the policy in force has it now, allows `access` to `path`.
-    fn allowed(&self, link: &Link, access: Access, path: &str) -> bool {
-        let policy = self.bastion.policy();
-        policy
-            .role(&link.permit.role().name)
-            .and_then(|r| r.files.as_ref())
-            .is_some_and(|rules| rules.allows(access, path))
-    }
-
-    /// Whether the role of `link` asks for file hashes now.
-    fn rules_hash(&self, link: &Link) -> bool {
-        let policy = self.bastion.policy();
-        policy
-            .role(&link.permit.role().name)
-            .and_then(|r| r.files.as_ref())
-            .is_some_and(|rules| rules.hash)
-    }
-}
-
-/// Relays a request whose reply goes back to the client unchanged (but for its id).
-async fn relay(
-    out: &super::proxy::Out,
-    link: &Link,
-    id: u32,
-    slot: Option<tokio::sync::OwnedSemaphorePermit>,
-    make: impl FnOnce(u32) -> Packet,
-) {
-    let out = out.clone();
-    link.remote
-        .call(
-            make,
-            Box::new(move |reply| out.reply_held(id, passthrough(reply), slot)),
-        )
-        .await;
-}
-
-/// A reply from the target as the client gets it: the target's own packet, or a failure when
-/// the target went away.
-fn passthrough(reply: Result<Packet, super::remote::Gone>) -> Packet {
-    match reply {
-        Ok(packet) => packet,
-        Err(gone) => wire::status(0, StatusCode::Failure, format!("gatehouse: {gone}")),
-    }
-}
-
-/// The status to answer for a reply that is not the one hoped for.
-fn failure(reply: Result<Packet, super::remote::Gone>) -> (StatusCode, String) {
-    match reply {
-        Ok(Packet::Status(s)) => (s.status_code, s.error_message),
-        Ok(Packet::Handle(_)) => (
-            StatusCode::Failure,
-            "the target's handle cannot be carried".into(),
-        ),
-        Ok(_) => (
-            StatusCode::Failure,
-            "the target answered with the wrong packet".into(),
-        ),
-        Err(gone) => (StatusCode::Failure, format!("gatehouse: {gone}")),
-    }
-}
-
-/// The words of a refusal by the rules.
-fn denial(at: &TargetPath, c: &Checked, op: &str, access: Access) -> String {
-    let target = &c.link.permit.target().name;
-    let role = &c.link.permit.role().name;
-    let mut why = format!(
-        "{op} ({}) of {} on {target} is not allowed by role {role}",
-        access.as_str(),
-        c.path
-    );
-    if at.path != c.path {
-        why.push_str(&format!(" ({} resolves to it on the target)", at.path));
-    }
-    why
 }
 
 /// `read`, `write` or `readwrite`, for the transcript.
@@ -900,67 +497,3 @@ pub(super) fn transfer_entry(
         ..Entry::new(op_name(mode), path, outcome)
     }
 }
-
-/// Resolves `path` on the target: with `follow`, every symlink in it (the last segment may
-/// not exist yet, for a file or directory about to be created); without, every symlink but the
-/// last segment, so an operation on a link acts on the link itself.
-async fn resolve(link: &Link, path: &str, follow: bool) -> Result<String, Answer> {
-    let Some((parent, name)) = path::split_last(path) else {
-        return realpath(link, "/").await;
-    };
-    if !follow {
-        return Ok(path::join(&realpath(link, parent).await?, name));
-    }
-    match realpath(link, path).await {
-        Err((StatusCode::NoSuchFile, why)) => {
-            // A target whose realpath wants the last segment to exist: resolve the parent, and
-            // make sure the last segment really is missing (not a link to somewhere missing,
-            // which a create would follow).
-            let candidate = path::join(&realpath(link, parent).await?, name);
-            let probe = candidate.clone();
-            match link
-                .remote
-                .ask(|rid| {
-                    Packet::Lstat(Lstat {
-                        id: rid,
-                        path: probe,
-                    })
-                })
-                .await
-            {
-                Ok(Packet::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(candidate),
-                _ => Err((StatusCode::NoSuchFile, why)),
-            }
-        }
-        other => other,
-    }
-}
-
-/// The target's `realpath` of `path`, trusted only if it is absolute, normalised and UTF-8.
-async fn realpath(link: &Link, path: &str) -> Result<String, Answer> {
-    let asked = path.to_owned();
-    match link
-        .remote
-        .ask(|rid| {
-            Packet::RealPath(RealPath {
-                id: rid,
-                path: asked,
-            })
-        })
-        .await
-    {
-        Ok(Packet::Name(name)) => match name.files.into_iter().next() {
-            Some(f) if path::is_normal(&f.filename) && !f.filename.contains('\u{FFFD}') => {
-                Ok(f.filename)
-            }
-            _ => Err((
-                StatusCode::PermissionDenied,
-                format!("gatehouse: denied: the target's name for {path} cannot be checked"),
-            )),
-        },
-        other => Err(failure(other)),
-    }
-}
-
-/// Keeps [`MAX_FRAME`] in view: a relayed read never asks for more than a frame can carry.
-const _: () = assert!(MAX_READ < MAX_FRAME);
