@@ -18,7 +18,7 @@ pub const MAX_FRAME: u32 = 256 * 1024 + 1024;
 const SSH_FXP_INIT: u8 = 1;
 const SSH_FXP_VERSION: u8 = 2;
 /// The hot path: these carry a handle this proxy issued and no path, so they skip the
-/// round-trip check (a handle that is not UTF-8 simply names no open file).
+/// round-trip check (a handle that is not UTF-8 simply names no open file), as INIT does.
 const SSH_FXP_READ: u8 = 5;
 const SSH_FXP_WRITE: u8 = 6;
 
@@ -74,7 +74,11 @@ pub fn decode(frame: &Bytes) -> Result<Packet, WireError> {
 /// (see the module documentation). `Err` carries why, for the refusal.
 pub fn decode_exact(frame: &Bytes) -> Result<Packet, WireError> {
     let packet = decode(frame)?;
-    if matches!(frame.first(), Some(&SSH_FXP_READ | &SSH_FXP_WRITE)) {
+    // INIT carries no path, and its extension pairs need not come back in the same order.
+    if matches!(
+        frame.first(),
+        Some(&SSH_FXP_INIT | &SSH_FXP_READ | &SSH_FXP_WRITE)
+    ) {
         return Ok(packet);
     }
     let again = encode(decode(frame)?)?;
