@@ -5,11 +5,15 @@
 //! fields are private) opens a recording or a connection to a target, and a [`Denial`] carries
 //! the words the user reads and the audit log keeps.
 
+#[cfg(test)]
+mod files_tests;
+mod forward;
 mod standing;
 
 use std::fmt;
 use std::sync::Arc;
 
+pub use forward::decide_forward;
 pub use standing::{Confirmed, Lapse, Standing, grant_standing, standing};
 
 use crate::grants::{Grant, Timestamp};
@@ -37,6 +41,8 @@ pub enum Action {
     },
     /// One command, exactly the bytes the client sent after the target word.
     Exec(Vec<u8>),
+    /// File transfer (SFTP) under the role's file rules.
+    Files,
 }
 
 /// What the permit lets the session do on the target.
@@ -51,6 +57,14 @@ pub enum Allowed {
     Exec {
         /// The command string sent to the target.
         command: String,
+    },
+    /// The target's SFTP server (`force-command internal-sftp`), each request checked by the
+    /// bastion against the role's file rules.
+    Files,
+    /// A TCP connection from the bastion to this destination of the role's `forward` list.
+    Forward {
+        /// Where.
+        destination: crate::forward::Destination,
     },
 }
 
@@ -200,6 +214,20 @@ pub fn decide(
     if live.is_empty() {
         return Err(no_grant(&request.target, &roles));
     }
+    if request.action == Action::Files {
+        let held: Vec<&str> = live.iter().map(|(_, r)| r.name.as_str()).collect();
+        live.retain(|(_, r)| r.files.is_some());
+        if live.is_empty() {
+            return Err(Denial::new(
+                DenialClass::Policy,
+                format!(
+                    "role {} does not allow file transfer on {:?}",
+                    held.join(", "),
+                    request.target
+                ),
+            ));
+        }
+    }
     let mut held: Vec<&str> = live.iter().map(|(_, r)| r.name.as_str()).collect();
     held.sort_unstable();
     held.dedup();
@@ -259,6 +287,7 @@ fn no_grant(target: &str, roles: &[&Arc<Role>]) -> Denial {
 /// would get: the same words whether a session asks ([`decide`]) or `gatehouse explain` does.
 pub fn allowed_action(role: &Role, action: &Action) -> Result<Allowed, Denial> {
     match (action, role.shell) {
+        (Action::Files, _) => Ok(Allowed::Files),
         (Action::Interactive { pty: false }, _) => Err(Denial::new(
             DenialClass::Other,
             "an interactive session needs a terminal",

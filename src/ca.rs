@@ -103,9 +103,15 @@ impl Ca {
         if request.pty {
             builder.extension("permit-pty", "").map_err(err)?;
         }
-        if let Allowed::Exec { command } = permit.allowed() {
+        let forced = match permit.allowed() {
+            Allowed::Exec { command } => Some(command.as_str()),
+            // The target's own SFTP server, and nothing else, whatever the session asks for.
+            Allowed::Files => Some("internal-sftp"),
+            _ => None,
+        };
+        if let Some(command) = forced {
             builder
-                .critical_option("force-command", command.as_str())
+                .critical_option("force-command", command)
                 .map_err(err)?;
         }
         if let Some(source) = &self.source_address {

@@ -105,6 +105,9 @@ pub enum EventKind {
     /// A session ended.
     #[serde(rename = "session.ended")]
     SessionEnded,
+    /// One operation of a file session (SFTP): its path, bytes, result.
+    #[serde(rename = "file.op")]
+    FileOperation,
     /// An operator created an API token (the line names its id and scope, never its secret).
     #[serde(rename = "token.created")]
     TokenCreated,
@@ -158,6 +161,7 @@ impl EventKind {
             EventKind::SessionDenied => "session.denied",
             EventKind::SessionStarted => "session.started",
             EventKind::SessionEnded => "session.ended",
+            EventKind::FileOperation => "file.op",
             EventKind::TokenCreated => "token.created",
             EventKind::TokenRevoked => "token.revoked",
             EventKind::UserRemoved => "user.removed",

@@ -20,6 +20,8 @@ pub mod directory;
 pub mod duration;
 pub mod events;
 pub mod explain;
+pub mod files;
+pub mod forward;
 pub mod fscheck;
 pub mod grants;
 pub mod health;

@@ -28,6 +28,9 @@ mod records;
 /// TLS to PostgreSQL as the store URL asks for it.
 #[path = "store_backends/tls.rs"]
 mod tls;
+/// File-session transcripts on every backend.
+#[path = "store_backends/transfers.rs"]
+mod transfers;
 /// Web sign-in links, browser sessions and API tokens on every backend.
 #[path = "store_backends/web.rs"]
 mod web;
@@ -133,4 +136,5 @@ conformance!(
     records::nodes_heartbeat_stop_and_are_marked_gone_once,
     directory::directory_state_is_saved_held_and_failed,
     directory::one_node_at_a_time_holds_the_directory_lease,
+    transfers::file_operations_are_kept_in_order_and_found_by_path,
 );

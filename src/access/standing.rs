@@ -51,6 +51,14 @@ pub enum Lapse {
         /// "full shell" or "restricted shell".
         kind: &'static str,
     },
+    /// The role no longer allows file transfer, or forwarding to this destination.
+    #[error("role {role} no longer allows {what}")]
+    Withdrawn {
+        /// The role.
+        role: String,
+        /// "file transfer" or "forwarding to HOST:PORT".
+        what: String,
+    },
     /// The grant is gone, or no longer covers the session; the text says how.
     #[error("{0}")]
     GrantEnded(String),
@@ -214,6 +222,19 @@ impl Permit {
             return Err(Lapse::ShellWithdrawn {
                 role: role.name.clone(),
                 kind,
+            });
+        }
+        let transfer = match &self.allowed {
+            Allowed::Files if role.files.is_none() => Some("file transfer".to_owned()),
+            Allowed::Forward { destination } if !role.forward.contains(destination) => {
+                Some(format!("forwarding to {destination}"))
+            }
+            _ => None,
+        };
+        if let Some(what) = transfer {
+            return Err(Lapse::Withdrawn {
+                role: role.name.clone(),
+                what,
             });
         }
         Ok(Permit {

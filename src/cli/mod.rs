@@ -13,6 +13,7 @@ mod review;
 mod serve;
 mod sessions;
 mod tokens;
+mod transcript;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

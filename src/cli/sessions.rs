@@ -25,7 +25,8 @@ pub enum SessionsCommand {
         /// Session id (or a unique prefix of it).
         id: String,
     },
-    /// Sessions whose output, input or command contains TEXT.
+    /// Sessions whose output, input or command, or a path in whose file transcript, contains
+    /// TEXT.
     Search {
         /// The text to look for (exact, case-sensitive).
         text: String,
@@ -112,6 +113,9 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                     return Ok(no_such(&id));
                 };
                 print!("{}", describe(&s));
+                if s.kind == "files" {
+                    print!("{}", super::transcript::describe(&store.file_ops(&s.id).await?));
+                }
                 if let Some(path) = &s.recording
                     && let Err(e) = std::fs::metadata(path)
                 {
@@ -124,8 +128,9 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                     anyhow::bail!("the search text is empty");
                 }
                 let mut hits = Vec::new();
+                let by_path = store.sessions_with_file_path(&text).await?;
                 for s in store.sessions(&filter.to_store()?).await? {
-                    if s.command.as_deref().is_some_and(|c| c.contains(&text)) {
+                    if s.command.as_deref().is_some_and(|c| c.contains(&text)) || by_path.contains(&s.id) {
                         hits.push(s);
                         continue;
                     }
@@ -143,6 +148,10 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                 let Some(s) = resolve(&store, &id).await? else {
                     return Ok(no_such(&id));
                 };
+                if s.recording.is_none() && matches!(s.kind.as_str(), "files" | "forward") {
+                    println!("session {}: a {} session has no recording; its operations are in the index (sessions show)", s.id, s.kind);
+                    return Ok(ExitCode::FAILURE);
+                }
                 let (Some(path), Some(want)) = (&s.recording, &s.sha256) else {
                     println!("session {}: no recording hash was taken (the session did not end cleanly, or was not recorded)", s.id);
                     return Ok(ExitCode::FAILURE);
@@ -286,7 +295,12 @@ fn describe(s: &SessionRecord) -> String {
     line("grant", s.grant_id.to_string());
     line("kind", s.kind.clone());
     if let Some(c) = &s.command {
-        line("command", c.escape_debug().to_string());
+        let label = if s.kind == "forward" {
+            "destination"
+        } else {
+            "command"
+        };
+        line(label, c.escape_debug().to_string());
     }
     if s.break_glass {
         line("break-glass", "yes".into());
@@ -310,14 +324,16 @@ fn describe(s: &SessionRecord) -> String {
     if let Some(r) = &s.end_reason {
         line("closed", r.escape_debug().to_string());
     }
-    line(
-        "recording",
-        s.recording.clone().unwrap_or_else(|| "(none)".into()),
-    );
-    line(
-        "sha256",
-        s.sha256.clone().unwrap_or_else(|| "(none)".into()),
-    );
+    if s.recording.is_some() || !matches!(s.kind.as_str(), "files" | "forward") {
+        line(
+            "recording",
+            s.recording.clone().unwrap_or_else(|| "(none)".into()),
+        );
+        line(
+            "sha256",
+            s.sha256.clone().unwrap_or_else(|| "(none)".into()),
+        );
+    }
     out
 }
 

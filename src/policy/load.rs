@@ -19,6 +19,7 @@ mod link;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod transfer;
 
 /// One problem in one policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,8 @@ struct RoleRefs {
     targets: Vec<(String, usize)>,
     /// The line of each command rule, in order.
     commands: Vec<usize>,
+    /// The line of each `forward` entry, in order.
+    forward: Vec<usize>,
 }
 
 /// Loads every `*.toml` file in `dir` (sorted by name) into one policy.
@@ -198,6 +201,11 @@ pub fn load_sources_with_groups(
                     .commands
                     .iter()
                     .map(|c| line_of(text, c.span().start))
+                    .collect(),
+                forward: raw_role
+                    .forward
+                    .iter()
+                    .map(|f| line_of(text, f.span().start))
                     .collect(),
             };
             if let Some(role) = build_role(at, raw_role, &mut errors) {

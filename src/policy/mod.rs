@@ -166,6 +166,10 @@ pub struct Role {
     pub exec_pty: bool,
     /// Whether this is an emergency role usable without approval.
     pub break_glass: bool,
+    /// What may be read and written over SFTP; `None`: no file transfer.
+    pub files: Option<crate::files::FileRules>,
+    /// Where `ssh -L` / `ssh -W` may lead; empty: no forwarding.
+    pub forward: Vec<crate::forward::Destination>,
 }
 
 impl Role {

@@ -26,6 +26,8 @@ const REQUEST_WAIT: Duration = Duration::from_secs(60);
 enum Request {
     Shell,
     Exec(Vec<u8>),
+    /// The `sftp` subsystem (accepted only for users whose roles allow file transfer).
+    Sftp,
 }
 
 /// One session channel and what it needs to run.
@@ -121,6 +123,9 @@ impl SessionChannel {
                     }
                     ChannelMsg::RequestShell { .. } => return Some(Request::Shell),
                     ChannelMsg::Exec { command, .. } => return Some(Request::Exec(command)),
+                    ChannelMsg::RequestSubsystem { name, .. } if name == "sftp" => {
+                        return Some(Request::Sftp);
+                    }
                     ChannelMsg::RequestSubsystem { .. } | ChannelMsg::Close | ChannelMsg::Eof => {
                         return None;
                     }
@@ -149,6 +154,22 @@ impl SessionChannel {
                 } else {
                     Reply::ok(verbs::help_text())
                 };
+                finish(&opened.write, opened.pty.is_some(), reply).await;
+            }
+            Request::Sftp => {
+                let Opened {
+                    read, write, ends, ..
+                } = opened;
+                crate::files::serve(bastion, identity, read, write, ends).await;
+            }
+            Request::Exec(raw) if crate::files::legacy_scp(&raw) => {
+                bastion.events.emit(Event {
+                    user: Some(identity.user.name.clone()),
+                    reason: Some(crate::files::LEGACY_SCP.to_owned()),
+                    denial: Some(DenialClass::Policy),
+                    ..Event::new(EventKind::SessionDenied)
+                });
+                let reply = Reply::denied(crate::files::LEGACY_SCP, None);
                 finish(&opened.write, opened.pty.is_some(), reply).await;
             }
             Request::Exec(raw) => match command::parse(&raw, opened.pty.is_some()) {

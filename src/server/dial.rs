@@ -92,7 +92,7 @@ impl Dialer<'_> {
 
 /// Confirms `permit` against its grant read from the store now and the policy in force now.
 /// A store that cannot answer is a refusal.
-pub(super) async fn confirm<'p>(
+pub(crate) async fn confirm<'p>(
     bastion: &Bastion,
     permit: &'p Permit,
 ) -> Result<Confirmed<'p>, Lapse> {

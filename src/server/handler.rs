@@ -1,8 +1,9 @@
 //! The russh adapter: turns callbacks on one client connection into calls on Gatehouse.
 //!
 //! It holds no policy. It authenticates (through `auth`), answers channel requests in the order
-//! they arrive (one request per channel; no forwarding, agent, X11 or subsystems), and hands each
-//! accepted session channel to its own task in `channel`.
+//! they arrive (one request per channel; no remote forwarding, agent, X11 or subsystem but
+//! `sftp`), hands each accepted session channel to its own task in `channel`, and each
+//! `direct-tcpip` channel (`ssh -L`, `ssh -W`) to its own task in `forward::tunnel`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -123,6 +124,21 @@ impl ConnectionHandler {
         state.request_taken = true;
         session.channel_success(channel)?;
         Ok(true)
+    }
+
+    /// Whether any role the user is a member of allows file transfer: the `sftp` subsystem is
+    /// refused outright otherwise. Which targets and paths is decided per request.
+    fn may_transfer_files(&self) -> bool {
+        let Some(identity) = &self.identity else {
+            return false;
+        };
+        let policy = self.bastion.policy();
+        let Some(user) = policy.user(&identity.user.name) else {
+            return false;
+        };
+        policy
+            .roles()
+            .any(|r| r.files.is_some() && r.has_member(user))
     }
 
     fn login_refused(&self, login: &str, why: String) {
@@ -253,7 +269,7 @@ impl russh::server::Handler for ConnectionHandler {
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         host: &str,
         port: u32,
         _originator_address: &str,
@@ -261,10 +277,36 @@ impl russh::server::Handler for ConnectionHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.refuse(&format!("port forwarding to {host:?}:{port}"), None);
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
+        // Decided, connected and answered by its own task (see `forward::tunnel`), counted like
+        // a session channel while it runs.
+        let Some(identity) = self.identity.clone() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        if self.channels_opened >= self.bastion.config.limits.max_channels_per_connection {
+            self.refuse("a forward over the per-connection channel limit", None);
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
+        let Some(counted) = self.context.drain.start_channel(&self.context.activity) else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        self.channels_opened += 1;
+        let request = crate::forward::tunnel::Request {
+            host: host.to_owned(),
+            port,
+        };
+        let bastion = self.bastion.clone();
+        let ends = self.context.drain.ends.clone();
+        tokio::spawn(async move {
+            let _counted = counted;
+            crate::forward::tunnel::run(bastion, identity, channel, reply, request, ends).await;
+        });
         Ok(())
     }
 
@@ -394,6 +436,9 @@ impl russh::server::Handler for ConnectionHandler {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if name == "sftp" && self.may_transfer_files() {
+            return self.take_request(channel, session).map(drop);
+        }
         self.refuse(&format!("subsystem {name:?}"), Some(channel));
         self.channels.entry(channel).or_default().request_taken = true;
         session.channel_failure(channel)

@@ -331,6 +331,8 @@ fn kind(permit: &Permit) -> &'static str {
         Allowed::Exec { .. } => "exec",
         Allowed::Shell => "shell",
         Allowed::RestrictedShell => "restricted",
+        Allowed::Files => "files",
+        Allowed::Forward { .. } => "forward",
     }
 }
 
@@ -350,7 +352,9 @@ fn cast_header(permit: &Permit, pty: Option<&PtyRequest>, now: grants::Timestamp
         .unwrap_or((80, 24));
     let command = match permit.allowed() {
         Allowed::Exec { command } => Some(command.clone()),
-        Allowed::Shell | Allowed::RestrictedShell => None,
+        Allowed::Shell | Allowed::RestrictedShell | Allowed::Files | Allowed::Forward { .. } => {
+            None
+        }
     };
     let mut env = std::collections::BTreeMap::new();
     if let Some(p) = pty {

@@ -1,5 +1,6 @@
-//! Durable state: grants, approvals, the session index, reviews, the alert outbox, the node
-//! registry, web sign-in and API tokens, and the directory's last good state.
+//! Durable state: grants, approvals, the session index and file-session transcripts, reviews,
+//! the alert outbox, the node registry, web sign-in and API tokens, and the directory's last
+//! good state.
 //!
 //! One node uses SQLite (WAL mode), the embedded default. Several nodes share PostgreSQL. Both
 //! implement the same traits ([`Backend`]), and nothing above this module knows which one it
@@ -11,6 +12,7 @@ pub mod outbox;
 mod postgres;
 pub mod sessions;
 mod sqlite;
+pub mod transfers;
 pub mod web;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use outbox::AlertOutbox;
 pub use postgres::PgStore;
 use sessions::SessionIndex;
 pub use sqlite::SqliteStore;
+use transfers::FileTranscripts;
 use web::WebAuth;
 
 /// Errors from the store. Callers on the way to an access decision treat any of them as a denial.
@@ -55,7 +58,7 @@ pub enum StoreError {
 
 /// Everything Gatehouse keeps in a database, whichever database it is.
 pub trait Backend:
-    GrantStore + SessionIndex + AlertOutbox + NodeRegistry + WebAuth + DirectoryStore
+    GrantStore + SessionIndex + AlertOutbox + NodeRegistry + WebAuth + DirectoryStore + FileTranscripts
 {
     /// The store for logs and messages (no password).
     fn describe(&self) -> String;

@@ -24,9 +24,11 @@ pub struct SessionRecord {
     pub role: String,
     /// The grant it ran under.
     pub grant_id: i64,
-    /// `exec`, `shell` or `restricted`.
+    /// `exec`, `shell`, `restricted`, `files` (SFTP; its operations are in the file
+    /// transcript) or `forward` (one forwarded connection).
     pub kind: String,
-    /// The command sent to the target, for exec sessions.
+    /// The command sent to the target, for exec sessions; the destination and the address
+    /// connected to, for forwards.
     pub command: Option<String>,
     /// Whether it ran under break-glass.
     pub break_glass: bool,

@@ -396,7 +396,16 @@ impl Ready {
                         .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
                     await_reply(&mut channel, "exec", &mut early).await
                 }
-                Allowed::RestrictedShell => Err(UpstreamError::NothingToStart),
+                Allowed::Files => {
+                    channel
+                        .request_subsystem(true, "sftp")
+                        .await
+                        .map_err(|e| UpstreamError::Ssh(describe(&e)))?;
+                    await_reply(&mut channel, "sftp subsystem", &mut early).await
+                }
+                Allowed::RestrictedShell | Allowed::Forward { .. } => {
+                    Err(UpstreamError::NothingToStart)
+                }
             }
         };
         tokio::time::timeout(timeout, steps)

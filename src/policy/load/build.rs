@@ -230,6 +230,8 @@ pub(super) fn build_role(at: At, raw: RawRole, errors: &mut Vec<PolicyError>) ->
     // A full shell ignores its rules, so what they would hand over does not matter.
     let full = raw.shell == Some(ShellMode::Full);
     let parsed = commands::build(at, &raw.commands, raw.exec_pty && !full, full, errors);
+    let files = super::transfer::files(at, raw.files.as_ref(), errors);
+    let forward = super::transfer::forward(at, &raw.forward, errors);
     (errors.len() == before).then(|| Role {
         name: raw.name.into_inner(),
         members: raw.members.into_iter().map(Spanned::into_inner).collect(),
@@ -249,5 +251,7 @@ pub(super) fn build_role(at: At, raw: RawRole, errors: &mut Vec<PolicyError>) ->
         allow: rules::AllowList::new(parsed, guard).on_terminal(raw.exec_pty),
         exec_pty: raw.exec_pty,
         break_glass: raw.break_glass,
+        files,
+        forward,
     })
 }

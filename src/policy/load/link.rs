@@ -142,7 +142,9 @@ pub(super) fn link(
                 policy.notes.extend(notes.into_iter().map(at));
             }
         }
-        if role.shell != ShellMode::Full && role.commands.is_empty() {
+        super::transfer::link(&mut policy, role, &r.file, r.line, &refs.forward, errors);
+        let transfers = role.files.is_some() || !role.forward.is_empty();
+        if role.shell != ShellMode::Full && role.commands.is_empty() && !transfers {
             policy.warnings.push(format!(
                 "{}:{}: role {:?} allows no commands",
                 r.file.display(),

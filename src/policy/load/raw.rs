@@ -75,4 +75,19 @@ pub(super) struct RawRole {
     pub(super) exec_pty: bool,
     #[serde(default)]
     pub(super) break_glass: bool,
+    pub(super) files: Option<Spanned<RawFiles>>,
+    #[serde(default)]
+    pub(super) forward: Vec<Spanned<String>>,
+}
+
+/// `files = { read = […], write = […], hash = … }` on a role.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFiles {
+    #[serde(default)]
+    pub(super) read: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) write: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) hash: bool,
 }

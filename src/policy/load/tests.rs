@@ -162,3 +162,112 @@ fn labels_narrow_a_role() {
             .covers(p.target("web-01").unwrap())
     );
 }
+
+/// The 1-based line of the first occurrence of `needle` in `text`.
+fn line_with(text: &str, needle: &str) -> usize {
+    text[..text.find(needle).expect("needle in text")]
+        .matches('\n')
+        .count()
+        + 1
+}
+
+/// The good policy with `extra` lines added to its role.
+fn with_role_lines(extra: &str) -> String {
+    good().replace(
+        "commands = [\"systemctl status *\"]",
+        &format!("commands = [\"systemctl status *\"]\n{extra}"),
+    )
+}
+
+#[test]
+fn files_and_forward_load_into_the_role() {
+    let text = with_role_lines(
+        "files = { read = [\"/var/log/nginx/**\"], write = [\"/srv/upload/*\"], hash = true }\n\
+         forward = [\"web-01:5432\", \"127.0.0.1:9090\", \"[::1]:9100\", \"db.internal:5432\"]",
+    );
+    let p = load(&text).unwrap();
+    let role = p.role("web-ops").unwrap();
+    let files = role.files.as_ref().unwrap();
+    assert!(files.hash);
+    assert!(files.allows(crate::files::Access::Read, "/var/log/nginx/a.log"));
+    assert!(files.allows(crate::files::Access::Write, "/srv/upload/x"));
+    assert_eq!(role.forward.len(), 4);
+    assert_eq!(role.forward[0].to_string(), "web-01:5432");
+    // Without the keys, a role has neither.
+    let plain = load(&good()).unwrap();
+    assert!(plain.role("web-ops").unwrap().files.is_none());
+    assert!(plain.role("web-ops").unwrap().forward.is_empty());
+}
+
+#[test]
+fn bad_files_and_forward_entries_are_errors_with_their_lines() {
+    let cases = [
+        (
+            "files = { read = [\"var/log\"] }",
+            "var/log",
+            "must start with /",
+        ),
+        (
+            "files = { read = [\"/var/../etc\"] }",
+            "/var/../etc",
+            ". or .. segment",
+        ),
+        (
+            "files = { write = [\"/srv/up**\"] }",
+            "/srv/up**",
+            "whole segment",
+        ),
+        (
+            "files = { read = [\"/a\"], exec = [\"/b\"] }",
+            "files",
+            "exec",
+        ),
+        ("files = { hash = true }", "files", "files allows nothing"),
+        (
+            "forward = [\"db.internal\"]",
+            "db.internal",
+            "needs HOST:PORT",
+        ),
+        ("forward = [\"db-*:5432\"]", "db-*:5432", "wildcards"),
+        (
+            "forward = [\"db.internal:0\"]",
+            "db.internal:0",
+            "port must be",
+        ),
+        (
+            "forward = [\"db.internal:1-1024\"]",
+            "db.internal:1-1024",
+            "wildcards",
+        ),
+        (
+            "forward = [\"db-replica-01:5432\"]",
+            "db-replica-01",
+            "names no target",
+        ),
+        (
+            "forward = [\"127.0.0.1:9\", \"127.0.0.1:9\"]",
+            "127.0.0.1:9\"]",
+            "listed twice",
+        ),
+    ];
+    for (extra, at, needle) in cases {
+        let text = with_role_lines(extra);
+        let line = line_with(&text, at);
+        expect_error(&text, line, needle);
+    }
+}
+
+#[test]
+fn a_files_or_forward_role_needs_no_commands_and_an_open_tree_is_worth_a_warning() {
+    let text = good().replace("shell = \"restricted\"\n", "").replace(
+        "commands = [\"systemctl status *\"]",
+        "files = { read = [\"/**\"] }",
+    );
+    let p = load(&text).unwrap();
+    let warnings = p.warnings().join("\n");
+    assert!(!warnings.contains("allows no commands"), "{warnings}");
+    assert!(
+        warnings.contains("covers the whole file system"),
+        "{warnings}"
+    );
+}

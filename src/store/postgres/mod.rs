@@ -35,6 +35,7 @@ mod monitor;
 mod nodes;
 mod outbox;
 mod sessions;
+mod transfers;
 mod web;
 
 use super::StoreError;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_schema.sql"),
     include_str!("../../../migrations/postgres/0002_web.sql"),
     include_str!("../../../migrations/postgres/0003_directory.sql"),
+    include_str!("../../../migrations/postgres/0004_file_ops.sql"),
 ];
 
 /// The advisory lock key held while the schema is brought up to date ("gatehouse" migrations).

@@ -29,6 +29,7 @@ mod monitor;
 mod nodes;
 mod outbox;
 mod sessions;
+mod transfers;
 mod web;
 
 use super::StoreError;
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0005_nodes.sql"),
     include_str!("../../../migrations/0006_web.sql"),
     include_str!("../../../migrations/0007_directory.sql"),
+    include_str!("../../../migrations/0008_file_ops.sql"),
 ];
 
 /// A SQLite database file.
