@@ -457,7 +457,7 @@ impl Events {
                 session_id: event.session_id.clone(),
                 detail: Some(serde_json::json!({
                     "alert_id": alert.map(|a| a.id.to_string()),
-                    "event": event.kind.map(EventKind::name),
+                    "alert_event": event.kind.map(EventKind::name),
                     "sinks": sinks,
                     "acknowledged": acked,
                     "durable": durable,

@@ -220,6 +220,8 @@ fn runs(allowed: &Allowed) -> String {
         Allowed::Shell => "full shell".to_owned(),
         Allowed::RestrictedShell => "restricted shell".to_owned(),
         Allowed::Exec { command } => command.clone(),
+        Allowed::Files => "file transfer (SFTP)".to_owned(),
+        Allowed::Forward { destination } => format!("a connection to {destination}"),
     }
 }
 
@@ -242,7 +244,7 @@ pub fn explain(q: &Question<'_>) -> Explanation {
         role: request.role.clone(),
         command: match &request.action {
             Action::Exec(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
-            Action::Interactive { .. } => None,
+            Action::Interactive { .. } | Action::Files => None,
         },
         at: q.now,
         target_known: (q.audience == Audience::Operator).then_some(target.is_some()),
