@@ -180,8 +180,14 @@ fn first_candidate(block: &[u8; BLOCK]) -> Option<usize> {
         // Bytes up to 0x1f are those that an unsigned minimum with 0x1f leaves unchanged.
         let control = _mm_cmpeq_epi8(_mm_min_epu8(v, splat(0x1f)), v);
         let special = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, splat(b'"')), _mm_cmpeq_epi8(v, splat(b'\\'))),
-            _mm_or_si128(_mm_cmpeq_epi8(v, splat(0x7f)), _mm_cmpeq_epi8(v, splat(0xc2))),
+            _mm_or_si128(
+                _mm_cmpeq_epi8(v, splat(b'"')),
+                _mm_cmpeq_epi8(v, splat(b'\\')),
+            ),
+            _mm_or_si128(
+                _mm_cmpeq_epi8(v, splat(0x7f)),
+                _mm_cmpeq_epi8(v, splat(0xc2)),
+            ),
         );
         _mm_movemask_epi8(_mm_or_si128(control, special)) as u32
     };
