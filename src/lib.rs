@@ -33,6 +33,7 @@ pub mod outcome;
 pub mod policy;
 pub mod recording;
 pub mod report;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod upstream;
