@@ -20,6 +20,7 @@ pub mod directory;
 pub mod duration;
 pub mod events;
 pub mod explain;
+pub mod export;
 pub mod files;
 pub mod forward;
 pub mod fscheck;
