@@ -21,6 +21,17 @@ pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Parses a duration such as `1h30m`.
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
+    parse_up_to(text, MAX_DURATION, "it is longer than a year")
+}
+
+/// Parses a duration in the same grammar as [`parse`], up to `max` instead of a year, for the
+/// few settings that are measured in years (how long recordings are kept); `too_long` says
+/// why a longer one is refused.
+pub fn parse_up_to(
+    text: &str,
+    max: Duration,
+    too_long: &'static str,
+) -> Result<Duration, DurationError> {
     let fail = |why| DurationError {
         text: text.chars().take(40).collect(),
         why,
@@ -68,8 +79,8 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     if duration.is_zero() {
         return Err(fail("it must be longer than zero"));
     }
-    if duration > MAX_DURATION {
-        return Err(fail("it is longer than a year"));
+    if duration > max {
+        return Err(fail(too_long));
     }
     Ok(duration)
 }
@@ -145,6 +156,18 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn a_longer_bound_is_kept_exactly() {
+        let ten_years = Duration::from_secs(3653 * 86_400);
+        assert_eq!(
+            parse_up_to("400d", ten_years, "too long").unwrap(),
+            Duration::from_secs(400 * 86_400)
+        );
+        let err = parse_up_to("4000d", ten_years, "it is longer than ten years").unwrap_err();
+        assert!(err.to_string().contains("ten years"), "{err}");
+        assert!(parse_up_to("0s", ten_years, "too long").is_err());
     }
 
     #[test]

@@ -108,6 +108,15 @@ pub enum EventKind {
     /// One operation of a file session (SFTP): its path, bytes, result.
     #[serde(rename = "file.op")]
     FileOperation,
+    /// A session was put on legal hold: retention keeps it until the hold is released.
+    #[serde(rename = "session.held")]
+    SessionHeld,
+    /// A session's legal hold was released.
+    #[serde(rename = "session.released")]
+    SessionReleased,
+    /// Retention deleted a session's recording and its index rows (`[recordings] keep`).
+    #[serde(rename = "recording.deleted")]
+    RecordingDeleted,
     /// An operator created an API token (the line names its id and scope, never its secret).
     #[serde(rename = "token.created")]
     TokenCreated,
@@ -162,6 +171,9 @@ impl EventKind {
             EventKind::SessionStarted => "session.started",
             EventKind::SessionEnded => "session.ended",
             EventKind::FileOperation => "file.op",
+            EventKind::SessionHeld => "session.held",
+            EventKind::SessionReleased => "session.released",
+            EventKind::RecordingDeleted => "recording.deleted",
             EventKind::TokenCreated => "token.created",
             EventKind::TokenRevoked => "token.revoked",
             EventKind::UserRemoved => "user.removed",

@@ -25,6 +25,9 @@ mod outage;
 /// The scenarios every backend must pass beyond grants.
 #[path = "store_backends/records.rs"]
 mod records;
+/// Legal holds and forgetting sessions past their keep on every backend.
+#[path = "store_backends/retention.rs"]
+mod retention;
 /// TLS to PostgreSQL as the store URL asks for it.
 #[path = "store_backends/tls.rs"]
 mod tls;
@@ -137,4 +140,6 @@ conformance!(
     directory::directory_state_is_saved_held_and_failed,
     directory::one_node_at_a_time_holds_the_directory_lease,
     transfers::file_operations_are_kept_in_order_and_found_by_path,
+    retention::only_ended_unheld_sessions_of_the_node_are_forgotten_once,
+    retention::a_hold_and_a_deletion_racing_never_both_win,
 );

@@ -101,7 +101,7 @@ use serde::Serialize;
 
 pub use anchor::anchor_path;
 pub use log::{AuditLog, reanchor};
-pub use read::{Entry, Scanned, scan};
+pub use read::{Entry, Scanned, each_line, read_line, scan};
 pub use record::{MAX_LINE_BYTES, ZERO_HASH};
 pub use tail::{DEFAULT_TAIL_LINES, follow, format_line, tail};
 pub use verify::{FailureKind, VerifyFailure, VerifyReport, VerifyWarning, verify};

@@ -92,6 +92,41 @@ pub fn scan(
     Ok(scanned)
 }
 
+/// Calls `visit` with every line of the log at `path`, without its newline, in the order of
+/// the file, read with the same bound as [`scan`]; for an export, which needs the exact bytes
+/// that the chain hashes. Returns how many lines there were.
+///
+/// # Errors
+///
+/// The file cannot be opened or read.
+pub fn each_line(path: &Path, mut visit: impl FnMut(&[u8])) -> io::Result<u64> {
+    let file = File::open(path)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut line = Vec::with_capacity(1024);
+    let mut lines = 0;
+    while read_bounded(&mut reader, &mut line)? {
+        lines += 1;
+        visit(&line);
+    }
+    Ok(lines)
+}
+
+/// One line read as a record, as strictly as the verifier reads it, with its `prev`; `None`
+/// for a line that is not one.
+pub fn read_line(line: &[u8]) -> Option<(Entry, String)> {
+    let record = record::parse(line).ok()?;
+    let time = DateTime::parse_from_rfc3339(&record.time).ok()?;
+    Some((
+        Entry {
+            seq: record.seq,
+            time: time.timestamp(),
+            event: record.event,
+            fields: record.fields,
+        },
+        record.prev,
+    ))
+}
+
 /// The event name from a line's fixed header (`{"seq":…,"time":…,"prev":…,"event":"NAME"`),
 /// without parsing the rest.
 fn event_name(line: &[u8]) -> Option<&str> {

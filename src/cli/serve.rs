@@ -133,6 +133,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     );
     let membership = crate::cluster::join(bastion.clone()).await;
     spawn_sweeper(bastion.clone());
+    let retention = crate::retention::spawn(bastion.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -146,6 +147,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     server::serve(bastion.clone(), listener, ssh, shutdown_signal).await?;
     if let Some(web) = web {
         web.abort();
+    }
+    // A deletion cut short leaves its file gone and its rows in place; the next start's sweep
+    // finds the file missing and completes it.
+    if let Some(retention) = retention {
+        retention.abort();
     }
     // Every session has ended by now (or was given up on after the drain's bound, which is
     // logged); their index rows are completed in the background, so wait for those, then

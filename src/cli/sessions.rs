@@ -1,9 +1,10 @@
-//! `gatehouse sessions list|show|search|verify` and `gatehouse replay`: what reviewers use to
-//! find sessions and see what happened in them.
+//! `gatehouse sessions list|show|search|verify|hold|release|export` and `gatehouse replay`:
+//! what reviewers use to find sessions, see what happened in them, keep them and hand them on.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::recording::files::HashCheck;
 use crate::recording::{self, ReplayOptions};
 use crate::server::verbs::grants::when;
+use crate::store::retention::Hold;
 use crate::store::sessions::{SessionFilter, SessionRecord};
 use crate::store::{self, Store};
 
@@ -34,10 +36,40 @@ pub enum SessionsCommand {
         #[command(flatten)]
         filter: Filter,
     },
-    /// Check that a session's recording still matches the hash taken when it ended.
+    /// Check that a session's recording still matches the hash taken when it ended, or (with
+    /// --export) that an export verifies on its own.
     Verify {
         /// Session id (or a unique prefix of it).
+        #[arg(required_unless_present = "export", conflicts_with = "export")]
+        id: Option<String>,
+        /// Check the export in DIR instead: needs nothing but the directory.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+    },
+    /// Put a session on legal hold: retention keeps it until the hold is released.
+    Hold {
+        /// Session id (or a unique prefix of it).
         id: String,
+        /// Why (a case or ticket; at least 10 characters).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a session's legal hold.
+    Release {
+        /// Session id (or a unique prefix of it).
+        id: String,
+        /// Why (at least 10 characters).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Export a session (recording, its hash, its audit lines and its grant's) into a new or
+    /// empty directory, as evidence that verifies on its own.
+    Export {
+        /// Session id (or a unique prefix of it).
+        id: String,
+        /// The directory to write (never overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -100,12 +132,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Runs one sessions subcommand.
 pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode> {
+    // An export is checked with nothing but its directory: no config, no store.
+    if let SessionsCommand::Verify {
+        export: Some(dir), ..
+    } = &command
+    {
+        return Ok(super::export::verify(dir));
+    }
     runtime()?.block_on(async move {
         let store = store::open(&config.store).await?;
         match command {
             SessionsCommand::List(filter) => {
                 let found = store.sessions(&filter.to_store()?).await?;
-                print_sessions(&found, filter.json);
+                let holds: HashMap<String, Hold> = if filter.json {
+                    store.holds().await?.into_iter().map(|h| (h.session_id.clone(), h)).collect()
+                } else {
+                    HashMap::new()
+                };
+                print_sessions(&found, filter.json, &holds);
                 Ok(ExitCode::SUCCESS)
             }
             SessionsCommand::Show { id } => {
@@ -113,6 +157,9 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                     return Ok(no_such(&id));
                 };
                 print!("{}", describe(&s));
+                if let Some(h) = store.hold_of(&s.id).await? {
+                    println!("{:12} by {} since {}: {}", "hold", h.held_by, when(h.held_at), h.reason.escape_debug());
+                }
                 if s.kind == "files" {
                     print!("{}", super::transcript::describe(&store.file_ops(&s.id).await?));
                 }
@@ -141,10 +188,23 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                         Err(e) => eprintln!("warning: session {}: {}", s.id, unreadable(&s, &config, &e)),
                     }
                 }
-                print_sessions(&hits, filter.json);
+                let holds: HashMap<String, Hold> = if filter.json {
+                    store.holds().await?.into_iter().map(|h| (h.session_id.clone(), h)).collect()
+                } else {
+                    HashMap::new()
+                };
+                print_sessions(&hits, filter.json, &holds);
                 Ok(if hits.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
             }
-            SessionsCommand::Verify { id } => {
+            SessionsCommand::Hold { id, reason } => {
+                super::holds::change(&config, &store, &id, &reason, true).await
+            }
+            SessionsCommand::Release { id, reason } => {
+                super::holds::change(&config, &store, &id, &reason, false).await
+            }
+            SessionsCommand::Export { id, out } => super::export::run(&config, &store, &id, &out).await,
+            SessionsCommand::Verify { id, .. } => {
+                let id = id.unwrap_or_default();
                 let Some(s) = resolve(&store, &id).await? else {
                     return Ok(no_such(&id));
                 };
@@ -213,13 +273,14 @@ pub fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn no_such(id: &str) -> ExitCode {
+/// Says there is no session `id` (exit 2).
+pub(super) fn no_such(id: &str) -> ExitCode {
     eprintln!("gatehouse: there is no session {id:?}");
     ExitCode::from(2)
 }
 
 /// A session by id, or by a unique prefix of at least 8 characters.
-async fn resolve(store: &Store, id: &str) -> anyhow::Result<Option<SessionRecord>> {
+pub(super) async fn resolve(store: &Store, id: &str) -> anyhow::Result<Option<SessionRecord>> {
     if let Some(s) = store.session(id).await? {
         return Ok(Some(s));
     }
@@ -242,11 +303,26 @@ async fn resolve(store: &Store, id: &str) -> anyhow::Result<Option<SessionRecord
     }
 }
 
-fn print_sessions(sessions: &[SessionRecord], json: bool) {
+/// A session as `list --json` prints it: its index row and its legal hold (or `null`).
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    session: &'a SessionRecord,
+    hold: Option<&'a Hold>,
+}
+
+fn print_sessions(sessions: &[SessionRecord], json: bool, holds: &HashMap<String, Hold>) {
     if json {
+        let listed: Vec<Listed<'_>> = sessions
+            .iter()
+            .map(|session| Listed {
+                session,
+                hold: holds.get(&session.id),
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::to_string(sessions).unwrap_or_else(|_| "[]".into())
+            serde_json::to_string(&listed).unwrap_or_else(|_| "[]".into())
         );
         return;
     }

@@ -15,6 +15,7 @@ use crate::duration;
 pub mod cluster;
 pub mod directory;
 pub mod http;
+pub mod retention;
 
 pub use cluster::ClusterConfig;
 pub use directory::DirectoryConfig;
@@ -154,6 +155,9 @@ pub struct RecordingsConfig {
     /// Longest a recording write (or the creation of a recording) may take before the session is
     /// closed (or refused): past it the recordings disk is taken as not responding.
     pub stall_timeout: Duration,
+    /// How long after its session ended a recording (and its index rows) is kept; `None`
+    /// keeps it forever. Sessions on legal hold are kept whatever this says.
+    pub keep: Option<Duration>,
 }
 
 /// The most `[upstream] max_startups` may be: far above any sshd's `MaxStartups`, and a bound
@@ -284,6 +288,8 @@ struct RawRecordings {
     on_failure: Option<OnFailure>,
     max_bytes: Option<u64>,
     stall_timeout: Option<String>,
+    #[serde(default, deserialize_with = "retention::deserialize")]
+    keep: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -446,6 +452,7 @@ impl Config {
                 .ok_or_else(|| {
                     invalid("recordings.stall_timeout: must be between 1s and 10m".into())
                 })?,
+                keep: raw.recordings.keep,
             },
             request_ttl: dur("request_ttl", raw.request_ttl, "24h")?,
             upstream: UpstreamConfig {

@@ -1,5 +1,5 @@
 //! Durable state: grants, approvals, the session index and file-session transcripts, reviews,
-//! the alert outbox, the node registry, web sign-in and API tokens, and the directory's last
+//! legal holds, the alert outbox, the node registry, web sign-in and API tokens, and the directory's last
 //! good state.
 //!
 //! One node uses SQLite (WAL mode), the embedded default. Several nodes share PostgreSQL. Both
@@ -10,6 +10,7 @@ pub mod directory;
 pub mod nodes;
 pub mod outbox;
 mod postgres;
+pub mod retention;
 pub mod sessions;
 mod sqlite;
 pub mod transfers;
@@ -26,6 +27,7 @@ use directory::DirectoryStore;
 use nodes::NodeRegistry;
 use outbox::AlertOutbox;
 pub use postgres::PgStore;
+use retention::Retention;
 use sessions::SessionIndex;
 pub use sqlite::SqliteStore;
 use transfers::FileTranscripts;
@@ -58,7 +60,14 @@ pub enum StoreError {
 
 /// Everything Gatehouse keeps in a database, whichever database it is.
 pub trait Backend:
-    GrantStore + SessionIndex + AlertOutbox + NodeRegistry + WebAuth + DirectoryStore + FileTranscripts
+    GrantStore
+    + SessionIndex
+    + AlertOutbox
+    + NodeRegistry
+    + WebAuth
+    + DirectoryStore
+    + FileTranscripts
+    + Retention
 {
     /// The store for logs and messages (no password).
     fn describe(&self) -> String;

@@ -34,6 +34,7 @@ mod listen;
 mod monitor;
 mod nodes;
 mod outbox;
+mod retention;
 mod sessions;
 mod transfers;
 mod web;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_web.sql"),
     include_str!("../../../migrations/postgres/0003_directory.sql"),
     include_str!("../../../migrations/postgres/0004_file_ops.sql"),
+    include_str!("../../../migrations/postgres/0005_holds.sql"),
 ];
 
 /// The advisory lock key held while the schema is brought up to date ("gatehouse" migrations).

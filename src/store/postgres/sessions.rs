@@ -15,11 +15,11 @@ use crate::store::sessions::{
     AckError, Review, ReviewSeal, SessionEnd, SessionFilter, SessionIndex, SessionRecord,
 };
 
-const COLUMNS: &str = "s.id, s.node, s.\"user\", s.target, s.role, s.grant_id, s.kind, \
+pub(super) const COLUMNS: &str = "s.id, s.node, s.\"user\", s.target, s.role, s.grant_id, s.kind, \
                        s.command, s.break_glass, s.started_at, s.ended_at, s.bytes_in, \
                        s.bytes_out, s.exit_status, s.end_reason, s.recording, s.sha256";
 
-fn from_row(row: &PgRow) -> Result<SessionRecord, sqlx::Error> {
+pub(super) fn from_row(row: &PgRow) -> Result<SessionRecord, sqlx::Error> {
     Ok(SessionRecord {
         id: row.try_get("id")?,
         node: row.try_get("node")?,

@@ -28,6 +28,7 @@ mod grants;
 mod monitor;
 mod nodes;
 mod outbox;
+mod retention;
 mod sessions;
 mod transfers;
 mod web;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0006_web.sql"),
     include_str!("../../../migrations/0007_directory.sql"),
     include_str!("../../../migrations/0008_file_ops.sql"),
+    include_str!("../../../migrations/0009_holds.sql"),
 ];
 
 /// A SQLite database file.

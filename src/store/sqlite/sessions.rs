@@ -11,7 +11,7 @@ use crate::store::sessions::{
     AckError, Review, ReviewSeal, SessionEnd, SessionFilter, SessionIndex, SessionRecord,
 };
 
-fn from_row(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
+pub(super) fn from_row(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
     Ok(SessionRecord {
         id: row.try_get("id")?,
         node: row.try_get("node")?,
