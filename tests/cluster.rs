@@ -348,12 +348,17 @@ fn an_alert_queued_by_a_node_that_died_is_delivered_by_another() {
         node_name(0),
         "the alert names where it happened"
     );
-    let delivered_by_b = s
+    // Node B writes its audit line after the receiver has answered: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s
         .cluster
         .audit(1)
         .iter()
-        .any(|l| l["event"] == "alert.delivered");
-    assert!(delivered_by_b, "node B delivered it");
+        .any(|l| l["event"] == "alert.delivered")
+    {
+        assert!(Instant::now() < deadline, "node B delivered it");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
