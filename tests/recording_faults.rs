@@ -323,8 +323,10 @@ fn a_frozen_recordings_disk_closes_the_sessions_it_stalls_and_nothing_else() {
     streaming.wait_for_output("stream-tick-5\n", Duration::from_secs(20));
     idle.wait_for_output("started\n", Duration::from_secs(20));
 
-    s.mount.freeze();
+    // Writes block from the moment freezing starts, which flushes the filesystem first and may
+    // take a while on a busy machine: the bound counts from there.
     let frozen_at = Instant::now();
+    s.mount.freeze();
 
     // The streaming session's next write stalls: it is closed within about the bound, with a
     // message, and what alice saw is all in the recording.
