@@ -39,72 +39,30 @@ impl FileSession {
             Packet::Fstat(Fstat { id, handle }) => self.fstat(id, &handle).await,
             Packet::FSetStat(set) => return self.fsetstat(set).await,
             Packet::SetStat(SetStat { id, path, attrs }) => {
-                let Some(c) = self
-                    .checked(id, "setstat", &path, Access::Write, true)
-                    .await?
-                else {
-                    return Ok(());
-                };
-                let target = c.path.clone();
                 return self
-                    .change(id, c, "setstat", None, move |rid| {
-                        Packet::SetStat(SetStat {
-                            id: rid,
-                            path: target,
-                            attrs,
-                        })
+                    .checked_change(id, "setstat", &path, true, move |id, path| {
+                        Packet::SetStat(SetStat { id, path, attrs })
                     })
                     .await;
             }
             Packet::Remove(Remove { id, filename }) => {
-                let Some(c) = self
-                    .checked(id, "remove", &filename, Access::Write, false)
-                    .await?
-                else {
-                    return Ok(());
-                };
-                let target = c.path.clone();
                 return self
-                    .change(id, c, "remove", None, move |rid| {
-                        Packet::Remove(Remove {
-                            id: rid,
-                            filename: target,
-                        })
+                    .checked_change(id, "remove", &filename, false, |id, filename| {
+                        Packet::Remove(Remove { id, filename })
                     })
                     .await;
             }
             Packet::MkDir(MkDir { id, path, attrs }) => {
-                let Some(c) = self
-                    .checked(id, "mkdir", &path, Access::Write, true)
-                    .await?
-                else {
-                    return Ok(());
-                };
-                let target = c.path.clone();
                 return self
-                    .change(id, c, "mkdir", None, move |rid| {
-                        Packet::MkDir(MkDir {
-                            id: rid,
-                            path: target,
-                            attrs,
-                        })
+                    .checked_change(id, "mkdir", &path, true, move |id, path| {
+                        Packet::MkDir(MkDir { id, path, attrs })
                     })
                     .await;
             }
             Packet::RmDir(RmDir { id, path }) => {
-                let Some(c) = self
-                    .checked(id, "rmdir", &path, Access::Write, false)
-                    .await?
-                else {
-                    return Ok(());
-                };
-                let target = c.path.clone();
                 return self
-                    .change(id, c, "rmdir", None, move |rid| {
-                        Packet::RmDir(RmDir {
-                            id: rid,
-                            path: target,
-                        })
+                    .checked_change(id, "rmdir", &path, false, |id, path| {
+                        Packet::RmDir(RmDir { id, path })
                     })
                     .await;
             }
@@ -432,6 +390,24 @@ impl FileSession {
             })
         })
         .await
+    }
+
+    /// Checks a write-class request on one path and, if it is allowed, relays it with the
+    /// resolved path (`make` builds the packet from the target's request id and that path).
+    async fn checked_change(
+        &mut self,
+        id: u32,
+        op: &'static str,
+        raw: &str,
+        follow: bool,
+        make: impl FnOnce(u32, String) -> Packet,
+    ) -> Result<(), Fault> {
+        let Some(c) = self.checked(id, op, raw, Access::Write, follow).await? else {
+            return Ok(());
+        };
+        let target = c.path.clone();
+        self.change(id, c, op, None, move |rid| make(rid, target))
+            .await
     }
 
     /// Sends a change (setstat, remove, mkdir, rmdir, rename), waits for the target, records it
