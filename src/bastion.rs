@@ -167,6 +167,34 @@ impl Bastion {
         }
     }
 
+    /// What every decision on an open connection starts from: the user as `policy` (the policy
+    /// in force) knows them now, still holding the key they logged in with, and their live
+    /// grants. Fails closed: a user gone from the policy, a withdrawn key, or a store that
+    /// cannot answer is a denial.
+    pub async fn standing(
+        &self,
+        identity: &crate::server::auth::Identity,
+        policy: &Policy,
+        now: crate::grants::Timestamp,
+    ) -> Result<(Arc<policy::User>, Vec<crate::grants::Grant>), crate::access::Denial> {
+        use crate::access::Denial;
+        use crate::outcome::DenialClass;
+        let user = identity
+            .current_user(policy)
+            .map_err(|why| Denial::new(DenialClass::Policy, why))?;
+        let held = self
+            .grants
+            .live_for_user(&user.name, now)
+            .await
+            .map_err(|e| {
+                Denial::new(
+                    DenialClass::StoreUnavailable,
+                    self.store_unavailable("grants cannot be checked now", &e),
+                )
+            })?;
+        Ok((user, held))
+    }
+
     /// The desk through which SSH verbs decide on grants.
     pub fn desk(&self) -> crate::grants::desk::GrantDesk<'_> {
         crate::grants::desk::GrantDesk {

@@ -90,23 +90,11 @@ impl Opener<'_> {
         let bastion = self.bastion;
         let denied = |class: DenialClass, why: String| OpenError::Denied(Denial::new(class, why));
         let policy = bastion.policy();
-        let Some(user) = policy.user(&self.identity.user.name).cloned() else {
-            return Err(denied(
-                DenialClass::Policy,
-                "your account is no longer in the policy".into(),
-            ));
-        };
         let now = grants::now();
-        let held = bastion
-            .grants
-            .live_for_user(&user.name, now)
+        let (user, held) = bastion
+            .standing(self.identity, &policy, now)
             .await
-            .map_err(|e| {
-                denied(
-                    DenialClass::StoreUnavailable,
-                    bastion.store_unavailable("grants cannot be checked now", &e),
-                )
-            })?;
+            .map_err(OpenError::Denied)?;
         let request = SessionRequest {
             target: target.to_owned(),
             role: role.map(str::to_owned),

@@ -215,23 +215,11 @@ async fn prepare(
         ));
     };
     let policy = bastion.policy();
-    let Some(user) = policy.user(&identity.user.name).cloned() else {
-        return Err(denied(
-            DenialClass::Policy,
-            "your account is no longer in the policy".into(),
-        ));
-    };
     let now = grants::now();
-    let held = bastion
-        .grants
-        .live_for_user(&user.name, now)
+    let (user, held) = bastion
+        .standing(identity, &policy, now)
         .await
-        .map_err(|e| {
-            denied(
-                DenialClass::StoreUnavailable,
-                bastion.store_unavailable("grants cannot be checked now", &e),
-            )
-        })?;
+        .map_err(Refusal::denied)?;
     // Tied to the key the user logged in with, like any session: removing the key ends it.
     let permit = decide_forward(&policy, &user, &held, &destination, now)
         .map_err(Refusal::denied)?

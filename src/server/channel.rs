@@ -209,31 +209,17 @@ pub(super) async fn session(
         deny(&bastion, &opened, &identity, &request, denial)
     };
     let policy = bastion.policy();
-    // The user as the current policy knows them: a user removed since login, or whose login
-    // key was withdrawn, has no access.
-    let user = match identity.current_user(&policy) {
-        Ok(user) => user,
-        Err(why) => {
-            refuse(access::Denial::new(DenialClass::Policy, why)).await;
-            return;
-        }
-    };
     let now = grants::now();
-    // Fail closed: a store that cannot answer is a denial.
-    let held = match bastion.grants.live_for_user(&user.name, now).await {
-        Ok(mut held) => {
-            held.retain(|g| only_grant.is_none_or(|id| g.id == id));
-            held
-        }
-        Err(e) => {
-            refuse(access::Denial::new(
-                DenialClass::StoreUnavailable,
-                bastion.store_unavailable("grants cannot be checked now", &e),
-            ))
-            .await;
+    // The user as the current policy knows them (a user removed since login, or whose login
+    // key was withdrawn, has no access) and their grants; a store that cannot answer denies.
+    let (user, mut held) = match bastion.standing(&identity, &policy, now).await {
+        Ok(standing) => standing,
+        Err(denial) => {
+            refuse(denial).await;
             return;
         }
     };
+    held.retain(|g| only_grant.is_none_or(|id| g.id == id));
     let permit = match access::decide(&policy, &user, &held, &request, now) {
         // A session stands only while the key it logged in with is listed: a key removed
         // from the directory or the policy ends it (and refuses a new channel on the old
