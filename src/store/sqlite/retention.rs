@@ -28,6 +28,13 @@ const DERIVED: &[&str] = &[
     "DELETE FROM reviews WHERE session_id = ?",
 ];
 
+/// Rolls `tx` back after a failed seal, logging a failure to do so.
+async fn undo(tx: sqlx::Transaction<'_, sqlx::Sqlite>) {
+    if let Err(e) = tx.rollback().await {
+        tracing::error!(error = %e, "rolling back a sealed change failed");
+    }
+}
+
 #[async_trait]
 impl Retention for SqliteStore {
     async fn hold(&self, hold: &Hold, seal: &dyn Seal) -> Result<SessionRecord, HoldError> {
@@ -61,9 +68,7 @@ impl Retention for SqliteStore {
             .await
             .map_err(StoreError::from)?;
         if let Err(e) = seal.seal(&session).await {
-            if let Err(undo) = tx.rollback().await {
-                tracing::error!(error = %undo, "rolling back a hold's change failed");
-            }
+            undo(tx).await;
             return Err(e.into());
         }
         tx.commit().await.map_err(StoreError::from)?;
@@ -93,9 +98,7 @@ impl Retention for SqliteStore {
             .map_err(StoreError::from)?
             .ok_or_else(|| HoldError::NotHeld(session_id.to_owned()))?;
         if let Err(e) = seal.seal(&session).await {
-            if let Err(undo) = tx.rollback().await {
-                tracing::error!(error = %undo, "rolling back a hold's change failed");
-            }
+            undo(tx).await;
             return Err(e.into());
         }
         tx.commit().await.map_err(StoreError::from)?;
@@ -177,9 +180,7 @@ impl Retention for SqliteStore {
             .map_err(StoreError::from)?;
         if let Err(e) = seal.seal(&session).await {
             // Explicitly, so the row is back before the caller reports the failure.
-            if let Err(undo) = tx.rollback().await {
-                tracing::error!(error = %undo, "rolling back a session's deletion failed");
-            }
+            undo(tx).await;
             return Err(e.into());
         }
         tx.commit().await.map_err(StoreError::from)?;
