@@ -376,3 +376,59 @@ fn a_key_exchange_flood_is_throttled_while_a_burst_of_logins_is_not() {
     // 127.0.0.2 logged in successfully and is still welcome.
     assert_eq!(probe("127.0.0.2", gh.port), Probe::KeyExchange);
 }
+
+/// `[ssh] ciphers` is exactly what the server offers: `ssh-audit` sees only the listed ciphers,
+/// a stock `ssh` negotiates one of them and logs in, and a client that insists on a cipher left
+/// out cannot connect.
+#[test]
+fn configured_ciphers_are_all_the_server_offers() {
+    let (_tmp, gh, people) = bastion(
+        &["alice"],
+        "[ssh]\nciphers = [\"aes256-gcm@openssh.com\", \"aes128-gcm@openssh.com\"]\n",
+    );
+    let port = gh.port.to_string();
+    let out = ssh_audit(&["-j", "--skip-rate-test", "-p", &port, "127.0.0.1"]);
+    let report: serde_json::Value = serde_json::from_str(&out.out())
+        .unwrap_or_else(|e| panic!("ssh-audit -j: {e}\n{}{}", out.out(), out.err()));
+    let mut offered: Vec<&str> = report["enc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["algorithm"].as_str().unwrap())
+        .collect();
+    offered.sort_unstable();
+    assert_eq!(
+        offered,
+        ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+    );
+
+    let alice = &people[0];
+    let out = run(
+        gh.ssh_command(alice, &["-v"], &["whoami"]),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code(), 0, "{}{}", out.out(), out.err());
+    assert!(
+        out.err()
+            .contains("server->client cipher: aes128-gcm@openssh.com"),
+        "{}",
+        out.err()
+    );
+
+    let out = run(
+        gh.ssh_command(
+            alice,
+            &["-v", "-c", "chacha20-poly1305@openssh.com"],
+            &["whoami"],
+        ),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code(), 255, "{}{}", out.out(), out.err());
+    assert!(
+        out.err().contains("no matching cipher found"),
+        "{}",
+        out.err()
+    );
+}

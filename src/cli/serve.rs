@@ -143,7 +143,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         crate::directory::follow::spawn(bastion.clone(), directory, directory_revision);
     }
     let web = crate::http::start(bastion.clone()).await?;
-    let ssh = server::ssh_config(host_key);
+    let ssh = server::ssh_config(host_key, &config.ssh.ciphers);
     server::serve(bastion.clone(), listener, ssh, shutdown_signal).await?;
     if let Some(web) = web {
         web.abort();

@@ -16,10 +16,12 @@ pub mod cluster;
 pub mod directory;
 pub mod http;
 pub mod retention;
+pub mod ssh;
 
 pub use cluster::ClusterConfig;
 pub use directory::DirectoryConfig;
 pub use http::HttpConfig;
+pub use ssh::SshConfig;
 
 /// The file name looked up in the working directory when neither `--config` nor
 /// `GATEHOUSE_CONFIG` names one.
@@ -95,6 +97,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The web console, HTTP API and operations endpoints (`[http]`).
     pub http: HttpConfig,
+    /// What the SSH server offers its users on the wire (`[ssh]`).
+    pub ssh: SshConfig,
     /// People, keys and groups from an LDAP directory (`[directory]`), when set.
     pub directory: Option<DirectoryConfig>,
 }
@@ -267,6 +271,8 @@ struct RawConfig {
     cluster: cluster::RawCluster,
     #[serde(default)]
     http: http::RawHttp,
+    #[serde(default)]
+    ssh: ssh::RawSsh,
     #[serde(default)]
     directory: directory::RawDirectory,
 }
@@ -502,6 +508,7 @@ impl Config {
             },
             cluster: cluster::resolve(raw.cluster).map_err(invalid)?,
             http: http::resolve(raw.http, base, &data_dir).map_err(invalid)?,
+            ssh: raw.ssh.resolve(),
             directory: directory::resolve(raw.directory, base).map_err(invalid)?,
             data_dir,
             source,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
-use russh::{MethodKind, MethodSet, compression, kex, mac};
+use russh::{MethodKind, MethodSet, cipher, compression, kex, mac};
 
 /// Key exchanges, best first. The `ext-info` and strict-kex markers are not exchanges but
 /// must be listed for russh to announce them (each side sends only its own).
@@ -61,7 +61,8 @@ pub const HOST_KEYS: &[Algorithm] = &[
 ];
 
 /// The algorithm preferences of both sides of the bastion: russh's default ciphers, narrowed
-/// by [`KEX`], [`HOST_KEYS`], [`MACS`] and [`COMPRESSION`].
+/// by [`KEX`], [`HOST_KEYS`], [`MACS`] and [`COMPRESSION`]. The server side then takes its
+/// ciphers from `[ssh] ciphers` (see [`ssh_config`]).
 pub fn preferred() -> russh::Preferred {
     russh::Preferred {
         kex: Cow::Borrowed(KEX),
@@ -72,8 +73,9 @@ pub fn preferred() -> russh::Preferred {
     }
 }
 
-/// The russh server configuration Gatehouse runs with.
-pub fn ssh_config(host_key: PrivateKey) -> Arc<russh::server::Config> {
+/// The russh server configuration Gatehouse runs with, offering `ciphers` (`[ssh] ciphers`,
+/// already limited to the audited set by the config).
+pub fn ssh_config(host_key: PrivateKey, ciphers: &[cipher::Name]) -> Arc<russh::server::Config> {
     let mut methods = MethodSet::empty();
     methods.push(MethodKind::PublicKey);
     Arc::new(russh::server::Config {
@@ -92,7 +94,10 @@ pub fn ssh_config(host_key: PrivateKey) -> Arc<russh::server::Config> {
         window_size: 8 * 1024 * 1024,
         maximum_packet_size: 32 * 1024,
         nodelay: true,
-        preferred: preferred(),
+        preferred: russh::Preferred {
+            cipher: Cow::Owned(ciphers.to_vec()),
+            ..preferred()
+        },
         ..russh::server::Config::default()
     })
 }
