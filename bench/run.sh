@@ -3,8 +3,8 @@
 #   a real OpenSSH sshd as the target, an OpenSSH sshd as a plain jump host
 #   (ssh -J), and Gatehouse (release build) twice: recording on (the normal
 #   configuration) and recording off (see README), each with a live grant.
-# Measures session setup, text and binary throughput, 1,000 idle interactive
-# sessions, 20 large recorded transfers in a row (close check) and the access
+# Measures session setup, text and binary throughput, idle interactive sessions
+# (1,000 by default; SESSIONS, over TARGETS target sshds), 20 large recorded transfers in a row (close check) and the access
 # decision with 100,000 grants (cargo bench --bench decide), then prints one
 # markdown table with ratios against the jump host. Stops everything it
 # started when it ends, also on failure. See bench/README.md.
@@ -28,6 +28,28 @@ NOREC=${NOREC:-1}                 # 0: no second Gatehouse with recording off
 NOFILE=${NOFILE:-65536}           # Gatehouse's open-file limit, as LimitNOFILE in deploy/gatehouse.service
 KEEP=${KEEP:-0}                   # 1: leave the sshds and Gatehouse running at the end
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-$REPO/target/release/gatehouse}
+# Idle interactive sessions held at once through Gatehouse, and the target sshds they are
+# spread over (one sshd costs ~30 ms of CPU per login; each further one listens on its own
+# port). Up to 1,000 they are OpenSSH clients (comparable with the jump host); above, the
+# sessions come from one process (benches/sessions.rs): CONC_CLIENT=openssh|russh|auto.
+SESSIONS=${SESSIONS:-${CONC_N_BASTION:-1000}}
+[[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS=$SESSIONS is not a positive number"
+TARGETS=${TARGETS:-$(((SESSIONS + 999) / 1000 < 8 ? (SESSIONS + 999) / 1000 : 8))}
+[[ $TARGETS =~ ^[1-9][0-9]*$ ]] || die "TARGETS=$TARGETS is not a positive number"
+CONC_CLIENT=${CONC_CLIENT:-auto}
+[[ $CONC_CLIENT == auto ]] && { ((SESSIONS > 1000)) && CONC_CLIENT=russh || CONC_CLIENT=openssh; }
+[[ $CONC_CLIENT == openssh || $CONC_CLIENT == russh ]] || die "CONC_CLIENT=$CONC_CLIENT: openssh, russh or auto"
+export CONC_N_BASTION=$SESSIONS CONC_CLIENT
+SECTIONS=${SECTIONS:-auth latency throughput concurrency close}
+# Refuse a ramp the machine cannot hold before starting anything (measure.sh checks again
+# right before the ramp, with the memory available then).
+if [[ " $SECTIONS " == *" concurrency "* ]]; then
+  # shellcheck source=openssh/common.sh
+  fit=$(. "$O/common.sh" && ramp_fits "$SESSIONS" "$CONC_CLIENT" "$(ulimit -Hn)") ||
+    die "SESSIONS=$SESSIONS does not fit on this machine:
+$fit"
+  log "ramp of $SESSIONS sessions ($CONC_CLIENT clients, $TARGETS target sshd(s)) fits: $(tr '\n' ';' <<< "$fit")"
+fi
 
 # ---- build -------------------------------------------------------------------
 if [[ $BUILD == 1 ]]; then
@@ -50,6 +72,20 @@ if [[ $DECIDE == 1 ]]; then
     DECIDE=failed
   fi
 fi
+# The load client for ramps above 1,000 sessions, built the same way (SESSIONS_EXE: a build
+# to use instead).
+if [[ $CONC_CLIENT == russh && -z ${SESSIONS_EXE:-} ]]; then
+  log "building the session load client (cargo bench --bench sessions --no-run)"
+  j=${TMPDIR:-/tmp}/gatehouse-bench-sessions-build.$$.json
+  if (cd "$REPO" && cargo bench --bench sessions --no-run --message-format=json-render-diagnostics) > "$j"; then
+    SESSIONS_EXE=$(perl -ne 'print "$1\n" if /"kind":\["bench"\][^}]*"name":"sessions".*"executable":"([^"]+)"/ || /"name":"sessions"[^}]*"kind":\["bench"\].*"executable":"([^"]+)"/' "$j" | tail -n1)
+  fi
+  rm -f "$j"
+fi
+if [[ $CONC_CLIENT == russh ]]; then
+  [[ -n ${SESSIONS_EXE:-} && -x $SESSIONS_EXE ]] || die "the session load client does not build (cargo bench --bench sessions --no-run)"
+  export SESSIONS_EXE
+fi
 [[ -x $GATEHOUSE_BIN ]] || die "no Gatehouse binary at $GATEHOUSE_BIN"
 
 # ---- leftovers of an earlier run, ports --------------------------------------
@@ -68,7 +104,14 @@ JUMP_PORT=$(free_port "$((JUMP_PORT > TARGET_PORT ? JUMP_PORT : TARGET_PORT + 1)
 BASTION_PORT=${BASTION_PORT:-2222}
 BASTION_PORT=$(free_port "$BASTION_PORT")
 BASTION2_PORT=$(free_port "$((BASTION_PORT + 1))")
-export TARGET_PORT JUMP_PORT
+EXTRA_TARGET_PORTS=
+p=$((BASTION2_PORT + 10))
+for ((j = 2; j <= TARGETS; j++)); do
+  p=$(free_port "$p")
+  EXTRA_TARGET_PORTS+="${EXTRA_TARGET_PORTS:+ }$p"
+  p=$((p + 1))
+done
+export TARGET_PORT JUMP_PORT EXTRA_TARGET_PORTS
 
 cleanup() {
   local rc=$?
@@ -100,6 +143,10 @@ gh_init() { # DIR PORT
   # The ramp opens up to 1,000 logins at once from one address.
   grep -q '^max_startups *=' "$conf" || die "no [penalties] max_startups line in $conf"
   sed -i "s|^max_startups *=.*|max_startups = 2000   # bench: the whole ramp logs in from one address|" "$conf"
+  # Every session of the ramp is a connection, plus the bench's own.
+  grep -q '^max_connections *=' "$conf" || die "no [limits] max_connections line in $conf"
+  local maxc=$((SESSIONS + 1000 > 10000 ? SESSIONS + 1000 : 10000))
+  sed -i "s|^max_connections *=.*|max_connections = $maxc   # bench: the ramp and the bench's own connections|" "$conf"
   # The probes that wait for ports and the setup-time runs open connections that never log in;
   # the penalty box would take the bench driver for a scanner.
   grep -q '^exempt *=' "$conf" || die "no [penalties] exempt line in $conf"
@@ -121,7 +168,7 @@ if [[ $NOREC == 1 ]]; then
 fi
 
 # ---- OpenSSH target and jump host --------------------------------------------
-log "setting up the OpenSSH target ($TARGET_PORT) and jump host ($JUMP_PORT)"
+log "setting up the OpenSSH target ($TARGET_PORT${EXTRA_TARGET_PORTS:+, more on $EXTRA_TARGET_PORTS}) and jump host ($JUMP_PORT)"
 EXTRA_USER_CA_PUB=$ETC/gatehouse_user_ca.pub "$O/setup.sh" >&2
 . "$BENCH_DIR/bench.env"
 
@@ -135,16 +182,18 @@ name   = "$BENCH_USER"
 keys   = ["$(cut -d' ' -f1,2 "$K/user_ed25519.pub")"]
 groups = ["bench"]
 
+$(for name in $(target_names); do printf '
 [[target]]
-name      = "target"
-address   = "$BIND_ADDR"
-port      = $TARGET_PORT
-host_keys = ["$(cut -d' ' -f1,2 "$K/target_host_ed25519.pub")"]
+name      = "%s"
+address   = "%s"
+port      = %s
+host_keys = ["%s"]
+' "$name" "$BIND_ADDR" "$(target_port "$name")" "$(cut -d' ' -f1,2 "$K/target_host_ed25519.pub")"; done)
 
 [[role]]
 name         = "bench"
 members      = ["bench"]
-targets      = ["target"]
+targets      = [$(target_names | sed 's/[^ ]\+/"&"/g; s/ /, /g')]
 login        = "$BENCH_USER"
 approvals    = 0
 max_duration = "8h"
@@ -183,10 +232,19 @@ gh_start gatehouse-rec "$GH" "$BASTION_PORT"
 : > "$ETC/known_hosts.bastion" # each instance's host key is learned on first use
 fresh_cert
 for port in "$BASTION_PORT" $([[ $NOREC == 1 ]] && echo "$BASTION2_PORT"); do
-  out=$(ssh -F "$SSH_CFG" -p "$port" "$BENCH_USER@$BIND_ADDR" request target --role bench --for 8h --reason benchmark run 2>&1 < /dev/null) ||
-    die "grant request on port $port failed: $out"
-  log "grant on $port: $(tr '\n' ' ' <<< "$out")"
+  for name in $(target_names); do
+    out=$(ssh -F "$SSH_CFG" -p "$port" "$BENCH_USER@$BIND_ADDR" request "$name" --role bench --for 8h --reason benchmark run 2>&1 < /dev/null) ||
+      die "grant request for $name on port $port failed: $out"
+    log "grant on $port: $(tr '\n' ' ' <<< "$out")"
+  done
 done
+# The load client pins each instance's host key.
+ssh-keygen -y -f "$GH/data/keys/host_ed25519" > "$ETC/gatehouse-rec.host.pub" || die "cannot read $GH's host key"
+export BASTION_HOST_KEY=$ETC/gatehouse-rec.host.pub
+if [[ $NOREC == 1 ]]; then
+  ssh-keygen -y -f "$GH2/data/keys/host_ed25519" > "$ETC/gatehouse-norec.host.pub" || die "cannot read $GH2's host key"
+  export BASTION2_HOST_KEY=$ETC/gatehouse-norec.host.pub
+fi
 
 # ---- measure -----------------------------------------------------------------
 R=$BENCH_DIR/results/$(date +%Y%m%dT%H%M%S)

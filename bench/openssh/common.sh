@@ -17,6 +17,9 @@ TARGET_PORT=${TARGET_PORT:-2201}
 JUMP_PORT=${JUMP_PORT:-2202}
 SSHD_BIN=${SSHD_BIN:-/usr/sbin/sshd}
 SSH_BIN=${SSH_BIN:-ssh}
+# Further target sshds (target2, target3, ...) on these ports, for ramps of thousands of
+# sessions: same host key, CA and user as "target", one listener each (space-separated).
+EXTRA_TARGET_PORTS=${EXTRA_TARGET_PORTS:-}
 # sshd MaxStartups (pre-auth connections): Gatehouse opens one upstream
 # connection per session, up to CONC_N at once.
 SSHD_MAX_STARTUPS=${SSHD_MAX_STARTUPS:-4096}
@@ -78,18 +81,65 @@ tree_pids() {
 # mem_tree ROOT -> "RSS_KB PSS_KB NPROCS" summed over ROOT and its descendants
 # (VmRSS from /proc/PID/status, Pss from /proc/PID/smaps_rollup).
 mem_tree() {
-  local pid rss pss n=0 trss=0 tpss=0 k v _
-  for pid in $(tree_pids "$1"); do
-    rss=0 pss=0
-    { while read -r k v _; do
-        if [[ $k == VmRSS: ]]; then rss=$v; break; fi
-      done < "/proc/$pid/status"; } 2>/dev/null || continue
-    { while read -r k v _; do
-        if [[ $k == Pss: ]]; then pss=$v; break; fi
-      done < "/proc/$pid/smaps_rollup"; } 2>/dev/null || true
-    trss=$((trss + rss)) tpss=$((tpss + pss)) n=$((n + 1))
+  tree_pids "$1" | awk '
+    { s = "/proc/" $1 "/status"; rss = ""
+      while ((getline l < s) > 0) if (l ~ /^VmRSS:/) { split(l, f, " "); rss = f[2]; break }
+      close(s)
+      if (rss == "" && (getline l < s) < 0) next # gone meanwhile (or unreadable)
+      close(s)
+      r = "/proc/" $1 "/smaps_rollup"
+      while ((getline l < r) > 0) if (l ~ /^Pss:/) { split(l, f, " "); tp += f[2]; break }
+      close(r)
+      tr += rss; n++ }
+    END { printf "%d %d %d\n", tr, tp, n }'
+}
+
+# target_names -> "target target2 ..." (every target sshd of the bench, by pid-file name)
+target_names() {
+  local j=1 p out=target
+  for p in $EXTRA_TARGET_PORTS; do j=$((j + 1)) out+=" target$j"; done
+  printf '%s\n' "$out"
+}
+# target_port NAME -> its port
+target_port() {
+  local j=1 p
+  [[ $1 == target ]] && { printf '%s\n' "$TARGET_PORT"; return; }
+  for p in $EXTRA_TARGET_PORTS; do
+    j=$((j + 1))
+    [[ $1 == "target$j" ]] && { printf '%s\n' "$p"; return; }
   done
-  printf '%s %s %s\n' "$trss" "$tpss" "$n"
+  return 1
+}
+
+# ---- will a ramp fit? ----------------------------------------------------------
+# Per-session costs measured on the development machine (OpenSSH 9.2, 2026-12-03), in kB of
+# PSS, and what each session holds. Override to redo the arithmetic for another machine.
+RAMP_KB_TARGET=${RAMP_KB_TARGET:-2300}         # target side: sshd monitor + sshd user child + sh
+RAMP_KB_BASTION=${RAMP_KB_BASTION:-130}        # Gatehouse (its idle-session figure, rounded up)
+RAMP_KB_CLIENT_OPENSSH=${RAMP_KB_CLIENT_OPENSSH:-1500} # one ssh -tt client
+RAMP_KB_CLIENT_RUSSH=${RAMP_KB_CLIENT_RUSSH:-80}       # one session of benches/sessions.rs
+RAMP_RESERVE_MB=${RAMP_RESERVE_MB:-2048}       # left for everything else on the machine
+RAMP_FDS_BASTION=${RAMP_FDS_BASTION:-4}        # Gatehouse's open files per session (client, target, recording, spare)
+# ramp_fits N CLIENT(openssh|russh) BASTION_NOFILE -> 0 when N sessions fit in the memory
+# available now, the process table and the bastion's open-file limit; prints the arithmetic.
+ramp_fits() {
+  local n=$1 client=$2 nofile=$3 avail ckb need pidmax procs nproc_need fd_need ok=0
+  avail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+  if [[ $client == russh ]]; then ckb=$RAMP_KB_CLIENT_RUSSH; else ckb=$RAMP_KB_CLIENT_OPENSSH; fi
+  need=$((n * (RAMP_KB_TARGET + RAMP_KB_BASTION + ckb) + RAMP_RESERVE_MB * 1024))
+  printf 'memory: %d sessions x (%d kB target + %d kB Gatehouse + %d kB %s client) + %d MiB reserve = %d MiB; available now %d MiB\n' \
+    "$n" "$RAMP_KB_TARGET" "$RAMP_KB_BASTION" "$ckb" "$client" "$RAMP_RESERVE_MB" "$((need / 1024))" "$((avail / 1024))"
+  ((need <= avail)) || ok=1
+  pidmax=$(cat /proc/sys/kernel/pid_max)
+  procs=$(ps -e --no-headers | wc -l)
+  [[ $client == openssh ]] && nproc_need=$((n * 4)) || nproc_need=$((n * 3))
+  printf 'processes: %d sessions x %d (sshd monitor, sshd user child, sh%s) + %d running = %d; kernel.pid_max %d\n' \
+    "$n" "$((nproc_need / n))" "$([[ $client == openssh ]] && echo ', ssh client')" "$procs" "$((nproc_need + procs))" "$pidmax"
+  ((nproc_need + procs < pidmax)) || ok=1
+  fd_need=$((n * RAMP_FDS_BASTION + 256))
+  printf 'open files: %d sessions x %d + 256 = %d; Gatehouse may open %d\n' "$n" "$RAMP_FDS_BASTION" "$fd_need" "$nofile"
+  ((fd_need <= nofile)) || ok=1
+  return "$ok"
 }
 
 # ---- CPU accounting -----------------------------------------------------------

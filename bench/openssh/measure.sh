@@ -43,6 +43,11 @@ CONC_CLOSE_WAIT=${CONC_CLOSE_WAIT:-120} # wait at most this for all to close aft
 CONC_SETTLE=${CONC_SETTLE:-5}      # seconds between the last close and the "after" memory sample
 CONC_STALL=${CONC_STALL:-30}       # ... or after this many seconds without a session coming up / ending
 CONC_CONNECT_TIMEOUT=${CONC_CONNECT_TIMEOUT:-120} # client ConnectTimeout (also the banner wait) under load
+CONC_CLIENT=${CONC_CLIENT:-openssh} # bastion sessions from: openssh (one ssh -tt each) or russh (SESSIONS_EXE, one process)
+SESSIONS_EXE=${SESSIONS_EXE:-}     # the built benches/sessions.rs (bench/run.sh builds it)
+CONC_INFLIGHT=${CONC_INFLIGHT:-64} # russh client: sessions starting at once
+CONC_RATE=${CONC_RATE:-0}          # russh client: session starts per second at most (0: no limit)
+CONC_MIN_RATE=${CONC_MIN_RATE:-10} # russh client: the ramp may take N / this many s (if more than CONC_TIMEOUT)
 CLOSE_ENDPOINT=${CLOSE_ENDPOINT:-bastion}
 CLOSE_RUNS=${CLOSE_RUNS:-20}
 CLOSE_BYTES=${CLOSE_BYTES:-$BYTES}
@@ -69,6 +74,11 @@ BASTION2_REC_DIR=${BASTION2_REC_DIR:-}
 # ---- preconditions -----------------------------------------------------------
 [[ -f $BENCH_DIR/bench.env ]] || die "no bench at BENCH_DIR=$BENCH_DIR: run setup.sh first"
 TARGET_PID=$(pid_is_ours "$RUN/target.pid" "$ETC/sshd_target.conf") || die "target sshd not running: run setup.sh"
+TARGET_PIDS=()
+for name in $(target_names); do
+  pid=$(pid_is_ours "$RUN/$name.pid" "$ETC/sshd_$name.conf") || die "$name sshd not running: run setup.sh"
+  TARGET_PIDS+=("$pid")
+done
 JUMP_PID=$(pid_is_ours "$RUN/jump.pid" "$ETC/sshd_jump.conf") || die "jump sshd not running: run setup.sh"
 [[ -x $LASTBYTE ]] || die "$LASTBYTE missing"
 ENDPOINTS=(direct jump)
@@ -151,7 +161,15 @@ proxy_cpu_ns() {
       if [[ -n $cg ]]; then cg_cpu_ns "$cg"; elif [[ -n $pid ]]; then proc_cpu_ns "$pid"; fi ;;
   esac
 }
-target_cpu_ns() { if [[ -f $RUN/target.cgroup ]]; then cg_cpu_ns "$(< "$RUN/target.cgroup")"; else proc_cpu_ns "$TARGET_PID"; fi; }
+# target_cpu_ns -> cumulative CPU ns of every target sshd (idle ones add nothing)
+target_cpu_ns() {
+  local name t=0 i=0 c
+  for name in $(target_names); do
+    if [[ -f $RUN/$name.cgroup ]]; then c=$(cg_cpu_ns "$(< "$RUN/$name.cgroup")"); else c=$(proc_cpu_ns "${TARGET_PIDS[i]}"); fi
+    t=$((t + c)) i=$((i + 1))
+  done
+  echo "$t"
+}
 # client CPU: cutime+cstime of the main shell, i.e. its reaped children (the ssh
 # client and, with -J, the ProxyJump ssh that ssh reaps), in ns. Read last
 # before and first after the command, so helper subshells stay out of it.
@@ -265,7 +283,7 @@ out ""
 out "- host: $(uname -sr), $(nproc) CPU ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, loadavg at start $(cut -d' ' -f1-3 /proc/loadavg)"
 out "- client: $ssh_ver; server: $sshd_ver ($SSHD_BIN)"
 out "- timing: bash loop on EPOCHREALTIME, endpoints alternating within each repetition (order rotated per repetition)"
-out "- target sshd $BIND_ADDR:$TARGET_PORT (pid $TARGET_PID), jump sshd $BIND_ADDR:$JUMP_PORT (pid $JUMP_PID)"
+out "- target sshd $BIND_ADDR:$TARGET_PORT (pid $TARGET_PID)${EXTRA_TARGET_PORTS:+ and $(wc -w <<< "$EXTRA_TARGET_PORTS") more like it on $EXTRA_TARGET_PORTS (the concurrency test spreads its sessions over all)}, jump sshd $BIND_ADDR:$JUMP_PORT (pid $JUMP_PID)"
 for ep in bastion bastion2; do
   [[ -n $(ep_var "$ep" PORT) ]] || continue
   out "- $(epname "$ep"): $BIND_ADDR:$(ep_var "$ep" PORT) (pid $(ep_var "$ep" PID)), CPU accounting: $(cpu_method "$ep")"
@@ -408,137 +426,9 @@ if has_section throughput; then
 fi
 
 # ---- concurrency -------------------------------------------------------------
-# tools/hold-sessions.pl opens the N sessions from one process (one ssh client
-# per session and nothing else on the client side), holds them idle, and
-# closes them when $d/release appears; it is bounded by its own timeouts.
-HOLD=$HERE/../tools/hold-sessions.pl
-DRIVER_PID=
-cleanup_conc() { [[ -n $DRIVER_PID ]] && kill -TERM "$DRIVER_PID" 2> /dev/null || true; }
-trap cleanup_conc EXIT
-trap 'exit 130' INT TERM
-
-mem_fields() { read -r MRSS MPSS MNP <<< "$(mem_tree "$1")"; } # -> MRSS MPSS (kB) MNP
-vm_hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2> /dev/null || echo 0; }
-ep_port() { case $1 in jump) echo "$JUMP_PORT" ;; direct) echo "$TARGET_PORT" ;; *) ep_var "$1" PORT ;; esac; }
-
-declare -A CONC_DONE=()
-conc() { # ENDPOINT
-  local ep=$1 n d root cfg i tag
-  local nv=CONC_N_${ep^^}
-  n=${!nv:-$CONC_N}
-  # a repeated endpoint (CONC_ENDPOINTS="jump bastion bastion") is round 2, 3, ...
-  CONC_DONE[$ep]=$((${CONC_DONE[$ep]:-0} + 1))
-  tag=$ep
-  ((${CONC_DONE[$ep]} > 1)) && tag=$ep.r${CONC_DONE[$ep]}
-  d=$R/conc-$tag
-  rm -rf "$d"
-  mkdir -p "$d"
-  root=$(proxy_pid "$ep")
-  cfg=$(variant_cfg ConnectTimeout "$CONC_CONNECT_TIMEOUT")
-  fresh_cert
-  ep_argv "$ep" "$cfg" -tt
-  local cmd_shown; cmd_shown=$(shown "$(join_q "${ARGV[@]}")")
-  mem_fields "$root"; local irss=$MRSS ipss=$MPSS
-  local lmark; lmark=$(log_mark "$ep")
-  local p0 p1 tc0 tc1 cc0 cc1; p0=$(proxy_cpu_ns "$ep") tc0=$(target_cpu_ns)
-  cc0=$(client_cpu_ns)
-  log "concurrency $(epname "$ep")${tag#"$ep"}: $n idle interactive sessions ($cmd_shown)"
-  "$HOLD" "$d" "$n" "$CONC_TIMEOUT" "$CONC_HOLD_MAX" "$CONC_CLOSE_WAIT" "$CONC_STALL" -- "${ARGV[@]}" > "$d/driver.log" 2>&1 &
-  DRIVER_PID=$!
-  local deadline=$((${EPOCHREALTIME%.*} + CONC_TIMEOUT + 30))
-  while [[ ! -e $d/up ]] && kill -0 "$DRIVER_PID" 2> /dev/null && ((${EPOCHREALTIME%.*} < deadline)); do sleep 0.1; done
-  p1=$(proxy_cpu_ns "$ep") tc1=$(target_cpu_ns)
-  sleep 1 # let the proxy settle
-  local t_sample=$EPOCHREALTIME
-  mem_fields "$root"; local rss=$MRSS pss=$MPSS nprocs=$MNP
-  local conns; conns=$(ss -Htn state established "( sport = :$(ep_port "$ep") )" 2> /dev/null | wc -l)
-  : > "$d/release"
-  wait "$DRIVER_PID" 2> /dev/null || true
-  DRIVER_PID=
-  cc1=$(client_cpu_ns) # the driver and every ssh client it reaped, whole test
-  sleep "$CONC_SETTLE"
-  mem_fields "$root"; local arss=$MRSS
-  local hwm=0; [[ $ep == bastion* ]] && hwm=$(vm_hwm "$root") # VmHWM: the peak since the start
-  [[ -f $d/times ]] || { log "$(epname "$ep"): session driver failed: $(tail -c 300 "$d/driver.log")"; return 0; }
-  local t0 t_launched t_up t_rel t_closed
-  read -r t0 t_launched t_up t_rel t_closed < "$d/times"
-  awk -F'\t' '{ printf "%.6f\n", $3 - $2 }' "$d/ready.tsv" > "$d/setup_each.txt"
-  local nready; nready=$(wc -l < "$d/ready.tsv")
-  local t_all; t_all=$(awk -F'\t' -v t0="$t0" 'BEGIN { m = "" } { x = $3 - t0; if (m == "" || x > m) m = x } END { if (m != "") printf "%.2f", m }' "$d/ready.tsv")
-  # ended before the release / nonzero exit (not counting forced ends) / forced at the end / open at the sample
-  local early fails forced open
-  early=$(awk -F'\t' -v t="$t_rel" '$2 != "lost" && $3 > 0 && $3 < t' "$d/exit.tsv" | wc -l)
-  fails=$(awk -F'\t' '$2 != "0" && $4 != "forced"' "$d/exit.tsv" | wc -l)
-  forced=$(awk -F'\t' '$4 == "forced" || $2 == "lost"' "$d/exit.tsv" | wc -l)
-  open=$(awk -F'\t' -v ts="$t_sample" 'NR == FNR { if ($2 == "lost" || $3 == 0 || $3 > ts) alive[$1] = 1; next } alive[$1]' "$d/exit.tsv" "$d/ready.tsv" | wc -l)
-  local each_med each_max
-  read -r each_med _ _ each_max _ < <(stats "$d/setup_each.txt")
-  # client-side errors, grouped (digits as N)
-  cat "$d"/err.* 2> /dev/null | tr -d '\r' | sed 's/[0-9]\{1,\}/N/g' | sort | uniq -c | sort -rn | head -n 8 > "$d/client_errors.txt" || true
-  log_since "$ep" "$lmark" > "$d/proxy.log"
-  log_problems < "$d/proxy.log" > "$d/proxy_problems.log"
-  local nprob; nprob=$(wc -l < "$d/proxy_problems.log")
-  local close_s; close_s=$(awk -v a="$t_rel" -v b="$t_closed" 'BEGIN { printf "%.2f", b - a }')
-  local nclosed; nclosed=$(awk -F'\t' -v t="$t_rel" -v c="$t_closed" '$2 != "lost" && $3 >= t && $3 <= c' "$d/exit.tsv" | wc -l)
-  res "conc.$tag.n" "$n"
-  res "conc.$tag.up" "$nready"
-  res "conc.$tag.open_at_sample" "$open"
-  res "conc.$tag.ended_early" "$early"
-  res "conc.$tag.rc_nonzero" "$fails"
-  res "conc.$tag.forced" "$forced"
-  res "conc.$tag.launch_s" "$(awk -v a="$t0" -v b="$t_launched" 'BEGIN { printf "%.2f", b - a }')"
-  res "conc.$tag.all_up_s" "${t_all:--}"
-  res "conc.$tag.setup_median_s" "$(fmt %.3f "$each_med")"
-  res "conc.$tag.setup_max_s" "$(fmt %.3f "$each_max")"
-  res "conc.$tag.rss_idle_kb" "$irss"
-  res "conc.$tag.rss_kb" "$rss"
-  res "conc.$tag.pss_kb" "$pss"
-  res "conc.$tag.rss_after_kb" "$arss"
-  res "conc.$tag.hwm_kb" "$hwm"
-  res "conc.$tag.delta_rss_per_session_kb" "$(awk -v a="$rss" -v b="$irss" -v n="$open" 'BEGIN { if (!n) print "-"; else printf "%.0f", (a - b) / n }')"
-  res "conc.$tag.delta_pss_per_session_kb" "$(awk -v a="$pss" -v b="$ipss" -v n="$open" 'BEGIN { if (!n) print "-"; else printf "%.0f", (a - b) / n }')"
-  res "conc.$tag.close_all_s" "$close_s"
-  res "conc.$tag.closed" "$nclosed"
-  res "conc.$tag.proxy_cpu_ms_per_session" "$(awk -v a="$p0" -v b="$p1" -v n="$n" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.1f", (b - a) / 1e6 / n }')"
-  res "conc.$tag.proxy_log_problems" "$nprob"
-  res "conc.$tag.target_cpu_ms_per_session" "$(awk -v a="$tc0" -v b="$tc1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / 1e6 / n }')"
-  res "conc.$tag.client_cpu_ms_per_session" "$(awk -v a="$cc0" -v b="$cc1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / 1e6 / n }')"
-  res "conc.$tag.procs" "$nprocs"
-  res "conc.$tag.conns" "$conns"
-  CONC_ROWS+=("$(awk -v e="$(epname "$ep")${tag#"$ep"}" -v ok="$nready" -v n="$n" -v op="$open" -v fl="$fails" -v ee="$early" -v fo="$forced" \
-    -v tl="$(awk -v a="$t0" -v b="$t_launched" 'BEGIN { print b - a }')" -v ta="${t_all:-nan}" -v em="$each_med" -v ex="$each_max" \
-    -v np="$nprocs" -v cn="$conns" -v rss="$rss" -v pss="$pss" -v irss="$irss" -v ipss="$ipss" -v arss="$arss" -v hwm="$hwm" \
-    -v tc="$close_s" -v nc="$nclosed" -v pc="$p0" -v pc1="$p1" -v np2="$nprob" -v t0c="$tc0" -v t1c="$tc1" -v c0c="$cc0" -v c1c="$cc1" 'BEGIN {
-      op1 = op ? op : 1
-      cpu = (pc == "" || pc1 == "") ? "-" : sprintf("%.1f", (pc1 - pc) / 1e6 / n)
-      printf "| %s | %d/%d (%d open at sample, %d ended early, %d exit!=0, %d never ended) | %.2f | %s | %.3f / %.3f | %s / %.1f / %.1f | %d procs, %d conns | %.1f | %.1f | %.0f | %.0f | %.1f (%+.1f) | %s | %.2f (%d/%d) | %d |",
-        e, ok, n, op, ee, fl, fo, tl, ta, em, ex, cpu, (t1c - t0c) / 1e6 / n, (c1c - c0c) / 1e6 / n, np, cn, irss / 1024, rss / 1024, (rss - irss) / op1, (pss - ipss) / op1,
-        arss / 1024, (arss - irss) / 1024, (hwm ? sprintf("%.1f", hwm / 1024) : "-"), tc, nc, n, np2 }')")
-  if [[ -s $d/client_errors.txt ]]; then
-    CONC_NOTES+=("- $(epname "$ep")${tag#"$ep"} client errors (count, message with digits as N): $(awk '{ $1 = $1; printf "%s%s", (NR > 1 ? "; " : ""), $0 }' "$d/client_errors.txt")")
-  fi
-  if ((nprob)); then
-    CONC_NOTES+=("- $(epname "$ep")${tag#"$ep"} log: $nprob ERROR/WARN lines during the test; most frequent: $(sed -E 's/^[^ ]+ +//; s/[0-9a-f-]{20,}/X/g; s/[0-9]+/N/g' "$d/proxy_problems.log" | sort | uniq -c | sort -rn | head -n 3 | awk '{ $1 = $1; printf "%s%s", (NR > 1 ? " | " : ""), $0 }')")
-  fi
-}
-
-if has_section concurrency; then
-  CONC_ROWS=() CONC_NOTES=()
-  for ep in $CONC_ENDPOINTS; do
-    [[ " ${ENDPOINTS[*]} " == *" $ep "* ]] || continue
-    conc "$ep"
-  done
-  out "## Concurrency: idle interactive sessions (\`ssh -tt ... target\`, a shell on the target) opened at once and held"
-  out ""
-  out "All N clients start together from one driver process (tools/hold-sessions.pl); a session is up when the target shell has answered \`echo RE\"\"ADY\`; after the memory sample each gets \`exit\`. Memory of the proxy's process tree (listener + descendants): before (idle), 1 s after the last session came up, and $CONC_SETTLE s after all closed. Δ/session = (with N − idle) / sessions open at the sample. Peak = the bastion's VmHWM. CPU per session started: the proxy's and the target sshd's from the start until all were up, the clients' (ssh processes and the driver) over the whole test. *never ended* = clients still connected when the driver gave up waiting (${CONC_CLOSE_WAIT}s after the release, or ${CONC_STALL}s without progress), then killed."
-  out ""
-  out "| endpoint | up | launch s | all up s | per-session setup median / max s | CPU ms/session: proxy / target sshd / clients | proxy tree | idle RSS MiB | RSS with N MiB | ΔRSS/session kB | ΔPSS/session kB | RSS after close MiB (vs idle) | peak RSS MiB | close all s (closed) | proxy log ERROR/WARN |"
-  out "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for r in "${CONC_ROWS[@]}"; do out "$r"; done
-  out ""
-  for r in "${CONC_NOTES[@]}"; do out "$r"; done
-  ((${#CONC_NOTES[@]})) && out ""
-fi
+# idle interactive sessions held at once: concurrency.sh (sourced; uses the helpers above)
+# shellcheck source=concurrency.sh
+. "$HERE/concurrency.sh"
 
 # ---- close check -------------------------------------------------------------
 # CLOSE_RUNS large recorded transfers in a row through one endpoint; each must

@@ -69,6 +69,7 @@ TARGET_PORT='$TARGET_PORT'
 JUMP_PORT='$JUMP_PORT'
 SSHD_BIN='$SSHD_BIN'
 SSHD_MAX_STARTUPS='$SSHD_MAX_STARTUPS'
+EXTRA_TARGET_PORTS='$EXTRA_TARGET_PORTS'
 EOF
 
 # ---- 3. local user -----------------------------------------------------------
@@ -170,10 +171,21 @@ EOF
 changed_target=0 changed_jump=0
 if target_conf | write_if_changed "$ETC/sshd_target.conf"; then changed_target=1; fi
 if jump_conf | write_if_changed "$ETC/sshd_jump.conf"; then changed_jump=1; fi
+# Further targets: the same sshd as "target" on their own port, pid file and log.
+declare -A changed_extra=()
+for name in $(target_names); do
+  [[ $name == target ]] && continue
+  changed_extra[$name]=0
+  target_conf | sed -e "s|^Port .*|Port $(target_port "$name")|" -e "s|^PidFile .*|PidFile $RUN/$name.pid|" \
+    -e "s|private sshd \"target\"|private sshd \"$name\"|" | write_if_changed "$ETC/sshd_$name.conf" && changed_extra[$name]=1
+done
 
 {
   printf '[%s]:%s %s\n' "$BIND_ADDR" "$TARGET_PORT" "$(cut -d' ' -f1,2 "$K/target_host_ed25519.pub")"
   printf '[%s]:%s %s\n' "$BIND_ADDR" "$JUMP_PORT" "$(cut -d' ' -f1,2 "$K/jump_host_ed25519.pub")"
+  for p in $EXTRA_TARGET_PORTS; do
+    printf '[%s]:%s %s\n' "$BIND_ADDR" "$p" "$(cut -d' ' -f1,2 "$K/target_host_ed25519.pub")"
+  done
 } | write_if_changed "$ETC/known_hosts" || true
 touch "$ETC/known_hosts.bastion"
 
@@ -268,6 +280,10 @@ start_sshd jump "$JUMP_PORT" "$changed_jump"
 # exact CPU accounting for each instance and its connection processes
 cg_attach target "$(cat "$RUN/target.pid")"
 cg_attach jump "$(cat "$RUN/jump.pid")"
+for name in "${!changed_extra[@]}"; do
+  start_sshd "$name" "$(target_port "$name")" "${changed_extra[$name]}"
+  cg_attach "$name" "$(cat "$RUN/$name.pid")"
+done
 
 # ---- 7. verify authentication ------------------------------------------------
 log "verifying authentication (valid cert accepted; expired / wrong principal / no cert refused)"
@@ -284,6 +300,7 @@ BENCH_DIR=$BENCH_DIR
 user:   $BENCH_USER
 target: sshd on $BIND_ADDR:$TARGET_PORT pid $(cat "$RUN/target.pid")
 jump:   sshd on $BIND_ADDR:$JUMP_PORT pid $(cat "$RUN/jump.pid")
+$(for name in $(target_names); do [[ $name == target ]] || echo "$name: sshd on $BIND_ADDR:$(target_port "$name") pid $(cat "$RUN/$name.pid")"; done)
 client: ssh -F $SSH_CFG target true
         ssh -F $SSH_CFG -J jump target true
 next:   BENCH_DIR=$BENCH_DIR ./measure.sh (add BASTION_PORT=... for the bastion)

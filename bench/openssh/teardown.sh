@@ -45,7 +45,13 @@ for pidfile in "$RUN"/gatehouse-*.pid; do
   sleep 0.2
   cg_remove "$name"
 done
-for spec in "jump:$ETC/sshd_jump.conf" "target:$ETC/sshd_target.conf"; do
+# every target sshd setup.sh configured (target, target2, ...), whatever this run's count
+specs=("jump:$ETC/sshd_jump.conf")
+for cfg in "$ETC"/sshd_target*.conf; do
+  name=${cfg##*/sshd_} name=${name%.conf}
+  specs+=("$name:$cfg")
+done
+for spec in "${specs[@]}"; do
   name=${spec%%:*} cfg=${spec#*:}
   pidfile=$RUN/$name.pid
   if pid=$(pid_is_ours "$pidfile" "$cfg"); then
