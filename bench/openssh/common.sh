@@ -119,7 +119,7 @@ RAMP_KB_BASTION=${RAMP_KB_BASTION:-130}        # Gatehouse (its idle-session fig
 RAMP_KB_CLIENT_OPENSSH=${RAMP_KB_CLIENT_OPENSSH:-1500} # one ssh -tt client
 RAMP_KB_CLIENT_RUSSH=${RAMP_KB_CLIENT_RUSSH:-80}       # one session of benches/sessions.rs
 RAMP_RESERVE_MB=${RAMP_RESERVE_MB:-2048}       # left for everything else on the machine
-RAMP_FDS_BASTION=${RAMP_FDS_BASTION:-4}        # Gatehouse's open files per session (client, target, recording, spare)
+RAMP_FDS_BASTION=${RAMP_FDS_BASTION:-3}        # Gatehouse's open files per session (client, target, recording)
 # ramp_fits N CLIENT(openssh|russh) BASTION_NOFILE -> 0 when N sessions fit in the memory
 # available now, the process table and the bastion's open-file limit; prints the arithmetic.
 ramp_fits() {

@@ -224,5 +224,5 @@ if has_section concurrency; then
     out ""
   fi
   for r in "${CONC_NOTES[@]}"; do out "$r"; done
-  ((${#CONC_NOTES[@]})) && out ""
+  if ((${#CONC_NOTES[@]})); then out ""; fi
 fi
