@@ -45,7 +45,9 @@ SECTIONS=${SECTIONS:-auth latency throughput concurrency close}
 # right before the ramp, with the memory available then).
 if [[ " $SECTIONS " == *" concurrency "* ]]; then
   # shellcheck source=openssh/common.sh
-  fit=$(. "$O/common.sh" && ramp_fits "$SESSIONS" "$CONC_CLIENT" "$(ulimit -Hn)") ||
+  hard=$(ulimit -Hn)
+  [[ $hard == unlimited || $hard -gt $NOFILE ]] && hard=$NOFILE # what gh_start gives Gatehouse
+  fit=$(. "$O/common.sh" && ramp_fits "$SESSIONS" "$CONC_CLIENT" "$hard") ||
     die "SESSIONS=$SESSIONS does not fit on this machine:
 $fit"
   log "ramp of $SESSIONS sessions ($CONC_CLIENT clients, $TARGETS target sshd(s)) fits: $(tr '\n' ';' <<< "$fit")"

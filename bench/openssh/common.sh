@@ -114,14 +114,15 @@ target_port() {
 # ---- will a ramp fit? ----------------------------------------------------------
 # Per-session costs measured on the development machine (OpenSSH 9.2, 2026-12-03), in kB of
 # PSS, and what each session holds. Override to redo the arithmetic for another machine.
-RAMP_KB_TARGET=${RAMP_KB_TARGET:-2300}         # target side: sshd monitor + sshd user child + sh
-RAMP_KB_BASTION=${RAMP_KB_BASTION:-130}        # Gatehouse (its idle-session figure, rounded up)
-RAMP_KB_CLIENT_OPENSSH=${RAMP_KB_CLIENT_OPENSSH:-1500} # one ssh -tt client
-RAMP_KB_CLIENT_RUSSH=${RAMP_KB_CLIENT_RUSSH:-80}       # one session of benches/sessions.rs
+RAMP_KB_TARGET=${RAMP_KB_TARGET:-2100}         # target side: sshd monitor + sshd user child + sh (measured 1970-2000)
+RAMP_KB_BASTION=${RAMP_KB_BASTION:-140}        # Gatehouse (measured 138 at 4,095 sessions, 162 at 1,000)
+RAMP_KB_CLIENT_OPENSSH=${RAMP_KB_CLIENT_OPENSSH:-1500} # one ssh -tt client (measured 1390)
+RAMP_KB_CLIENT_RUSSH=${RAMP_KB_CLIENT_RUSSH:-80}       # one session of benches/sessions.rs (measured 76)
 RAMP_RESERVE_MB=${RAMP_RESERVE_MB:-2048}       # left for everything else on the machine
 RAMP_FDS_BASTION=${RAMP_FDS_BASTION:-3}        # Gatehouse's open files per session (client, target, recording)
 # ramp_fits N CLIENT(openssh|russh) BASTION_NOFILE -> 0 when N sessions fit in the memory
-# available now, the process table and the bastion's open-file limit; prints the arithmetic.
+# available now, the process table, the ptys and the bastion's open-file limit; prints the
+# arithmetic.
 ramp_fits() {
   local n=$1 client=$2 nofile=$3 avail ckb need pidmax procs nproc_need fd_need ok=0
   avail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
@@ -136,6 +137,12 @@ ramp_fits() {
   printf 'processes: %d sessions x %d (sshd monitor, sshd user child, sh%s) + %d running = %d; kernel.pid_max %d\n' \
     "$n" "$((nproc_need / n))" "$([[ $client == openssh ]] && echo ', ssh client')" "$procs" "$((nproc_need + procs))" "$pidmax"
   ((nproc_need + procs < pidmax)) || ok=1
+  # every session's shell on a target holds a pty (kernel.pty.max, 4096 by default)
+  local ptymax ptynr
+  ptymax=$(cat /proc/sys/kernel/pty/max) ptynr=$(cat /proc/sys/kernel/pty/nr)
+  printf 'ptys: %d sessions + %d in use = %d; kernel.pty.max %d%s\n' "$n" "$ptynr" "$((n + ptynr))" "$ptymax" \
+    "$( ((n + ptynr <= ptymax)) || echo " (raise it: sysctl -w kernel.pty.max=$(((n + ptynr) * 5 / 4)))")"
+  ((n + ptynr <= ptymax)) || ok=1
   fd_need=$((n * RAMP_FDS_BASTION + 256))
   printf 'open files: %d sessions x %d + 256 = %d; Gatehouse may open %d\n' "$n" "$RAMP_FDS_BASTION" "$fd_need" "$nofile"
   ((fd_need <= nofile)) || ok=1
