@@ -237,12 +237,7 @@ async fn start(shared: &Shared, target: &str) -> Result<Up, Failure> {
         host: shared.host.clone(),
         disconnect: disconnect.clone(),
     };
-    let said = || {
-        disconnect
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    };
+    let said = || disconnect.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut handle = client::connect(shared.config.clone(), (a.addr.as_str(), a.port), handler)
         .await
         .map_err(|e| match e {
@@ -264,10 +259,7 @@ async fn start(shared: &Shared, target: &str) -> Result<Up, Failure> {
         .await
         .map_err(ssh)?;
     channel.exec(true, target.as_bytes()).await.map_err(ssh)?;
-    channel
-        .data(&b"echo RE\"\"ADY\n"[..])
-        .await
-        .map_err(ssh)?;
+    channel.data(&b"echo RE\"\"ADY\n"[..]).await.map_err(ssh)?;
     let mut replies = ["pty", "exec"].into_iter();
     let mut output = Vec::new();
     let mut status = String::from("none");
@@ -366,10 +358,7 @@ async fn session(shared: Arc<Shared>, i: usize) -> Record {
         // Ended before the release: counted as an early end by the caller.
         rec.end = now();
         rec.status = Some(status.unwrap_or_else(|| "255".into()));
-        rec.failure = Some((
-            "held",
-            "the session ended before the release".to_string(),
-        ));
+        rec.failure = Some(("held", "the session ended before the release".to_string()));
         return rec;
     }
 

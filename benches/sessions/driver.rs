@@ -30,7 +30,8 @@ fn host_key(path: &Path) -> Result<PublicKey, RunError> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .ok_or_else(|| RunError::Key(path.display().to_string(), "no key line".into()))?;
-    PublicKey::from_openssh(line).map_err(|e| RunError::Key(path.display().to_string(), e.to_string()))
+    PublicKey::from_openssh(line)
+        .map_err(|e| RunError::Key(path.display().to_string(), e.to_string()))
 }
 
 /// Sets `flag` at SIGUSR1, SIGTERM or SIGINT: release the sessions now.
@@ -79,7 +80,14 @@ async fn launch(shared: Arc<Shared>) -> (Vec<JoinHandle<Record>>, f64) {
 pub(crate) async fn run(args: Args) -> Result<(), RunError> {
     let dir = args.dir.clone();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    for f in ["up", "release", "times", "ready.tsv", "exit.tsv", "errors.tsv"] {
+    for f in [
+        "up",
+        "release",
+        "times",
+        "ready.tsv",
+        "exit.tsv",
+        "errors.tsv",
+    ] {
         let p = dir.join(f);
         if p.exists() {
             std::fs::remove_file(&p).map_err(io(&p))?;
@@ -177,11 +185,7 @@ pub(crate) async fn run(args: Args) -> Result<(), RunError> {
         records.push(rec);
     }
     let t_closed = now();
-    write_results(
-        &dir,
-        &records,
-        [t0, t_launched, t_up, t_release, t_closed],
-    )?;
+    write_results(&dir, &records, [t0, t_launched, t_up, t_release, t_closed])?;
     eprintln!("{}", summary(&records, t_release, t_closed));
     Ok(())
 }
