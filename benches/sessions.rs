@@ -469,7 +469,7 @@ fn check(a: &Args) -> Result<(), String> {
         ("--hold-max", a.hold_max),
         ("--close-wait", a.close_wait),
     ] {
-        if !v.is_finite() || v < 0.0 || v > 86_400.0 {
+        if !(0.0..=86_400.0).contains(&v) {
             return Err(format!("{name} must be between 0 and 86400 s"));
         }
     }
