@@ -36,6 +36,10 @@ use russh::client;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use tokio::sync::{Semaphore, watch};
 
+#[path = "sessions/driver.rs"]
+mod driver;
+use driver::run;
+
 /// Command line: where the bastion is, who logs in, how many sessions and how fast.
 #[derive(Parser, Debug)]
 #[command(about = "Open N idle interactive sessions through a bastion, hold them, close them")]
@@ -93,25 +97,34 @@ struct Args {
     bench: bool,
 }
 
-/// Why a session did not come up, or ended before it was released.
+/// Why a session did not come up, or ended before it was released: the reason in errors.tsv.
 #[derive(Debug, thiserror::Error)]
 enum Failure {
+    /// TCP or key exchange failed, or the bastion disconnected (with its reason).
     #[error("connect: {0}")]
     Connect(String),
+    /// The bastion offered another host key than the one pinned.
     #[error("the bastion's host key is not the one given")]
     HostKey,
+    /// The bastion refused the user's key.
     #[error("login refused for {0}")]
     LoginRefused(String),
+    /// The bastion answered the pty or exec request with a failure.
     #[error("the bastion refused the {0} request")]
     Refused(&'static str),
+    /// The channel closed before READY: what the session printed last says why.
     #[error("ended before READY (exit {status}): {output}")]
     EndedEarly { status: String, output: String },
+    /// No READY within the session's start bound.
     #[error("no READY within {0:?}")]
     Timeout(Duration),
+    /// Still starting when the ramp ended (timed out or stalled).
     #[error("given up: the ramp ended before READY")]
     GivenUp,
+    /// Still waiting for a place to start when the ramp ended.
     #[error("not started: the ramp ended first")]
     NotStarted,
+    /// Anything else on the wire.
     #[error("ssh: {0}")]
     Ssh(String),
 }
@@ -475,7 +488,3 @@ fn check(a: &Args) -> Result<(), String> {
     }
     Ok(())
 }
-
-#[path = "sessions/driver.rs"]
-mod driver;
-use driver::run;
