@@ -385,7 +385,7 @@ impl GrantStore for PgStore {
 
     async fn revision(&self) -> Result<i64, GrantError> {
         sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
-            .fetch_one(self.pool())
+            .fetch_one(self.watch_pool())
             .await
             .map_err(db)
     }
@@ -405,7 +405,7 @@ impl GrantStore for PgStore {
              ORDER BY id",
         )
         .bind(since)
-        .fetch_all(self.pool())
+        .fetch_all(self.watch_pool())
         .await
         .map_err(db)?;
         rows.iter().map(status_from_row).collect()

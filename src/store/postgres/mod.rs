@@ -79,6 +79,8 @@ const SESSION_SETTINGS: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The grant watch's own connection (see [`PgStore::watch_pool`]).
+    watch: PgPool,
     /// How to connect, for the listener of grant changes and the monitor's diagnosis.
     options: PgConnectOptions,
     /// The URL without its password, for logs.
@@ -108,8 +110,14 @@ impl PgStore {
             .acquire_slow_threshold(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await?;
+        let watch = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(true)
+            .connect_lazy_with(options.clone());
         let store = PgStore {
             pool,
+            watch,
             shown: shown(&options),
             options,
             health: Arc::default(),
@@ -123,6 +131,15 @@ impl PgStore {
     /// The connection pool, for the store's own modules' queries.
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The connection the grant watch confirms its view with (the revision and the grants
+    /// changed since), outside [`PgStore::pool`]: a burst of session starts holding every
+    /// pooled connection would otherwise time the confirmation out, and after
+    /// `[cluster] lost_grace` the node would take a busy pool for a lost database and close
+    /// every running session.
+    pub(crate) fn watch_pool(&self) -> &PgPool {
+        &self.watch
     }
 
     /// Waits for this process's turn to write grants. The advisory lock already makes grant

@@ -335,7 +335,7 @@ impl GrantStore for SqliteStore {
 
     async fn revision(&self) -> Result<i64, GrantError> {
         sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
-            .fetch_one(self.pool())
+            .fetch_one(self.watch_pool())
             .await
             .map_err(db)
     }
@@ -354,7 +354,7 @@ impl GrantStore for SqliteStore {
             "SELECT id, state, expires_at, ended_by, end_reason FROM grants WHERE rev > ?",
         )
         .bind(since)
-        .fetch_all(self.pool())
+        .fetch_all(self.watch_pool())
         .await
         .map_err(db)?;
         rows.iter()

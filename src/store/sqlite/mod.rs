@@ -60,6 +60,8 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    /// The grant watch's own connection (see [`SqliteStore::watch_pool`]).
+    watch: SqlitePool,
     path: PathBuf,
     /// Device and inode of the file opened, so a file deleted or replaced under the running
     /// bastion is noticed (its connections would go on writing to the unlinked file).
@@ -122,10 +124,14 @@ impl SqliteStore {
         let writer = pool_options(1, &health)
             .connect_with(options.clone())
             .await?;
+        let watch = pool_options(1, &health)
+            .connect_with(options.clone())
+            .await?;
         let pool = pool_options(8, &health).connect_with(options).await?;
         let store = SqliteStore {
             pool,
             writer,
+            watch,
             path: path.to_owned(),
             identity: FileId::of(path).ok(),
             health,
@@ -160,6 +166,15 @@ impl SqliteStore {
     /// The read-only connections, for the store's own modules' queries.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The connection the grant watch confirms its view with (the revision and the grants
+    /// changed since). It is its own, outside [`SqliteStore::pool`]: a flood of logins queued
+    /// for the read connections on a starved machine would otherwise keep the confirmation
+    /// waiting past `[cluster] lost_grace`, and the bastion would take a busy store for a lost
+    /// one and close every running session.
+    pub fn watch_pool(&self) -> &SqlitePool {
+        &self.watch
     }
 
     /// The one connection that writes, for every statement or transaction that changes
@@ -320,5 +335,36 @@ mod tests {
         }
         store.probe_write().await.unwrap();
         store.probe_write().await.unwrap();
+    }
+
+    /// A login flood holding every read connection (as 1,000 logins at once on a starved
+    /// machine did, for over 10 s) must not keep the grant watch from confirming its view.
+    #[tokio::test]
+    async fn the_grant_watch_is_answered_while_every_read_connection_is_taken() {
+        use std::time::Duration;
+
+        use crate::grants::store::GrantStore;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(store.pool().acquire().await.unwrap());
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), store.pool().acquire())
+                .await
+                .is_err(),
+            "the read pool should be exhausted for this test to mean anything"
+        );
+        let confirmed = tokio::time::timeout(Duration::from_secs(2), async {
+            let rev = store.revision().await?;
+            store.changed_since(rev).await
+        })
+        .await
+        .expect("the watch waited behind the read pool")
+        .unwrap();
+        assert!(confirmed.is_empty());
+        drop(held);
     }
 }
