@@ -488,7 +488,7 @@ fn window_changes_reach_the_target_and_the_recording() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/support/pty_session.py"
     ))
-    .arg("send:stty size\\n;;size:40x100;;send:stty size\\n;;send:exit\\n")
+    .arg("send:stty size\\n;;until:24 80;;size:40x100;;send:stty size\\n;;until:40 100;;send:exit\\n")
     .arg("--")
     .arg(ssh.get_program())
     .args(ssh.get_args());

@@ -2,7 +2,9 @@
 
 Usage: pty_session.py SCRIPT -- COMMAND...
 SCRIPT is a list of steps separated by ';;': 'send:TEXT' types TEXT (with \\n as Enter),
-'size:ROWSxCOLS' resizes the terminal (the kernel sends SIGWINCH), 'wait:SECONDS' pauses.
+'size:ROWSxCOLS' resizes the terminal (the kernel sends SIGWINCH), 'wait:SECONDS' pauses,
+'until:TEXT' waits (at most 30 s) until TEXT appears in what the command has printed so far,
+so a step that depends on an answer does not race it on a busy machine.
 Everything the command prints is copied to stdout; the exit code is the command's.
 """
 import fcntl
@@ -22,9 +24,11 @@ def main():
         os.execvp(command[0], command)
     out = bytearray()
 
-    def pump(seconds):
+    def pump(seconds, until=None):
         end = time.time() + seconds
         while True:
+            if until is not None and until in out:
+                return
             left = end - time.time()
             if left <= 0:
                 return
@@ -54,6 +58,8 @@ def main():
             pump(0.5)
         elif kind == "wait":
             pump(float(arg))
+        elif kind == "until":
+            pump(30.0, arg.encode())
     pump(5.0)
     _, status = os.waitpid(pid, 0)
     sys.stdout.buffer.write(bytes(out))
