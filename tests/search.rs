@@ -31,7 +31,9 @@ fn setup(config_extra: &str) -> Setup {
     world.gatehouse.start();
     let out = world.gatehouse.ssh(
         &alice,
-        &["request", "web-01", "--for", "1h", "--reason", "search", "tests"],
+        &[
+            "request", "web-01", "--for", "1h", "--reason", "search", "tests",
+        ],
     );
     assert_eq!(out.code(), 0, "{}", out.err());
     Setup { world, alice }
@@ -45,7 +47,11 @@ fn search(gh: &Gatehouse, text: &str) -> BTreeMap<String, (String, f64)> {
         Duration::from_secs(30),
     );
     if out.code() != 0 {
-        assert!(out.out().trim() == "[]", "search {text:?} failed: {}", out.err());
+        assert!(
+            out.out().trim() == "[]",
+            "search {text:?} failed: {}",
+            out.err()
+        );
         return BTreeMap::new();
     }
     let hits: Vec<serde_json::Value> = serde_json::from_str(&out.out()).unwrap();
@@ -112,14 +118,20 @@ fn finds_split_text_with_times(s: &Setup) -> String {
     let id = split_session(s);
     let (source, time) = &search(gh, "alpha-beta-omega")[&id];
     assert_eq!(source, "output");
-    assert!(*time < 1.5, "the match starts in the first output event: {time}");
+    assert!(
+        *time < 1.5,
+        "the match starts in the first output event: {time}"
+    );
     let (source, later) = &search(gh, "beta-omega")[&id];
     assert_eq!(source, "output");
     assert!(*later >= 1.5 && *later > *time, "{later}");
     let (source, typed) = &search(gh, "typed-needle-77")[&id];
     assert_eq!(source, "input");
     assert!(*typed < *time + 0.001, "typed before the output: {typed}");
-    assert!(search(gh, "alpha-typed").is_empty(), "output and input are apart");
+    assert!(
+        search(gh, "alpha-typed").is_empty(),
+        "output and input are apart"
+    );
     // A short needle cannot use trigrams and is still found.
     assert_eq!(search(gh, "42")[&id].0, "output");
     id
@@ -134,7 +146,11 @@ fn search_answers_from_the_index_on_sqlite_survives_kill_9_and_reindex_rebuilds_
     let mut running = s
         .world
         .gatehouse
-        .ssh_command(&s.alice, &[], &["web-01", "printf 'before-kill-\\067\\067\\n'; sleep 60"])
+        .ssh_command(
+            &s.alice,
+            &[],
+            &["web-01", "printf 'before-kill-\\067\\067\\n'; sleep 60"],
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -150,7 +166,11 @@ fn search_answers_from_the_index_on_sqlite_survives_kill_9_and_reindex_rebuilds_
     let _ = running.wait();
     let gh = &s.world.gatehouse;
     let killed = search(gh, "before-kill-77");
-    assert_eq!(killed.len(), 1, "found right after the kill, before any restart");
+    assert_eq!(
+        killed.len(),
+        1,
+        "found right after the kill, before any restart"
+    );
     assert_eq!(killed.values().next().unwrap().0, "output");
     assert!(search(gh, "alpha-beta-omega").contains_key(&id));
 
@@ -164,12 +184,23 @@ fn search_answers_from_the_index_on_sqlite_survives_kill_9_and_reindex_rebuilds_
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(gh.dir.join(format!("data/gatehouse.search.db{suffix}")));
     }
-    assert!(search(gh, "alpha-beta-omega").is_empty(), "the index is gone");
-    let reindex = run(gh.command(&["sessions", "reindex"]), b"", Duration::from_secs(60));
+    assert!(
+        search(gh, "alpha-beta-omega").is_empty(),
+        "the index is gone"
+    );
+    let reindex = run(
+        gh.command(&["sessions", "reindex"]),
+        b"",
+        Duration::from_secs(60),
+    );
     assert_eq!(reindex.code(), 0, "{}{}", reindex.out(), reindex.err());
     let after: Vec<_> = NEEDLES.iter().map(|n| search(gh, n)).collect();
     assert_eq!(after, before);
-    assert_eq!(after[4].len(), 1, "the killed session is in the rebuilt index");
+    assert_eq!(
+        after[4].len(),
+        1,
+        "the killed session is in the rebuilt index"
+    );
 }
 
 #[test]
@@ -181,9 +212,17 @@ fn search_answers_from_the_index_on_postgres_and_reindex_rebuilds_it() {
     s.world.gatehouse.stop(false);
     let gh = &s.world.gatehouse;
     let before: Vec<_> = NEEDLES.iter().map(|n| search(gh, n)).collect();
-    let reindex = run(gh.command(&["sessions", "reindex"]), b"", Duration::from_secs(60));
+    let reindex = run(
+        gh.command(&["sessions", "reindex"]),
+        b"",
+        Duration::from_secs(60),
+    );
     assert_eq!(reindex.code(), 0, "{}{}", reindex.out(), reindex.err());
-    assert!(reindex.out().contains("bytes of recording indexed"), "{}", reindex.out());
+    assert!(
+        reindex.out().contains("bytes of recording indexed"),
+        "{}",
+        reindex.out()
+    );
     let after: Vec<_> = NEEDLES.iter().map(|n| search(gh, n)).collect();
     assert_eq!(after, before);
     drop(pg);

@@ -159,7 +159,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // what has been queued so far is written before exit.
     store::sessions::settle_ends(std::time::Duration::from_secs(10)).await;
     let stopping = indexer.clone();
-    let _ = tokio::task::spawn_blocking(move || stopping.stop(std::time::Duration::from_secs(10))).await;
+    let _ = tokio::task::spawn_blocking(move || stopping.stop(std::time::Duration::from_secs(10)))
+        .await;
     membership.leave().await;
     bastion.events.flush();
     dispatcher.shutdown().await;
@@ -177,7 +178,9 @@ fn start_indexer(store: &store::Store, node: &str) -> crate::search::Indexer {
     tokio::spawn(async move {
         match crate::search::reindex::behind(&store, &node, started).await {
             Ok(behind) => queue.catch_up(behind),
-            Err(e) => warn!(error = %e, "cannot tell which recordings the text index is behind on; they are indexed at the next start"),
+            Err(e) => {
+                warn!(error = %e, "cannot tell which recordings the text index is behind on; they are indexed at the next start")
+            }
         }
     });
     indexer

@@ -291,18 +291,29 @@ async fn reindex(store: &Store, config: &Config, ids: &[String]) -> anyhow::Resu
             continue;
         };
         if s.ended_at.is_none() {
-            println!("session {}: still running; the bastion indexes it as it is written", s.id);
+            println!(
+                "session {}: still running; the bastion indexes it as it is written",
+                s.id
+            );
             continue;
         }
         match crate::search::reindex::rebuild(store, &s.id, Path::new(path)).await {
-            Ok(bytes) => println!("[{}/{total}] session {}: {bytes} bytes of recording indexed", i + 1, s.id),
+            Ok(bytes) => println!(
+                "[{}/{total}] session {}: {bytes} bytes of recording indexed",
+                i + 1,
+                s.id
+            ),
             Err(e) => {
                 failed = true;
                 eprintln!("session {}: {}", s.id, unreadable(s, config, &e));
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Search results: each session with where the text first appears.

@@ -27,7 +27,9 @@ pub struct EventTimes(pub Vec<(u32, i64)>);
 impl EventTimes {
     /// The time of the event whose text holds byte `offset` of the row.
     pub fn time_at(&self, offset: usize) -> Option<i64> {
-        let index = self.0.partition_point(|&(start, _)| start as usize <= offset);
+        let index = self
+            .0
+            .partition_point(|&(start, _)| start as usize <= offset);
         self.0.get(index.checked_sub(1)?).map(|&(_, time)| time)
     }
 

@@ -88,7 +88,9 @@ impl Indexer {
             .spawn(move || run(&for_thread))
             .ok();
         if thread.is_none() {
-            tracing::error!("the text index thread could not start; search will miss new sessions until a restart");
+            tracing::error!(
+                "the text index thread could not start; search will miss new sessions until a restart"
+            );
         }
         let indexer = Indexer {
             shared,
@@ -190,10 +192,7 @@ fn run(shared: &Shared) {
         if due || stopping {
             collect(&mut jobs, &mut pending);
             if !pending.rows.is_empty() || !pending.progress.is_empty() {
-                match shared
-                    .runtime
-                    .block_on(shared.store.index_commit(&pending))
-                {
+                match shared.runtime.block_on(shared.store.index_commit(&pending)) {
                     Ok(()) => {
                         pending = IndexBatch::default();
                         jobs.retain(|_, job| !job.complete);
@@ -254,10 +253,7 @@ fn resume(shared: &Shared, id: &str, tail: &mut Tail) -> SessionFeed {
     if tail.offset() == 0 {
         return SessionFeed::default();
     }
-    match shared
-        .runtime
-        .block_on(shared.store.index_last_rows(id))
-    {
+    match shared.runtime.block_on(shared.store.index_last_rows(id)) {
         Ok(rows) => SessionFeed::resume(&rows),
         Err(e) => {
             tracing::warn!(session = %id, error = %e, "the index's last rows could not be read; indexing goes on without overlap");

@@ -220,7 +220,9 @@ mod tests {
 
     #[test]
     fn gatehouse_lines_are_read_directly_and_others_through_json() {
-        let e = parse(br#"[1.250000, "o", "a\u001b[0m\"b\\"]"#).unwrap().unwrap();
+        let e = parse(br#"[1.250000, "o", "a\u001b[0m\"b\\"]"#)
+            .unwrap()
+            .unwrap();
         assert_eq!(e.time_us, 1_250_000);
         assert_eq!(e.code, "o");
         let mut text = String::new();

@@ -60,7 +60,8 @@ pub async fn search(
             );
         }
     }
-    let by_id: HashMap<&str, &SessionRecord> = sessions.iter().map(|s| (s.id.as_str(), s)).collect();
+    let by_id: HashMap<&str, &SessionRecord> =
+        sessions.iter().map(|s| (s.id.as_str(), s)).collect();
     let rest: Vec<String> = sessions
         .iter()
         .filter(|s| !hits.contains_key(&s.id))
@@ -100,7 +101,12 @@ pub async fn search(
             TextStream::Input => MatchSource::Input,
             TextStream::Marker => MatchSource::Marker,
         };
-        offer(&row.session_id, time as f64 / 1e6, row.stream.code() as u8, source);
+        offer(
+            &row.session_id,
+            time as f64 / 1e6,
+            row.stream.code() as u8,
+            source,
+        );
     }
     for hit in store.file_path_hits(needle).await? {
         let Some(s) = by_id.get(hit.session_id.as_str()) else {

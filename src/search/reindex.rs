@@ -25,7 +25,9 @@ pub async fn local_sessions(store: &Store, node: &str) -> Result<Vec<SessionReco
         .await?;
     sessions.retain(|s| {
         (s.node.is_empty() || s.node == node)
-            && s.recording.as_deref().is_some_and(|p| Path::new(p).exists())
+            && s.recording
+                .as_deref()
+                .is_some_and(|p| Path::new(p).exists())
     });
     sessions.reverse();
     Ok(sessions)

@@ -181,7 +181,10 @@ mod tests {
             (7, TextStream::Marker, MAX_SEQ),
             (1 << 38, TextStream::Input, 12),
         ] {
-            assert_eq!(split_key(row_key(no, stream, seq)).unwrap(), (no, stream, seq));
+            assert_eq!(
+                split_key(row_key(no, stream, seq)).unwrap(),
+                (no, stream, seq)
+            );
         }
         assert!(row_key(1, TextStream::Output, 5) < row_key(1, TextStream::Input, 0));
         assert!(row_key(1, TextStream::Marker, MAX_SEQ) < row_key(2, TextStream::Output, 0));

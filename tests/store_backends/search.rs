@@ -42,15 +42,39 @@ pub async fn rows_are_found_by_text_and_forgotten(store: &Store) {
     }
     // A row that grows is stored again under the same key.
     let first = IndexBatch {
-        rows: vec![row("s1", TextStream::Output, 0, "$ sudo rm", &[(0, 1_000_000)])],
+        rows: vec![row(
+            "s1",
+            TextStream::Output,
+            0,
+            "$ sudo rm",
+            &[(0, 1_000_000)],
+        )],
         progress: vec![progress("s1", 100, false)],
     };
     store.index_commit(&first).await.unwrap();
     let grown = IndexBatch {
         rows: vec![
-            row("s1", TextStream::Output, 0, "$ sudo rm -rf /var/lib", &[(0, 1_000_000), (9, 2_500_000)]),
-            row("s1", TextStream::Output, 1, "-rf /var/lib\nagain rm -rf /var/lib", &[(0, 2_500_000), (12, 9_000_000)]),
-            row("s1", TextStream::Input, 0, "sudo rm -rf /var/lib\r", &[(0, 500_000)]),
+            row(
+                "s1",
+                TextStream::Output,
+                0,
+                "$ sudo rm -rf /var/lib",
+                &[(0, 1_000_000), (9, 2_500_000)],
+            ),
+            row(
+                "s1",
+                TextStream::Output,
+                1,
+                "-rf /var/lib\nagain rm -rf /var/lib",
+                &[(0, 2_500_000), (12, 9_000_000)],
+            ),
+            row(
+                "s1",
+                TextStream::Input,
+                0,
+                "sudo rm -rf /var/lib\r",
+                &[(0, 500_000)],
+            ),
             row("s1", TextStream::Marker, 0, "run: id", &[(0, 7_000_000)]),
         ],
         progress: vec![progress("s1", 900, true)],
@@ -68,14 +92,37 @@ pub async fn rows_are_found_by_text_and_forgotten(store: &Store) {
     let mut found = store.index_first_rows("rm -rf /var", None).await.unwrap();
     found.sort_by_key(|r| (r.stream, r.seq));
     assert_eq!(found, vec![grown.rows[0].clone(), grown.rows[2].clone()]);
-    assert!(store.index_first_rows("RM -RF", None).await.unwrap().is_empty(), "case-sensitive");
-    assert!(store.index_first_rows("100%_x", None).await.unwrap().is_empty(), "no wildcards");
+    assert!(
+        store
+            .index_first_rows("RM -RF", None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "case-sensitive"
+    );
+    assert!(
+        store
+            .index_first_rows("100%_x", None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no wildcards"
+    );
     let again = store.index_first_rows("again", None).await.unwrap();
     assert_eq!(again, vec![grown.rows[1].clone()]);
     // Short needles are looked for row by row, in the sessions named.
-    let short = store.index_first_rows("id", Some(&["s1".to_owned()])).await.unwrap();
+    let short = store
+        .index_first_rows("id", Some(&["s1".to_owned()]))
+        .await
+        .unwrap();
     assert_eq!(short, vec![grown.rows[3].clone()]);
-    assert!(store.index_first_rows("id", Some(&["s2".to_owned()])).await.unwrap().is_empty());
+    assert!(
+        store
+            .index_first_rows("id", Some(&["s2".to_owned()]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The whole search: the command first, then the earliest of the streams, and file paths.
     store
@@ -93,22 +140,51 @@ pub async fn rows_are_found_by_text_and_forgotten(store: &Store) {
         .await
         .unwrap();
     let sessions = vec![s1.clone(), s2.clone()];
-    let hits = gatehouse::search::search(store, "/var/lib", &sessions).await.unwrap();
+    let hits = gatehouse::search::search(store, "/var/lib", &sessions)
+        .await
+        .unwrap();
     assert_eq!(hits["s1"].source, MatchSource::Input);
     assert_eq!(hits["s1"].time, 0.5);
     assert_eq!(hits["s2"].source, MatchSource::File);
     assert_eq!(hits["s2"].time, 3.5);
-    let hits = gatehouse::search::search(store, "-rf /var/lib\nagain", &sessions).await.unwrap();
-    assert_eq!((hits["s1"].source, hits["s1"].time), (MatchSource::Output, 2.5));
-    let hits = gatehouse::search::search(store, "upt", &sessions).await.unwrap();
+    let hits = gatehouse::search::search(store, "-rf /var/lib\nagain", &sessions)
+        .await
+        .unwrap();
+    assert_eq!(
+        (hits["s1"].source, hits["s1"].time),
+        (MatchSource::Output, 2.5)
+    );
+    let hits = gatehouse::search::search(store, "upt", &sessions)
+        .await
+        .unwrap();
     assert_eq!(hits["s1"].source, MatchSource::Command);
-    assert!(gatehouse::search::search(store, "", &sessions).await.is_err());
-    assert!(gatehouse::search::search(store, &"x".repeat(201), &sessions).await.is_err());
+    assert!(
+        gatehouse::search::search(store, "", &sessions)
+            .await
+            .is_err()
+    );
+    assert!(
+        gatehouse::search::search(store, &"x".repeat(201), &sessions)
+            .await
+            .is_err()
+    );
 
     store.index_forget(Some(&["s1".to_owned()])).await.unwrap();
-    assert!(store.index_first_rows("rm -rf", None).await.unwrap().is_empty());
+    assert!(
+        store
+            .index_first_rows("rm -rf", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.index_progress(None).await.unwrap().is_empty());
     store.index_commit(&first).await.unwrap();
     store.index_forget(None).await.unwrap();
-    assert!(store.index_first_rows("sudo", None).await.unwrap().is_empty());
+    assert!(
+        store
+            .index_first_rows("sudo", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -42,7 +42,9 @@ fn event_times_round_trip_and_answer_by_offset() {
 fn rows_overlap_so_any_needle_up_to_the_limit_is_in_one_row() {
     let mut chunker = StreamChunker::new(TextStream::Output);
     // 40 KiB in events of 1000 bytes, each a distinct run of digits.
-    let text: String = (0..40_000).map(|i| char::from(b'0' + (i % 7) as u8)).collect();
+    let text: String = (0..40_000)
+        .map(|i| char::from(b'0' + (i % 7) as u8))
+        .collect();
     for (i, piece) in text.as_bytes().chunks(1000).enumerate() {
         chunker.push(std::str::from_utf8(piece).unwrap(), i as i64 * 10);
     }
@@ -51,12 +53,21 @@ fn rows_overlap_so_any_needle_up_to_the_limit_is_in_one_row() {
     assert!(rows[0].after_gap && !rows[1].after_gap);
     let first = &rows[0].text;
     assert_eq!(first.len(), TARGET_BYTES);
-    assert_eq!(rows[1].text[..OVERLAP_BYTES], first[first.len() - OVERLAP_BYTES..]);
+    assert_eq!(
+        rows[1].text[..OVERLAP_BYTES],
+        first[first.len() - OVERLAP_BYTES..]
+    );
     // Every needle of the longest length is inside some row, at every position.
     let rebuilt: String = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| if i == 0 { &r.text[..] } else { &r.text[OVERLAP_BYTES..] })
+        .map(|(i, r)| {
+            if i == 0 {
+                &r.text[..]
+            } else {
+                &r.text[OVERLAP_BYTES..]
+            }
+        })
         .collect();
     assert_eq!(rebuilt, text);
     let len = crate::search::NEEDLE_MAX_BYTES;
@@ -83,7 +94,11 @@ fn rows_are_cut_on_character_boundaries() {
         assert!(row.text.len() <= TARGET_BYTES);
     }
     assert!(rows[1].text.len() - OVERLAP_BYTES < TARGET_BYTES);
-    assert!(rows[1].text.starts_with(|c| c == 'é' || c == '😀' || c == 'x'));
+    assert!(
+        rows[1]
+            .text
+            .starts_with(|c| c == 'é' || c == '😀' || c == 'x')
+    );
 }
 
 #[test]

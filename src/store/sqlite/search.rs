@@ -280,17 +280,19 @@ impl SearchIndex for SqliteStore {
             return Ok(());
         };
         for id in sessions {
-            let no: Option<i64> = sqlx::query_scalar("SELECT no FROM sessions WHERE session_id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let no: Option<i64> =
+                sqlx::query_scalar("SELECT no FROM sessions WHERE session_id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let Some(no) = no else { continue };
             let (from, to) = (no << (SEQ_BITS + 2), ((no + 1) << (SEQ_BITS + 2)) - 1);
-            let keys: Vec<i64> = sqlx::query_scalar("SELECT key FROM chunks WHERE key BETWEEN ? AND ?")
-                .bind(from)
-                .bind(to)
-                .fetch_all(&mut *tx)
-                .await?;
+            let keys: Vec<i64> =
+                sqlx::query_scalar("SELECT key FROM chunks WHERE key BETWEEN ? AND ?")
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&mut *tx)
+                    .await?;
             for key in keys {
                 sqlx::query("DELETE FROM chunks_fts WHERE rowid = ?")
                     .bind(key)
@@ -326,7 +328,10 @@ impl SearchIndex for SqliteStore {
         let wanted: std::collections::HashMap<i64, String> = match within {
             Some(ids) => {
                 let ids: std::collections::HashSet<&String> = ids.iter().collect();
-                sessions.into_iter().filter(|(_, id)| ids.contains(id)).collect()
+                sessions
+                    .into_iter()
+                    .filter(|(_, id)| ids.contains(id))
+                    .collect()
             }
             None => sessions.into_iter().collect(),
         };
