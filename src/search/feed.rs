@@ -75,10 +75,8 @@ impl SessionFeed {
     pub fn push(&mut self, event: &RawEvent<'_>) {
         match &*event.code {
             "o" => self.push_output(&event.escaped, event.time_us),
-            "i" => {
-                if self.decode(&event.escaped) {
-                    self.input.push(&self.scratch, event.time_us);
-                }
+            "i" if self.decode(&event.escaped) => {
+                self.input.push(&self.scratch, event.time_us);
             }
             "m" => {
                 if self.decode(&event.escaped) {

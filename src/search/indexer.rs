@@ -53,8 +53,11 @@ struct Shared {
     stop: AtomicBool,
     wake: (Mutex<bool>, std::sync::Condvar),
     /// Sessions waiting for catch-up, oldest first, and how many there were.
-    backlog: Mutex<(Vec<(String, PathBuf, u64)>, usize)>,
+    backlog: Mutex<(Vec<Behind>, usize)>,
 }
+
+/// A recording to catch up on: its session, file and the offset indexed so far.
+type Behind = (String, PathBuf, u64);
 
 /// The process's indexer; see the module documentation.
 #[derive(Clone)]
@@ -116,7 +119,7 @@ impl Indexer {
     }
 
     /// Queues recordings to index from the given offsets (the catch-up at start-up).
-    pub fn catch_up(&self, sessions: Vec<(String, PathBuf, u64)>) {
+    pub fn catch_up(&self, sessions: Vec<Behind>) {
         if sessions.is_empty() {
             return;
         }
@@ -226,6 +229,10 @@ fn step(shared: &Shared, id: &str, job: &mut Job) -> std::io::Result<bool> {
             // Read the writer's count before whether it is gone: a writer that drops its tap
             // has stored its final length first.
             let gone = Arc::strong_count(tap) == 1;
+            if gone {
+                // Pairs with the release of the writer's drop of its handle.
+                std::sync::atomic::fence(Ordering::Acquire);
+            }
             (tap.load(Ordering::Acquire), !gone)
         }
         None => (job.tail.file_len()?, false),
@@ -287,7 +294,7 @@ fn next_backlog(shared: &Shared, jobs: &mut HashMap<String, Job>) -> Option<Stri
             continue;
         }
         let done = backlog.1 - backlog.0.len();
-        if done % 100 == 0 || backlog.0.is_empty() {
+        if done.is_multiple_of(100) || backlog.0.is_empty() {
             tracing::info!(done, of = backlog.1, "catching up on the text index");
         }
         jobs.insert(

@@ -94,11 +94,7 @@ fn rows_are_cut_on_character_boundaries() {
         assert!(row.text.len() <= TARGET_BYTES);
     }
     assert!(rows[1].text.len() - OVERLAP_BYTES < TARGET_BYTES);
-    assert!(
-        rows[1]
-            .text
-            .starts_with(|c| c == 'é' || c == '😀' || c == 'x')
-    );
+    assert!(rows[1].text.starts_with(['é', '😀', 'x']));
 }
 
 #[test]
