@@ -5,6 +5,8 @@
 //! query's time.
 //!
 //! `CORPUS_GIB` sets the corpus size (default 0.05; `CORPUS_GIB=10` for the full figure);
+//! `CORPUS_KIND=yes` makes every session the text workload of `bench/run.sh` instead (`yes`
+//! of one line, in 32 KiB reads), to measure what indexing costs on that path;
 //! `CORPUS_DIR` where it is written (default: a temporary directory, removed at the end). It
 //! refuses to start when the disk has less than three times the corpus free.
 
@@ -99,6 +101,16 @@ const WORDS: &[&str] = &[
     "POST",
     "/api/v1/items",
 ];
+
+/// `yes 'the quick brown fox 0123456789'` read 32 KiB at a time, about `bytes` long.
+fn yes_text(bytes: usize) -> Vec<(bool, String)> {
+    let stream = "the quick brown fox 0123456789\n".repeat(bytes / 31 + 1);
+    stream
+        .as_bytes()
+        .chunks(32 * 1024)
+        .map(|c| (false, String::from_utf8_lossy(c).into_owned()))
+        .collect()
+}
 
 /// One session's worth of terminal output, about `bytes` long, with its typed commands.
 fn session_text(rng: &mut Rng, bytes: usize, rare: bool) -> Vec<(bool, String)> {
@@ -195,7 +207,12 @@ fn main() {
             },
         )
         .unwrap();
-        for (input, text) in session_text(&mut rng, session_bytes, i == sessions / 2) {
+        let events = if std::env::var("CORPUS_KIND").as_deref() == Ok("yes") {
+            yes_text(session_bytes)
+        } else {
+            session_text(&mut rng, session_bytes, i == sessions / 2)
+        };
+        for (input, text) in events {
             if input {
                 recorder.input(text.as_bytes()).unwrap();
             } else {
