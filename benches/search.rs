@@ -259,6 +259,7 @@ fn main() {
         .unwrap();
     let store: Arc<dyn gatehouse::store::Backend> = store;
     let (cpu, wall) = (cpu_seconds(), Instant::now());
+    let mut builder = gatehouse::search::segment::SegmentBuilder::default();
     for s in &records {
         let path = s.recording.as_deref().unwrap();
         runtime
@@ -266,10 +267,23 @@ fn main() {
                 &store,
                 &s.id,
                 Path::new(path),
+                &mut builder,
             ))
             .unwrap();
     }
+    runtime
+        .block_on(gatehouse::search::segment::seal(&store, &mut builder))
+        .unwrap();
     let cpu = cpu_seconds() - cpu;
+    let segments = runtime.block_on(store.index_segments()).unwrap();
+    println!(
+        "{} segments: {:?} MiB of text",
+        segments.len(),
+        segments
+            .iter()
+            .map(|s| s.text_bytes >> 20)
+            .collect::<Vec<_>>()
+    );
     let gib_recorded = recorded_bytes as f64 / (1u64 << 30) as f64;
     let index_bytes = runtime.block_on(store.index_bytes()).unwrap();
     println!(

@@ -182,6 +182,21 @@ fn start_indexer(store: &store::Store, node: &str) -> crate::search::Indexer {
                 warn!(error = %e, "cannot tell which recordings the text index is behind on; they are indexed at the next start")
             }
         }
+        // Final rows the last run committed but did not seal (a crash): they are found by
+        // their text meanwhile.
+        let unsealed = match crate::search::reindex::local_sessions(&store, &node).await {
+            Ok(sessions) => {
+                let ids: Vec<String> = sessions.into_iter().map(|s| s.id).collect();
+                store.index_unsealed(&ids).await
+            }
+            Err(e) => Err(e),
+        };
+        match unsealed {
+            Ok(rows) => queue.adopt(rows),
+            Err(e) => {
+                warn!(error = %e, "cannot read the text index's unsealed rows; they are searched by their text until the next start")
+            }
+        }
     });
     indexer
 }

@@ -285,6 +285,7 @@ async fn reindex(store: &Store, config: &Config, ids: &[String]) -> anyhow::Resu
     };
     let mut failed = false;
     let total = sessions.len();
+    let mut builder = crate::search::segment::SegmentBuilder::default();
     for (i, s) in sessions.iter().enumerate() {
         let Some(path) = &s.recording else {
             println!("session {}: not recorded; nothing to index", s.id);
@@ -297,7 +298,7 @@ async fn reindex(store: &Store, config: &Config, ids: &[String]) -> anyhow::Resu
             );
             continue;
         }
-        match crate::search::reindex::rebuild(store, &s.id, Path::new(path)).await {
+        match crate::search::reindex::rebuild(store, &s.id, Path::new(path), &mut builder).await {
             Ok(bytes) => println!(
                 "[{}/{total}] session {}: {bytes} bytes of recording indexed",
                 i + 1,
@@ -309,6 +310,10 @@ async fn reindex(store: &Store, config: &Config, ids: &[String]) -> anyhow::Resu
             }
         }
     }
+    // The rest is sealed, and every segment merged into one without the rows rebuilt or
+    // deleted since they were written.
+    crate::search::segment::seal(store, &mut builder).await?;
+    crate::search::segment::compact(store).await?;
     Ok(if failed {
         ExitCode::FAILURE
     } else {

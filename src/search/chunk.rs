@@ -66,7 +66,7 @@ impl EventTimes {
     }
 }
 
-fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn push_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -74,7 +74,7 @@ fn push_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+pub(crate) fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let mut value = 0u64;
     for (i, &byte) in bytes.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * i);
@@ -193,6 +193,17 @@ impl StreamChunker {
             into.push(self.row(session_id, self.gap_pending));
         }
         self.dirty = false;
+    }
+
+    /// The current row's seq: rows of the stream before it are final.
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Hands out the current row once more at the next [`StreamChunker::take_rows`] (the
+    /// session ended: the row is final, and the index is told so).
+    pub fn finish(&mut self) {
+        self.dirty = !self.text.is_empty();
     }
 
     /// Bytes held for the current row (for bounding memory).

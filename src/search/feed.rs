@@ -96,6 +96,24 @@ impl SessionFeed {
         self.marker.take_rows(session_id, into);
     }
 
+    /// The session ended: its current rows are final and are handed out once more.
+    pub fn finish(&mut self) {
+        self.output.finish();
+        self.input.finish();
+        self.marker.finish();
+    }
+
+    /// Whether a row taken from this feed is final: its stream has moved on to a later row.
+    /// (Once the session ended, every row is.)
+    pub fn is_final(&self, row: &ChunkRow) -> bool {
+        let current = match row.stream {
+            TextStream::Output => &self.output,
+            TextStream::Input => &self.input,
+            TextStream::Marker => &self.marker,
+        };
+        row.seq < current.seq()
+    }
+
     /// Bytes held in memory for this session (for bounding the indexer's memory).
     pub fn held_bytes(&self) -> usize {
         self.output.held_bytes()

@@ -8,6 +8,9 @@
 //! nothing is lost when the indexer falls behind: the file is the source and the index says how
 //! far it has got. The same reading serves the catch-up at start-up, after a crash, and
 //! `gatehouse sessions reindex`.
+//!
+//! Rows that are final go on to a [`SegmentBuilder`] once committed, which the indexer seals
+//! into a segment when it is big or old enough, and at shutdown ([`super::segment`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use super::feed::SessionFeed;
+use super::segment::{self, SegmentBuilder};
 use super::tail::Tail;
 use crate::store::Store;
 use crate::store::search::{IndexBatch, IndexProgress};
@@ -33,6 +37,9 @@ const READ_BUDGET: usize = 8 << 20;
 
 /// Rows held before a commit comes early.
 const BATCH_BYTES: usize = 16 << 20;
+
+/// Wait before sealing again after sealing failed.
+const SEAL_RETRY: Duration = Duration::from_secs(30);
 
 /// One recording the indexer reads.
 struct Job {
@@ -54,6 +61,8 @@ struct Shared {
     wake: (Mutex<bool>, std::sync::Condvar),
     /// Sessions waiting for catch-up, oldest first, and how many there were.
     backlog: Mutex<(Vec<Behind>, usize)>,
+    /// Final rows left unsealed by the last run, to seal.
+    adopted: Mutex<Vec<(i64, String)>>,
 }
 
 /// A recording to catch up on: its session, file and the offset indexed so far.
@@ -84,6 +93,7 @@ impl Indexer {
             stop: AtomicBool::new(false),
             wake: (Mutex::new(false), std::sync::Condvar::new()),
             backlog: Mutex::default(),
+            adopted: Mutex::default(),
         });
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
@@ -134,7 +144,17 @@ impl Indexer {
         self.wake();
     }
 
-    /// Commits what has been read and stops the thread, waiting at most `limit`.
+    /// Seals final rows a previous run left unsealed (read at start-up, see
+    /// [`crate::store::search::SearchIndex::index_unsealed`]).
+    pub fn adopt(&self, rows: Vec<(i64, String)>) {
+        if rows.is_empty() {
+            return;
+        }
+        lock(&self.shared.adopted).extend(rows);
+        self.wake();
+    }
+
+    /// Commits what has been read, seals it, and stops the thread, waiting at most `limit`.
     pub fn stop(&self, limit: Duration) {
         self.shared.stop.store(true, Ordering::Release);
         self.wake();
@@ -162,6 +182,10 @@ impl Indexer {
 fn run(shared: &Shared) {
     let mut jobs: HashMap<String, Job> = HashMap::new();
     let mut pending = IndexBatch::default();
+    // Whether each pending row is final.
+    let mut finals: Vec<bool> = Vec::new();
+    let mut builder = SegmentBuilder::default();
+    let mut seal_after = Instant::now();
     let mut last_commit = Instant::now();
     let mut catching_up: Option<String> = None;
     loop {
@@ -193,11 +217,17 @@ fn run(shared: &Shared) {
         }
         let due = last_commit.elapsed() >= COMMIT_EVERY || batch_bytes >= BATCH_BYTES;
         if due || stopping {
-            collect(&mut jobs, &mut pending);
+            collect(&mut jobs, &mut pending, &mut finals);
             if !pending.rows.is_empty() || !pending.progress.is_empty() {
                 match shared.runtime.block_on(shared.store.index_commit(&pending)) {
-                    Ok(()) => {
+                    Ok(keys) => {
+                        for ((row, key), &last) in pending.rows.iter().zip(keys).zip(&finals) {
+                            if last {
+                                builder.add(key, &row.text);
+                            }
+                        }
                         pending = IndexBatch::default();
+                        finals.clear();
                         jobs.retain(|_, job| !job.complete);
                     }
                     Err(e) => {
@@ -206,6 +236,19 @@ fn run(shared: &Shared) {
                 }
             }
             last_commit = Instant::now();
+        }
+        for (key, text) in lock(&shared.adopted).drain(..) {
+            builder.add(key, &text);
+        }
+        let sealing = builder.is_due() || (stopping && !builder.is_empty());
+        if sealing && (stopping || Instant::now() >= seal_after) {
+            if let Err(e) = shared
+                .runtime
+                .block_on(segment::seal(&shared.store, &mut builder))
+            {
+                tracing::warn!(error = %e, "the text index could not seal a segment; its rows are searched by their text until it can");
+                seal_after = Instant::now() + SEAL_RETRY;
+            }
         }
         if stopping {
             return;
@@ -269,11 +312,21 @@ fn resume(shared: &Shared, id: &str, tail: &mut Tail) -> SessionFeed {
     }
 }
 
-/// Takes the rows and progress of every job read since the last commit.
-fn collect(jobs: &mut HashMap<String, Job>, batch: &mut IndexBatch) {
+/// Takes the rows and progress of every job read since the last commit, and whether each row is
+/// final.
+fn collect(jobs: &mut HashMap<String, Job>, batch: &mut IndexBatch, finals: &mut Vec<bool>) {
     for (id, job) in jobs.iter_mut().filter(|(_, job)| job.dirty) {
         if let Some(feed) = job.feed.as_mut() {
+            if job.complete {
+                feed.finish();
+            }
+            let from = batch.rows.len();
             feed.take_rows(id, &mut batch.rows);
+            finals.extend(
+                batch.rows[from..]
+                    .iter()
+                    .map(|row| job.complete || feed.is_final(row)),
+            );
         }
         batch.progress.retain(|p| &p.session_id != id);
         batch.progress.push(IndexProgress {

@@ -11,14 +11,17 @@
 //! - [`feed`] turns a session's events into rows, leaving out repeated output lines;
 //! - [`lines`] and [`tail`] read a recording file's new lines for it;
 //! - [`indexer`] follows recordings being written and catches up on the others;
+//! - [`grams`] and [`segment`] index final rows by their byte trigrams, in segments;
 //! - [`query`] answers a search from the rows ([`crate::store::search`] stores them).
 
 pub mod chunk;
 pub mod feed;
+pub mod grams;
 pub mod indexer;
 pub mod lines;
 pub mod query;
 pub mod reindex;
+pub mod segment;
 pub mod tail;
 
 pub use indexer::Indexer;
@@ -28,6 +31,6 @@ pub use query::{SearchError, search};
 /// inside one row.
 pub const NEEDLE_MAX_BYTES: usize = 200;
 
-/// Shortest needle the trigram index can find, in characters; shorter ones are looked for row
-/// by row in the sessions searched.
-pub const NEEDLE_INDEXED_CHARS: usize = 3;
+/// Shortest needle the trigram index can find, in bytes; shorter ones are looked for row by row
+/// in the sessions searched.
+pub const NEEDLE_INDEXED_BYTES: usize = grams::GRAM_BYTES;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::chunk::EventTimes;
-use super::{NEEDLE_INDEXED_CHARS, NEEDLE_MAX_BYTES};
+use super::{NEEDLE_INDEXED_BYTES, NEEDLE_MAX_BYTES};
 use crate::recording::{MatchSource, TextMatch};
 use crate::store::search::TextStream;
 use crate::store::sessions::SessionRecord;
@@ -37,7 +37,7 @@ pub fn check_needle(needle: &str) -> Result<(), SearchError> {
 /// Whether a needle is too short for the trigram index (it is then looked for row by row in the
 /// sessions given, which takes longer over a large index).
 pub fn is_short(needle: &str) -> bool {
-    needle.chars().count() < NEEDLE_INDEXED_CHARS
+    needle.len() < NEEDLE_INDEXED_BYTES
 }
 
 /// The earliest hit of `needle` in each of `sessions` that has one: the command first, then the

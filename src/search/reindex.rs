@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::feed::SessionFeed;
+use super::segment::{self, SegmentBuilder};
 use super::tail::Tail;
 use crate::store::search::{IndexBatch, IndexProgress};
 use crate::store::sessions::{SessionFilter, SessionRecord};
@@ -63,9 +64,14 @@ pub async fn behind(
         .collect())
 }
 
-/// Forgets a session's rows and indexes its recording again from the start; returns the bytes
-/// read.
-pub async fn rebuild(store: &Store, session_id: &str, path: &Path) -> Result<u64, RebuildError> {
+/// Forgets a session's rows and indexes its recording again from the start, handing its final
+/// rows to `builder` (the caller seals it, see [`seal_due`]); returns the bytes read.
+pub async fn rebuild(
+    store: &Store,
+    session_id: &str,
+    path: &Path,
+    builder: &mut SegmentBuilder,
+) -> Result<u64, RebuildError> {
     store
         .index_forget(Some(std::slice::from_ref(&session_id.to_owned())))
         .await?;
@@ -76,17 +82,34 @@ pub async fn rebuild(store: &Store, session_id: &str, path: &Path) -> Result<u64
         let read = tail.read(limit, REBUILD_STEP, &mut feed)?;
         let done = read == 0 || tail.offset() >= limit;
         let mut batch = IndexBatch::default();
+        if done {
+            feed.finish();
+        }
         feed.take_rows(session_id, &mut batch.rows);
         batch.progress.push(IndexProgress {
             session_id: session_id.to_owned(),
             indexed_bytes: tail.offset(),
             complete: done,
         });
-        store.index_commit(&batch).await?;
+        let keys = store.index_commit(&batch).await?;
+        for (row, key) in batch.rows.iter().zip(keys) {
+            if done || feed.is_final(row) {
+                builder.add(key, &row.text);
+            }
+        }
+        seal_due(store, builder).await?;
         if done {
             return Ok(tail.offset());
         }
     }
+}
+
+/// Seals the builder if it is big or old enough.
+pub async fn seal_due(store: &Store, builder: &mut SegmentBuilder) -> Result<(), StoreError> {
+    if builder.is_due() {
+        segment::seal(store, builder).await?;
+    }
+    Ok(())
 }
 
 /// Why a session's rows could not be rebuilt.

@@ -12,6 +12,7 @@ pub mod nodes;
 pub mod outbox;
 mod postgres;
 pub mod retention;
+pub mod postings;
 pub mod search;
 pub mod sessions;
 mod sqlite;

@@ -8,6 +8,12 @@
 //! lies wholly inside one row. Next to the rows, each session's progress: how many bytes of
 //! its recording file are indexed, stored in the same transaction as the rows, so a crash loses
 //! at most the last second and the indexer resumes where the file and the index part.
+//!
+//! Rows whose text is final are indexed by trigram postings in segments
+//! ([`crate::search::segment`]): `gram -> ascending row keys`, per segment. A row not yet in a
+//! segment is *unsealed*: queries look for the needle in its text directly. A query intersects
+//! its grams' lists in each segment, then checks the candidates' text in key order, stopping
+//! each session's stream at its first real hit ([`crate::store::postings`]).
 
 use async_trait::async_trait;
 
@@ -100,11 +106,48 @@ pub struct FileHit {
     pub at_ms: i64,
 }
 
+/// A segment to write: what a [`crate::search::segment::SegmentBuilder`] holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentData {
+    /// The keys of its rows, ascending (marked sealed when it is written).
+    pub keys: Vec<i64>,
+    /// Each gram with the keys of the rows holding it, encoded by
+    /// [`crate::search::grams::encode_keys`], by ascending gram.
+    pub postings: Vec<(u32, Vec<u8>)>,
+    /// The rows' text, in bytes (for choosing what to merge).
+    pub text_bytes: u64,
+}
+
+/// A written segment, for choosing what to merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its number, unique across the nodes sharing the index.
+    pub seg: i64,
+    /// The text of its rows, in bytes.
+    pub text_bytes: u64,
+}
+
 /// The text index, whichever database holds it.
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
-    /// Stores rows and progress in one transaction.
-    async fn index_commit(&self, batch: &IndexBatch) -> Result<(), StoreError>;
+    /// Stores rows and progress in one transaction; the keys of the rows, in order. A row
+    /// stored again (it grew) is unsealed: its text is looked for directly until it is sealed
+    /// again.
+    async fn index_commit(&self, batch: &IndexBatch) -> Result<Vec<i64>, StoreError>;
+
+    /// The keys and text of the unsealed rows of the sessions named that are final (a later
+    /// row of their stream exists, or the session is wholly indexed), to seal after a restart.
+    async fn index_unsealed(&self, sessions: &[String]) -> Result<Vec<(i64, String)>, StoreError>;
+
+    /// Writes a segment's postings and marks its rows sealed, in one transaction; its number.
+    async fn index_seal(&self, segment: &SegmentData) -> Result<i64, StoreError>;
+
+    /// The segments written.
+    async fn index_segments(&self) -> Result<Vec<SegmentInfo>, StoreError>;
+
+    /// Merges segments into a new one in one transaction, leaving out the keys of rows that
+    /// are gone; its number, or `None` if one of them is gone already (another node merged it).
+    async fn index_merge(&self, segs: &[i64]) -> Result<Option<i64>, StoreError>;
 
     /// The progress of every session with any (`None`), or of the sessions named.
     async fn index_progress(
@@ -120,9 +163,9 @@ pub trait SearchIndex: Send + Sync {
     async fn index_forget(&self, sessions: Option<&[String]>) -> Result<(), StoreError>;
 
     /// For each session and stream, the first row (in stream order) whose text contains
-    /// `needle` exactly, with no other candidates read. A needle of fewer than three
-    /// characters cannot use the trigram index: it is looked for row by row, only in the
-    /// sessions named in `within` (every indexed session when `None`).
+    /// `needle` exactly, of the sessions named in `within` (every indexed session when
+    /// `None`). A needle of fewer than three bytes cannot use trigrams: it is looked for row by
+    /// row.
     async fn index_first_rows(
         &self,
         needle: &str,
@@ -132,7 +175,7 @@ pub trait SearchIndex: Send + Sync {
     /// For each file session, its earliest operation whose path or new name contains `needle`.
     async fn file_path_hits(&self, needle: &str) -> Result<Vec<FileHit>, StoreError>;
 
-    /// Bytes the index takes on disk (rows and their full-text index), for reports.
+    /// Bytes the index takes on disk (rows and their postings), for reports.
     async fn index_bytes(&self) -> Result<u64, StoreError>;
 }
 
@@ -156,20 +199,6 @@ pub fn split_key(key: i64) -> Result<(i64, TextStream, u32), StoreError> {
     Ok((key >> (SEQ_BITS + 2), stream, seq))
 }
 
-/// `needle` as a LIKE pattern matching any text containing it, with `\` as the escape.
-pub fn like_pattern(needle: &str) -> String {
-    let mut pattern = String::with_capacity(needle.len() + 2);
-    pattern.push('%');
-    for c in needle.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,10 +217,5 @@ mod tests {
         }
         assert!(row_key(1, TextStream::Output, 5) < row_key(1, TextStream::Input, 0));
         assert!(row_key(1, TextStream::Marker, MAX_SEQ) < row_key(2, TextStream::Output, 0));
-    }
-
-    #[test]
-    fn like_patterns_escape_their_wildcards() {
-        assert_eq!(like_pattern("a%b_c\\d"), "%a\\%b\\_c\\\\d%");
     }
 }

@@ -36,6 +36,7 @@ mod nodes;
 mod outbox;
 mod retention;
 mod search;
+mod search_segments;
 mod sessions;
 mod transfers;
 mod web;

@@ -1,17 +1,19 @@
-//! The text index in PostgreSQL: the same rows as on SQLite, with a `pg_trgm` GIN index on the
-//! text, so a search on any node finds the sessions recorded on every node. Matches are
-//! `LIKE '%needle%'` (the trigram index finds candidates, PostgreSQL checks each exactly).
+//! The text index in PostgreSQL: the same rows and segments as on SQLite, so a search on any
+//! node finds the sessions recorded on every node. Rows' text is checked with `strpos`; the
+//! segments are written and read in [`super::search_segments`].
 
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
+use std::collections::{HashMap, HashSet};
+
 use super::PgStore;
-use crate::store::StoreError;
 use crate::store::search::{
-    ChunkRow, FileHit, IndexBatch, IndexProgress, SEQ_BITS, SearchIndex, TextStream, like_pattern,
+    ChunkRow, FileHit, IndexBatch, IndexProgress, SEQ_BITS, SearchIndex, SegmentData, SegmentInfo,
     row_key, split_key,
 };
+use crate::store::{StoreError, postings};
 
 const ROW: &str = "c.key, c.text, c.events, c.after_gap, c.gap_after, s.session_id";
 
@@ -28,9 +30,35 @@ fn chunk_from(row: &PgRow) -> Result<ChunkRow, StoreError> {
     })
 }
 
+impl PgStore {
+    /// The number and id of every indexed session, or of those named.
+    pub(super) async fn numbered(
+        &self,
+        within: Option<&[String]>,
+    ) -> Result<HashMap<i64, String>, StoreError> {
+        let rows = match within {
+            Some(ids) => {
+                sqlx::query("SELECT no, session_id FROM search_sessions WHERE session_id = ANY($1)")
+                    .bind(ids)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT no, session_id FROM search_sessions")
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get("no")?, r.try_get("session_id")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
 #[async_trait]
 impl SearchIndex for PgStore {
-    async fn index_commit(&self, batch: &IndexBatch) -> Result<(), StoreError> {
+    async fn index_commit(&self, batch: &IndexBatch) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut numbers = std::collections::HashMap::new();
         let ids = batch
@@ -56,15 +84,18 @@ impl SearchIndex for PgStore {
                     .await?;
             numbers.insert(id.clone(), no);
         }
+        let mut keys = Vec::with_capacity(batch.rows.len());
         for row in &batch.rows {
             let no = numbers[&row.session_id];
+            let key = row_key(no, row.stream, row.seq);
+            keys.push(key);
             sqlx::query(
                 "INSERT INTO search_chunks (key, session_no, text, events, after_gap, gap_after) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET seg = NULL, \
                  text = EXCLUDED.text, events = EXCLUDED.events, \
                  after_gap = EXCLUDED.after_gap, gap_after = EXCLUDED.gap_after",
             )
-            .bind(row_key(no, row.stream, row.seq))
+            .bind(key)
             .bind(no)
             .bind(&row.text)
             .bind(&row.events)
@@ -84,7 +115,7 @@ impl SearchIndex for PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(keys)
     }
 
     async fn index_progress(
@@ -135,9 +166,11 @@ impl SearchIndex for PgStore {
         let mut tx = self.pool().begin().await?;
         match sessions {
             None => {
-                sqlx::query("DELETE FROM search_chunks")
-                    .execute(&mut *tx)
-                    .await?;
+                for table in ["search_grams", "search_segments", "search_chunks"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query("DELETE FROM search_sessions")
                     .execute(&mut *tx)
                     .await?;
@@ -165,27 +198,49 @@ impl SearchIndex for PgStore {
         needle: &str,
         within: Option<&[String]>,
     ) -> Result<Vec<ChunkRow>, StoreError> {
-        let only = if within.is_some() {
-            "AND s.session_id = ANY($2)"
-        } else {
-            ""
-        };
-        let query = format!(
-            "SELECT DISTINCT ON (c.key >> {SEQ_BITS}) {ROW} FROM search_chunks c \
-             JOIN search_sessions s ON s.no = c.session_no \
-             WHERE c.text LIKE $1 {only} ORDER BY c.key >> {SEQ_BITS}, c.key"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(query)).bind(like_pattern(needle));
-        if let Some(ids) = within {
-            q = q.bind(ids);
+        let wanted = self.numbered(within).await?;
+        if needle.len() < crate::search::grams::GRAM_BYTES {
+            // Trigrams cannot find it: the first matching row of each stream, row by row.
+            let query = format!(
+                "SELECT DISTINCT ON (c.key >> {SEQ_BITS}) {ROW} FROM search_chunks c \
+                 JOIN search_sessions s ON s.no = c.session_no \
+                 WHERE strpos(c.text, $1) > 0 AND s.no = ANY($2) \
+                 ORDER BY c.key >> {SEQ_BITS}, c.key"
+            );
+            let numbers: Vec<i64> = wanted.keys().copied().collect();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(query))
+                .bind(needle)
+                .bind(&numbers)
+                .fetch_all(self.pool())
+                .await?;
+            return rows.iter().map(chunk_from).collect();
         }
-        let rows = q.fetch_all(self.pool()).await?;
-        let rows: Vec<ChunkRow> = rows.iter().map(chunk_from).collect::<Result<_, _>>()?;
-        // LIKE compares exactly; the check costs nothing and keeps both backends alike.
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.text.contains(needle) && TextStream::ALL.contains(&r.stream))
-            .collect())
+        let numbers: HashSet<i64> = wanted.keys().copied().collect();
+        let keys = postings::first_keys(self, needle, &numbers).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROW} FROM search_chunks c JOIN search_sessions s ON s.no = c.session_no \
+             WHERE c.key = ANY($1)"
+        )))
+        .bind(&keys)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(chunk_from).collect()
+    }
+
+    async fn index_unsealed(&self, sessions: &[String]) -> Result<Vec<(i64, String)>, StoreError> {
+        self.unsealed_final(sessions).await
+    }
+
+    async fn index_seal(&self, segment: &SegmentData) -> Result<i64, StoreError> {
+        self.seal_segment(segment).await
+    }
+
+    async fn index_segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
+        self.segment_list().await
+    }
+
+    async fn index_merge(&self, segs: &[i64]) -> Result<Option<i64>, StoreError> {
+        self.merge_segments(segs).await
     }
 
     async fn file_path_hits(&self, needle: &str) -> Result<Vec<FileHit>, StoreError> {
@@ -210,7 +265,8 @@ impl SearchIndex for PgStore {
 
     async fn index_bytes(&self) -> Result<u64, StoreError> {
         let bytes: i64 = sqlx::query_scalar(
-            "SELECT pg_total_relation_size('search_chunks') + pg_total_relation_size('search_sessions')",
+            "SELECT pg_total_relation_size('search_chunks') + pg_total_relation_size('search_sessions') \
+             + pg_total_relation_size('search_segments') + pg_total_relation_size('search_grams')",
         )
         .fetch_one(self.pool())
         .await?;

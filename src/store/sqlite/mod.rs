@@ -30,6 +30,7 @@ mod nodes;
 mod outbox;
 mod retention;
 mod search;
+mod segments;
 mod sessions;
 mod transfers;
 mod web;

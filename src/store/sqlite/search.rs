@@ -1,8 +1,9 @@
 //! The text index in SQLite: a database file of its own next to the store (`NAME.search.db`),
 //! so that indexing never holds the write lock that grant decisions wait for. Rows are in
-//! `chunks`; their text is indexed by an FTS5 table with the trigram tokenizer, case-sensitive
-//! and contentless (the text is kept once, in `chunks`).
+//! `chunks`; the trigram postings of sealed rows are in `grams`, by segment (written and merged
+//! in [`super::segments`]).
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -14,10 +15,11 @@ use sqlx::sqlite::{
 };
 
 use super::SqliteStore;
-use crate::store::StoreError;
+use crate::store::{StoreError, postings};
+use super::segments::placeholders;
 use crate::store::search::{
-    ChunkRow, FileHit, IndexBatch, IndexProgress, SEQ_BITS, SearchIndex, TextStream, row_key,
-    split_key,
+    ChunkRow, FileHit, IndexBatch, IndexProgress, SEQ_BITS, SearchIndex, SegmentData, SegmentInfo,
+    TextStream, row_key, split_key,
 };
 
 /// Schema versions of the index file.
@@ -26,8 +28,8 @@ const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/search/0001_chun
 /// The index database: one connection writes, a few read.
 #[derive(Clone)]
 pub(super) struct SearchDb {
-    writer: SqlitePool,
-    readers: SqlitePool,
+    pub(super) writer: SqlitePool,
+    pub(super) readers: SqlitePool,
     path: PathBuf,
 }
 
@@ -145,20 +147,38 @@ fn stream_range(no: i64, stream: TextStream) -> (i64, i64) {
     )
 }
 
-/// `needle` as an FTS5 phrase: in double quotes, its own double quotes doubled.
-fn phrase(needle: &str) -> String {
-    format!("\"{}\"", needle.replace('"', "\"\""))
-}
-
 impl SqliteStore {
-    fn search_db(&self) -> &SearchDb {
+    pub(super) fn search_db(&self) -> &SearchDb {
         &self.search
+    }
+
+    /// The number and id of every indexed session, or of those named.
+    pub(super) async fn numbered(
+        &self,
+        within: Option<&[String]>,
+    ) -> Result<HashMap<i64, String>, StoreError> {
+        let sessions: Vec<(i64, String)> = sqlx::query("SELECT no, session_id FROM sessions")
+            .fetch_all(&self.search_db().readers)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("no")?, r.try_get("session_id")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(match within {
+            Some(ids) => {
+                let ids: HashSet<&String> = ids.iter().collect();
+                sessions
+                    .into_iter()
+                    .filter(|(_, id)| ids.contains(id))
+                    .collect()
+            }
+            None => sessions.into_iter().collect(),
+        })
     }
 }
 
 #[async_trait]
 impl SearchIndex for SqliteStore {
-    async fn index_commit(&self, batch: &IndexBatch) -> Result<(), StoreError> {
+    async fn index_commit(&self, batch: &IndexBatch) -> Result<Vec<i64>, StoreError> {
         let db = self.search_db();
         let mut tx = db.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut numbers = std::collections::HashMap::new();
@@ -184,21 +204,16 @@ impl SearchIndex for SqliteStore {
                 .await?;
             numbers.insert(id.clone(), no);
         }
+        let mut keys = Vec::with_capacity(batch.rows.len());
         for row in &batch.rows {
             let key = row_key(numbers[&row.session_id], row.stream, row.seq);
-            sqlx::query("DELETE FROM chunks_fts WHERE rowid = ?")
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)")
-                .bind(key)
-                .bind(&row.text)
-                .execute(&mut *tx)
-                .await?;
+            keys.push(key);
             sqlx::query(
-                "INSERT INTO chunks (key, text, events, after_gap, gap_after) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (key) DO UPDATE SET text = excluded.text, events = excluded.events, \
-                 after_gap = excluded.after_gap, gap_after = excluded.gap_after",
+                "INSERT INTO chunks (key, seg, text, events, after_gap, gap_after) \
+                 VALUES (?, NULL, ?, ?, ?, ?) \
+                 ON CONFLICT (key) DO UPDATE SET seg = NULL, text = excluded.text, \
+                 events = excluded.events, after_gap = excluded.after_gap, \
+                 gap_after = excluded.gap_after",
             )
             .bind(key)
             .bind(&row.text)
@@ -217,7 +232,7 @@ impl SearchIndex for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(keys)
     }
 
     async fn index_progress(
@@ -269,10 +284,11 @@ impl SearchIndex for SqliteStore {
         let db = self.search_db();
         let mut tx = db.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some(sessions) = sessions else {
-            sqlx::query("INSERT INTO chunks_fts (chunks_fts) VALUES ('delete-all')")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM chunks").execute(&mut *tx).await?;
+            for table in ["grams", "segments", "chunks"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("DELETE FROM sessions")
                 .execute(&mut *tx)
                 .await?;
@@ -286,19 +302,9 @@ impl SearchIndex for SqliteStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             let Some(no) = no else { continue };
+            // Postings of these keys stay until a merge leaves them out: a candidate whose row
+            // is gone is no hit.
             let (from, to) = (no << (SEQ_BITS + 2), ((no + 1) << (SEQ_BITS + 2)) - 1);
-            let keys: Vec<i64> =
-                sqlx::query_scalar("SELECT key FROM chunks WHERE key BETWEEN ? AND ?")
-                    .bind(from)
-                    .bind(to)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            for key in keys {
-                sqlx::query("DELETE FROM chunks_fts WHERE rowid = ?")
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
             sqlx::query("DELETE FROM chunks WHERE key BETWEEN ? AND ?")
                 .bind(from)
                 .bind(to)
@@ -319,24 +325,9 @@ impl SearchIndex for SqliteStore {
         within: Option<&[String]>,
     ) -> Result<Vec<ChunkRow>, StoreError> {
         let db = self.search_db();
-        let sessions: Vec<(i64, String)> = sqlx::query("SELECT no, session_id FROM sessions")
-            .fetch_all(&db.readers)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("no")?, r.try_get("session_id")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
-        let wanted: std::collections::HashMap<i64, String> = match within {
-            Some(ids) => {
-                let ids: std::collections::HashSet<&String> = ids.iter().collect();
-                sessions
-                    .into_iter()
-                    .filter(|(_, id)| ids.contains(id))
-                    .collect()
-            }
-            None => sessions.into_iter().collect(),
-        };
+        let wanted = self.numbered(within).await?;
         let mut out = Vec::new();
-        if needle.chars().count() < 3 {
+        if needle.len() < crate::search::grams::GRAM_BYTES {
             // Trigrams cannot find it: each stream is read row by row up to its first match.
             for (&no, id) in &wanted {
                 for stream in TextStream::ALL {
@@ -348,28 +339,22 @@ impl SearchIndex for SqliteStore {
             }
             return Ok(out);
         }
-        let rows = sqlx::query(
-            "SELECT key, text, events, after_gap, gap_after FROM chunks WHERE key IN \
-             (SELECT min(rowid) FROM chunks_fts WHERE chunks_fts MATCH ? GROUP BY rowid >> ?)",
-        )
-        .bind(phrase(needle))
-        .bind(i64::from(SEQ_BITS))
-        .fetch_all(&db.readers)
-        .await?;
-        for row in rows {
-            let key: i64 = row.try_get("key")?;
-            let (no, stream, _) = split_key(key)?;
-            let Some(id) = wanted.get(&no) else { continue };
-            let text: &str = row.try_get("text")?;
-            if text.contains(needle) {
-                out.push(chunk_from(&row, id)?);
-                continue;
+        let numbers: HashSet<i64> = wanted.keys().copied().collect();
+        let keys = postings::first_keys(self, needle, &numbers).await?;
+        for batch in keys.chunks(postings::VERIFY_BATCH) {
+            let sql = format!(
+                "SELECT key, text, events, after_gap, gap_after FROM chunks WHERE key IN ({})",
+                placeholders(batch.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key in batch {
+                query = query.bind(key);
             }
-            // The trigram index is exact for a phrase; this only guards against a tokenizer
-            // that is not, by reading the stream on from the row it offered.
-            let (_, to) = stream_range(no, stream);
-            if let Some((_, row)) = db.scan_first(needle, key, to).await? {
-                out.push(chunk_from(&row, id)?);
+            for row in query.fetch_all(&db.readers).await? {
+                let key: i64 = row.try_get("key")?;
+                if let Some(id) = wanted.get(&postings::session_no(key)) {
+                    out.push(chunk_from(&row, id)?);
+                }
             }
         }
         Ok(out)
@@ -393,6 +378,22 @@ impl SearchIndex for SqliteStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    async fn index_unsealed(&self, sessions: &[String]) -> Result<Vec<(i64, String)>, StoreError> {
+        self.unsealed_final(sessions).await
+    }
+
+    async fn index_seal(&self, segment: &SegmentData) -> Result<i64, StoreError> {
+        self.seal_segment(segment).await
+    }
+
+    async fn index_segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
+        self.segment_list().await
+    }
+
+    async fn index_merge(&self, segs: &[i64]) -> Result<Option<i64>, StoreError> {
+        self.merge_segments(segs).await
     }
 
     async fn index_bytes(&self) -> Result<u64, StoreError> {
