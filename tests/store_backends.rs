@@ -146,4 +146,5 @@ conformance!(
     retention::only_ended_unheld_sessions_of_the_node_are_forgotten_once,
     retention::a_hold_and_a_deletion_racing_never_both_win,
     search::rows_are_found_by_text_and_forgotten,
+    search::sealed_and_unsealed_rows_are_found_and_merges_keep_the_answers,
 );

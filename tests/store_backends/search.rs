@@ -188,3 +188,124 @@ pub async fn rows_are_found_by_text_and_forgotten(store: &Store) {
             .is_empty()
     );
 }
+
+/// The rows a search finds first, as (session, stream, seq).
+async fn firsts(store: &Store, needle: &str) -> Vec<(String, TextStream, u32)> {
+    let mut found: Vec<_> = store
+        .index_first_rows(needle, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.session_id, r.stream, r.seq))
+        .collect();
+    found.sort();
+    found
+}
+
+/// A segment of the rows given (their keys and text).
+fn segment_of(rows: &[(i64, &str)]) -> gatehouse::store::search::SegmentData {
+    let mut builder = gatehouse::search::segment::SegmentBuilder::default();
+    for &(key, text) in rows {
+        builder.add(key, text);
+    }
+    builder.build()
+}
+
+pub async fn sealed_and_unsealed_rows_are_found_and_merges_keep_the_answers(store: &Store) {
+    let texts = [
+        "alpha one",
+        "beta two",
+        "alpha beta",
+        "beta gamma",
+        "delta, still growing",
+    ];
+    let rows: Vec<ChunkRow> = texts
+        .iter()
+        .enumerate()
+        .map(|(seq, text)| row("s3", TextStream::Output, seq as u32, text, &[(0, 1)]))
+        .collect();
+    let batch = IndexBatch {
+        rows: rows.clone(),
+        progress: vec![progress("s3", 10, false)],
+    };
+    let keys = store.index_commit(&batch).await.unwrap();
+    assert_eq!(keys.len(), 5);
+    // Every row but the last of a session still being indexed is final.
+    let mut unsealed = store.index_unsealed(&["s3".to_owned()]).await.unwrap();
+    unsealed.sort();
+    let expected: Vec<(i64, String)> = (0..4).map(|i| (keys[i], texts[i].into())).collect();
+    assert_eq!(unsealed, expected);
+
+    // Row 1 in one segment, rows 2 and 3 in another; rows 0 and 4 stay unsealed.
+    let a = store
+        .index_seal(&segment_of(&[(keys[1], texts[1])]))
+        .await
+        .unwrap();
+    let b = store
+        .index_seal(&segment_of(&[(keys[2], texts[2]), (keys[3], texts[3])]))
+        .await
+        .unwrap();
+    assert_ne!(a, b);
+    let unsealed = store.index_unsealed(&["s3".to_owned()]).await.unwrap();
+    assert_eq!(unsealed, vec![(keys[0], texts[0].to_owned())]);
+    let out = |seq| vec![("s3".to_owned(), TextStream::Output, seq)];
+    let answers = [
+        ("alpha", out(0)),  // unsealed row 0 before sealed row 2
+        ("beta", out(1)),   // sealed in both segments, the first wins
+        ("gamma", out(3)),  // only in a sealed row
+        ("delta", out(4)),  // only in an unsealed row
+        ("a be", out(2)),   // across a word, sealed
+        ("absent", vec![]), // nowhere
+    ];
+    for (needle, expected) in &answers {
+        assert_eq!(&firsts(store, needle).await, expected, "{needle}");
+    }
+
+    // Another session, sealed, then deleted: the merge leaves its keys out.
+    let gone = IndexBatch {
+        rows: vec![row("s4", TextStream::Input, 0, "alpha gone", &[(0, 1)])],
+        progress: vec![progress("s4", 10, true)],
+    };
+    let gone_key = store.index_commit(&gone).await.unwrap()[0];
+    let c = store
+        .index_seal(&segment_of(&[(gone_key, "alpha gone")]))
+        .await
+        .unwrap();
+    assert_eq!(firsts(store, "gone").await.len(), 1);
+    store.index_forget(Some(&["s4".to_owned()])).await.unwrap();
+    assert!(firsts(store, "gone").await.is_empty());
+
+    let merged = store.index_merge(&[a, b, c]).await.unwrap().unwrap();
+    let segments = store.index_segments().await.unwrap();
+    assert_eq!(segments.iter().map(|s| s.seg).collect::<Vec<_>>(), vec![merged]);
+    assert!(segments[0].text_bytes < (texts[1].len() + texts[2].len() + texts[3].len() + 10) as u64);
+    for (needle, expected) in &answers {
+        assert_eq!(&firsts(store, needle).await, expected, "{needle} after the merge");
+    }
+    assert!(firsts(store, "gone").await.is_empty());
+    // Segments merged already are not merged twice.
+    assert_eq!(store.index_merge(&[a, merged]).await.unwrap(), None);
+
+    // A sealed row stored again (it grew) is unsealed, and found by its new text.
+    let mut grown = rows[1].clone();
+    grown.text = "beta two zeta".into();
+    store
+        .index_commit(&IndexBatch {
+            rows: vec![grown],
+            progress: vec![progress("s3", 20, true)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(firsts(store, "zeta").await, out(1));
+    // Once wholly indexed, the last row is final too.
+    let mut unsealed = store.index_unsealed(&["s3".to_owned()]).await.unwrap();
+    unsealed.sort();
+    assert_eq!(
+        unsealed.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        vec![keys[0], keys[1], keys[4]]
+    );
+    // Forgetting everything drops the segments too.
+    store.index_forget(None).await.unwrap();
+    assert!(store.index_segments().await.unwrap().is_empty());
+    assert!(firsts(store, "beta").await.is_empty());
+}
