@@ -163,12 +163,19 @@ mod tests {
             "ÿÿÿ",
             "the quick brown fox",
         ] {
-            assert_eq!(set.distinct(text.as_bytes()), naive(text.as_bytes()), "{text}");
+            assert_eq!(
+                set.distinct(text.as_bytes()),
+                naive(text.as_bytes()),
+                "{text}"
+            );
         }
         // Short rows have no grams, and leave none behind from the text before.
         assert!(set.distinct(b"ab").is_empty());
         assert!(set.distinct(b"").is_empty());
-        assert_eq!(set.distinct(b"abca"), &[gram_at(b"abc", 0), gram_at(b"bca", 0)]);
+        assert_eq!(
+            set.distinct(b"abca"),
+            &[gram_at(b"abc", 0), gram_at(b"bca", 0)]
+        );
     }
 
     #[test]

@@ -241,14 +241,14 @@ fn run(shared: &Shared) {
             builder.add(key, &text);
         }
         let sealing = builder.is_due() || (stopping && !builder.is_empty());
-        if sealing && (stopping || Instant::now() >= seal_after) {
-            if let Err(e) = shared
+        if sealing
+            && (stopping || Instant::now() >= seal_after)
+            && let Err(e) = shared
                 .runtime
                 .block_on(segment::seal(&shared.store, &mut builder))
-            {
-                tracing::warn!(error = %e, "the text index could not seal a segment; its rows are searched by their text until it can");
-                seal_after = Instant::now() + SEAL_RETRY;
-            }
+        {
+            tracing::warn!(error = %e, "the text index could not seal a segment; its rows are searched by their text until it can");
+            seal_after = Instant::now() + SEAL_RETRY;
         }
         if stopping {
             return;

@@ -34,6 +34,7 @@ pub const MERGE_FAN_IN: usize = 8;
 const TIER_BASE: u64 = 64 << 10;
 
 /// The postings of final rows not yet written; see the module documentation.
+#[derive(Default)]
 pub struct SegmentBuilder {
     grams: FxHashMap<u32, Vec<u32>>,
     /// Row keys by the number the postings use for them (in the order rows were added).
@@ -41,18 +42,6 @@ pub struct SegmentBuilder {
     text_bytes: usize,
     oldest: Option<Instant>,
     set: GramSet,
-}
-
-impl Default for SegmentBuilder {
-    fn default() -> Self {
-        SegmentBuilder {
-            grams: FxHashMap::default(),
-            keys: Vec::new(),
-            text_bytes: 0,
-            oldest: None,
-            set: GramSet::default(),
-        }
-    }
 }
 
 impl SegmentBuilder {
@@ -200,9 +189,8 @@ pub fn merge_rows(
     let mut out = Vec::new();
     for group in rows.chunk_by(|a, b| a.0 == b.0) {
         let lists: Vec<&[u8]> = group.iter().map(|(_, keys)| keys.as_slice()).collect();
-        let merged = merge_lists(&lists, live).ok_or_else(|| {
-            StoreError::Corrupt(format!("a posting list of gram {}", group[0].0))
-        })?;
+        let merged = merge_lists(&lists, live)
+            .ok_or_else(|| StoreError::Corrupt(format!("a posting list of gram {}", group[0].0)))?;
         if !merged.is_empty() {
             out.push((group[0].0, merged));
         }

@@ -277,10 +277,19 @@ pub async fn sealed_and_unsealed_rows_are_found_and_merges_keep_the_answers(stor
 
     let merged = store.index_merge(&[a, b, c]).await.unwrap().unwrap();
     let segments = store.index_segments().await.unwrap();
-    assert_eq!(segments.iter().map(|s| s.seg).collect::<Vec<_>>(), vec![merged]);
-    assert!(segments[0].text_bytes < (texts[1].len() + texts[2].len() + texts[3].len() + 10) as u64);
+    assert_eq!(
+        segments.iter().map(|s| s.seg).collect::<Vec<_>>(),
+        vec![merged]
+    );
+    assert!(
+        segments[0].text_bytes < (texts[1].len() + texts[2].len() + texts[3].len() + 10) as u64
+    );
     for (needle, expected) in &answers {
-        assert_eq!(&firsts(store, needle).await, expected, "{needle} after the merge");
+        assert_eq!(
+            &firsts(store, needle).await,
+            expected,
+            "{needle} after the merge"
+        );
     }
     assert!(firsts(store, "gone").await.is_empty());
     // Segments merged already are not merged twice.

@@ -1,8 +1,6 @@
 //! Segments of the PostgreSQL text index: writing a builder's postings, merging segments (one
 //! node at a time), and the reads a query makes ([`PostingReader`]).
 
-
-
 use async_trait::async_trait;
 use sqlx::Row;
 
@@ -83,10 +81,11 @@ impl PgStore {
             .bind(MERGE_LOCK)
             .execute(&mut *tx)
             .await?;
-        let parts = sqlx::query("SELECT seg, text_bytes, keys FROM search_segments WHERE seg = ANY($1)")
-            .bind(segs)
-            .fetch_all(&mut *tx)
-            .await?;
+        let parts =
+            sqlx::query("SELECT seg, text_bytes, keys FROM search_segments WHERE seg = ANY($1)")
+                .bind(segs)
+                .fetch_all(&mut *tx)
+                .await?;
         if parts.len() != segs.len() {
             return Ok(None);
         }

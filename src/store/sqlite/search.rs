@@ -15,12 +15,12 @@ use sqlx::sqlite::{
 };
 
 use super::SqliteStore;
-use crate::store::{StoreError, postings};
 use super::segments::placeholders;
 use crate::store::search::{
     ChunkRow, FileHit, IndexBatch, IndexProgress, SEQ_BITS, SearchIndex, SegmentData, SegmentInfo,
     TextStream, row_key, split_key,
 };
+use crate::store::{StoreError, postings};
 
 /// Schema versions of the index file.
 const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/search/0001_chunks.sql")];

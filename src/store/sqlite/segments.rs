@@ -34,10 +34,11 @@ impl SqliteStore {
                 .await?
                 .into_iter()
                 .collect();
-        let unsealed: Vec<i64> =
-            sqlx::query_scalar("SELECT key FROM chunks INDEXED BY chunks_unsealed WHERE seg IS NULL")
-                .fetch_all(&db.readers)
-                .await?;
+        let unsealed: Vec<i64> = sqlx::query_scalar(
+            "SELECT key FROM chunks INDEXED BY chunks_unsealed WHERE seg IS NULL",
+        )
+        .fetch_all(&db.readers)
+        .await?;
         let mut out = Vec::new();
         for key in unsealed {
             let no = session_no(key);
@@ -46,13 +47,12 @@ impl SqliteStore {
             }
             if !complete.contains(&no) {
                 // The last row of a stream still growing is not final.
-                let last: i64 = sqlx::query_scalar(
-                    "SELECT MAX(key) FROM chunks WHERE key BETWEEN ? AND ?",
-                )
-                .bind(key)
-                .bind(((key >> SEQ_BITS) << SEQ_BITS) | ((1 << SEQ_BITS) - 1))
-                .fetch_one(&db.readers)
-                .await?;
+                let last: i64 =
+                    sqlx::query_scalar("SELECT MAX(key) FROM chunks WHERE key BETWEEN ? AND ?")
+                        .bind(key)
+                        .bind(((key >> SEQ_BITS) << SEQ_BITS) | ((1 << SEQ_BITS) - 1))
+                        .fetch_one(&db.readers)
+                        .await?;
                 if last == key {
                     continue;
                 }
@@ -67,7 +67,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn seal_segment(&self, segment: &SegmentData) -> Result<i64, StoreError> {
-        let mut tx = self.search_db().writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .search_db()
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await?;
         let seg = sqlx::query("INSERT INTO segments (text_bytes, keys) VALUES (?, ?)")
             .bind(i64::try_from(segment.text_bytes).unwrap_or(i64::MAX))
             .bind(encode_keys(&segment.keys))
@@ -106,7 +110,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn merge_segments(&self, segs: &[i64]) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.search_db().writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .search_db()
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await?;
         let list = placeholders(segs.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT seg, text_bytes, keys FROM segments WHERE seg IN ({list})"
