@@ -33,6 +33,9 @@ pub(super) struct SearchDb {
     path: PathBuf,
 }
 
+/// Rows written by one statement (five parameters each, well under SQLite's limit).
+const ROWS_PER_INSERT: usize = 500;
+
 /// `data/gatehouse.db` → `data/gatehouse.search.db`.
 pub(super) fn path_next_to(store: &Path) -> PathBuf {
     let stem = store
@@ -204,24 +207,36 @@ impl SearchIndex for SqliteStore {
                 .await?;
             numbers.insert(id.clone(), no);
         }
-        let mut keys = Vec::with_capacity(batch.rows.len());
-        for row in &batch.rows {
-            let key = row_key(numbers[&row.session_id], row.stream, row.seq);
-            keys.push(key);
-            sqlx::query(
-                "INSERT INTO chunks (key, seg, text, events, after_gap, gap_after) \
-                 VALUES (?, NULL, ?, ?, ?, ?) \
+        let keys: Vec<i64> = batch
+            .rows
+            .iter()
+            .map(|row| row_key(numbers[&row.session_id], row.stream, row.seq))
+            .collect();
+        // Many rows a statement: a row costs a round trip to the database's thread otherwise,
+        // and rows are short where repeated lines were left out. Later rows of the same key
+        // replace earlier ones, in order.
+        for (rows, keys) in batch
+            .rows
+            .chunks(ROWS_PER_INSERT)
+            .zip(keys.chunks(ROWS_PER_INSERT))
+        {
+            let sql = format!(
+                "INSERT INTO chunks (key, seg, text, events, after_gap, gap_after) VALUES {} \
                  ON CONFLICT (key) DO UPDATE SET seg = NULL, text = excluded.text, \
                  events = excluded.events, after_gap = excluded.after_gap, \
                  gap_after = excluded.gap_after",
-            )
-            .bind(key)
-            .bind(&row.text)
-            .bind(&row.events)
-            .bind(row.after_gap as i64)
-            .bind(row.gap_after as i64)
-            .execute(&mut *tx)
-            .await?;
+                vec!["(?, NULL, ?, ?, ?, ?)"; rows.len()].join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (row, key) in rows.iter().zip(keys) {
+                query = query
+                    .bind(key)
+                    .bind(&row.text)
+                    .bind(&row.events)
+                    .bind(row.after_gap as i64)
+                    .bind(row.gap_after as i64);
+            }
+            query.execute(&mut *tx).await?;
         }
         for p in &batch.progress {
             sqlx::query("UPDATE sessions SET indexed_bytes = ?, complete = ? WHERE session_id = ?")
