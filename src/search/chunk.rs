@@ -85,6 +85,14 @@ pub(crate) fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     None
 }
 
+/// What stands in a row where text was left out (a repeated line, the end of a marker label):
+/// a Unicode noncharacter, which terminals do not print and a search text may not contain
+/// (see [`crate::search::query::check_needle`]), so no match spans the place. Marking the gap
+/// inside the row, rather than ending the row there, keeps rows long: a stream that repeats a
+/// line every few lines would otherwise be cut into rows of a few hundred bytes, each with its
+/// own postings and its own write.
+pub const GAP: char = '\u{FFFF}';
+
 /// The rows of one stream of one session, as its text arrives.
 #[derive(Debug)]
 pub struct StreamChunker {
@@ -93,7 +101,7 @@ pub struct StreamChunker {
     text: String,
     events: EventTimes,
     after_gap: bool,
-    /// Text was left out after the current row's: the next text begins a new row.
+    /// Text was left out after the current row's: the next text is preceded by [`GAP`].
     gap_pending: bool,
     /// The current row changed since it was last handed out.
     dirty: bool,
@@ -127,9 +135,8 @@ impl StreamChunker {
         chunker.text = last.text.clone();
         chunker.events = EventTimes::decode(&last.events).unwrap_or_default();
         chunker.after_gap = last.after_gap;
-        if last.gap_after {
-            chunker.next_row(false);
-        } else if chunker.text.len() >= TARGET_BYTES {
+        chunker.gap_pending = last.gap_after;
+        if chunker.text.len() >= TARGET_BYTES {
             chunker.next_row(true);
         }
         chunker
@@ -143,8 +150,15 @@ impl StreamChunker {
         if self.gap_pending {
             self.gap_pending = false;
             if !self.text.is_empty() {
-                self.finish_row(true);
-                self.next_row(false);
+                if self.text.len() + GAP.len_utf8() > TARGET_BYTES {
+                    // No room for the mark: the row ends here and the next starts without
+                    // overlap, which separates them as well.
+                    self.finish_row(true);
+                    self.next_row(false);
+                } else {
+                    self.text.push(GAP);
+                    self.dirty = true;
+                }
             }
         }
         while !text.is_empty() && !self.full {
@@ -175,7 +189,8 @@ impl StreamChunker {
         }
     }
 
-    /// Notes that text was left out here: what comes next does not continue what came before.
+    /// Notes that text was left out here: what comes next does not continue what came before
+    /// (a [`GAP`] is put between them).
     pub fn gap(&mut self) {
         if !self.text.is_empty() {
             self.gap_pending = true;

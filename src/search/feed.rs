@@ -7,8 +7,8 @@
 //! repeat can never be. So a line of output that is *complete inside one event* (it starts
 //! after a newline of that event and ends with a newline of that event) and equals a line
 //! indexed before in the session (the last such line, or one of the last
-//! [`REPEATS_REMEMBERED`] distinct ones) is left out, and the row ends there: the next text
-//! begins a new row with no overlap, so no match spans the gap.
+//! [`REPEATS_REMEMBERED`] distinct ones) is left out, and a [`super::chunk::GAP`] takes its
+//! place in the row, so no match spans the gap.
 //!
 //! What this changes, exactly: a needle that crosses a line boundary where one of the two
 //! lines is such a left-out repeat is not found there (it is found if it occurs anywhere

@@ -18,18 +18,25 @@ pub enum SearchError {
     /// Longer than the index can hold in one row.
     #[error("the search text is longer than {NEEDLE_MAX_BYTES} bytes")]
     TooLong,
+    /// The index marks left-out text with U+FFFF; a needle holding it could match across such a
+    /// place.
+    #[error("the search text contains U+FFFF, which terminals do not print")]
+    Noncharacter,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Checks a needle: not empty, at most [`NEEDLE_MAX_BYTES`].
+/// Checks a needle: not empty, at most [`NEEDLE_MAX_BYTES`], without the index's gap mark.
 pub fn check_needle(needle: &str) -> Result<(), SearchError> {
     if needle.is_empty() {
         return Err(SearchError::Empty);
     }
     if needle.len() > NEEDLE_MAX_BYTES {
         return Err(SearchError::TooLong);
+    }
+    if needle.contains(super::chunk::GAP) {
+        return Err(SearchError::Noncharacter);
     }
     Ok(())
 }
@@ -122,4 +129,24 @@ pub async fn search(
         hits.insert(id, TextMatch { source, time });
     }
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needles_are_checked_before_the_index_is_asked() {
+        assert!(check_needle("rm -rf").is_ok());
+        assert!(matches!(check_needle(""), Err(SearchError::Empty)));
+        assert!(matches!(
+            check_needle(&"x".repeat(NEEDLE_MAX_BYTES + 1)),
+            Err(SearchError::TooLong)
+        ));
+        // The gap mark would let a needle match across left-out text.
+        assert!(matches!(
+            check_needle("y\n\u{FFFF}other"),
+            Err(SearchError::Noncharacter)
+        ));
+    }
 }

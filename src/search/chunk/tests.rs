@@ -116,21 +116,40 @@ fn a_growing_row_is_handed_out_again_and_resumes_after_a_restart() {
 }
 
 #[test]
-fn a_gap_ends_the_row_and_the_next_starts_without_overlap() {
+fn a_gap_is_marked_in_the_row_and_no_match_spans_it() {
     let mut chunker = StreamChunker::new(TextStream::Marker);
     chunker.push("run: ls", 1);
     chunker.gap();
     chunker.push("denied: rm", 2);
     chunker.gap();
     let rows = stored(rows_of(&mut chunker));
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[1].text, "denied: rm");
-    assert!(rows[0].gap_after && rows[1].after_gap && rows[1].gap_after);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].text, "run: ls\u{FFFF}denied: rm");
+    assert!(rows[0].after_gap && rows[0].gap_after);
     assert!(!rows.iter().any(|r| r.text.contains("lsdenied")));
-    let mut resumed = StreamChunker::resume(&rows[1]);
+    assert_eq!(find(&rows, TextStream::Marker, "denied"), Some(2));
+    // After a restart the row goes on, with the pending gap marked first.
+    let mut resumed = StreamChunker::resume(&rows[0]);
     resumed.push("run: id", 3);
     let more = rows_of(&mut resumed);
-    assert_eq!((more[0].seq, more[0].text.as_str()), (2, "run: id"));
+    assert_eq!(
+        (more[0].seq, more[0].text.as_str()),
+        (0, "run: ls\u{FFFF}denied: rm\u{FFFF}run: id")
+    );
+    assert_eq!(find(&more, TextStream::Marker, "run: id"), Some(3));
+}
+
+#[test]
+fn a_gap_in_a_full_row_starts_the_next_row_without_overlap() {
+    let mut chunker = StreamChunker::new(TextStream::Output);
+    chunker.push(&"a".repeat(TARGET_BYTES - 1), 1);
+    chunker.gap();
+    chunker.push("after", 2);
+    let rows = stored(rows_of(&mut chunker));
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].gap_after && rows[1].after_gap);
+    assert_eq!(rows[1].text, "after");
+    assert_eq!(find(&rows, TextStream::Output, "aafter"), None);
 }
 
 fn output(feed: &mut SessionFeed, time: i64, text: &str) {
@@ -158,9 +177,12 @@ fn repeated_whole_lines_are_left_out_with_a_gap() {
     let rows = feed_rows(&mut feed);
     let indexed: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     // The first line of each event is always indexed (it may continue a line); "y\n" once as a
-    // whole line, then left out, each time ending the row; a line split across events is
+    // whole line, then left out, each time marked in the row; a line split across events is
     // indexed in both parts.
-    assert_eq!(indexed, ["$ yes\ny\n", "y\n", "other\n", "last line\n"]);
+    assert_eq!(
+        indexed,
+        ["$ yes\ny\n\u{FFFF}y\n\u{FFFF}other\n\u{FFFF}last line\n"]
+    );
     assert_eq!(find(&rows, TextStream::Output, "other"), Some(2));
     assert_eq!(find(&rows, TextStream::Output, "last line"), Some(2));
     assert_eq!(find(&rows, TextStream::Output, "line"), Some(3));
