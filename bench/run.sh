@@ -24,6 +24,7 @@ QUICK=${QUICK:-0}
 export QUICK
 BUILD=${BUILD:-1}                 # 0: use the existing target/release/gatehouse
 DECIDE=${DECIDE:-1}               # 0: skip cargo bench --bench decide
+SEARCH=${SEARCH:-0}               # 1: also run cargo bench --bench search (CORPUS_GIB, default 10)
 NOREC=${NOREC:-1}                 # 0: no second Gatehouse with recording off
 NOFILE=${NOFILE:-65536}           # Gatehouse's open-file limit, as LimitNOFILE in deploy/gatehouse.service
 KEEP=${KEEP:-0}                   # 1: leave the sshds and Gatehouse running at the end
@@ -291,6 +292,18 @@ if [[ $DECIDE == 1 ]]; then
   fi
 elif [[ $DECIDE == failed ]]; then
   DEC_PURE="does not build" DEC_STORE="does not build"
+fi
+
+# ---- search over a generated corpus (optional) -------------------------------
+# Writes CORPUS_GIB of recordings with Gatehouse's recorder, indexes them and times queries;
+# the corpus is deleted afterwards. Needs about three times the corpus free on disk.
+if [[ $SEARCH == 1 ]]; then
+  log "cargo bench --bench search (CORPUS_GIB=${CORPUS_GIB:-10})"
+  if (cd "$REPO" && CORPUS_GIB=${CORPUS_GIB:-10} CORPUS_DIR=${CORPUS_DIR:-$BENCH_DIR} cargo bench --bench search) > "$R/search.log" 2>&1; then
+    grep -E '^(corpus|generated|indexed|query)' "$R/search.log" >&2 || true
+  else
+    log "the search bench failed (see $R/search.log)"
+  fi
 fi
 
 # ---- the table -----------------------------------------------------------------

@@ -35,6 +35,7 @@ pub mod policy;
 pub mod recording;
 pub mod report;
 pub mod retention;
+pub mod search;
 pub mod server;
 pub mod store;
 pub mod upstream;

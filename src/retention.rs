@@ -111,6 +111,15 @@ pub async fn sweep(store: &Store, events: &Events, keep: &Keep, now: Timestamp) 
                 Ok(Some(_)) => {
                     progress = true;
                     report.deleted.push(session.id.clone());
+                    // Its text goes from the search index too (a search only lists sessions
+                    // still in the session index, so a failure here keeps rows, shows nothing).
+                    if let Err(e) = store
+                        .index_forget(Some(std::slice::from_ref(&session.id)))
+                        .await
+                    {
+                        warn!(session = %session.id, error = %e,
+                            "retention: the session's rows in the text index could not be deleted");
+                    }
                 }
                 // Held, or forgotten by someone else, since the page was read.
                 Ok(None) => {}

@@ -136,11 +136,19 @@ fn an_exec_session_is_recorded_exactly_and_reviewers_can_find_replay_and_verify_
     );
     assert_eq!(replay.code(), 0, "{}", replay.err());
     assert!(replay.out().contains("first line"), "{}", replay.out());
-    let found = run(
-        gh.command(&["sessions", "search", "unique-word-4411", "--json"]),
-        b"",
-        Duration::from_secs(30),
-    );
+    // The text index commits within a second of the output.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let found = run(
+            gh.command(&["sessions", "search", "unique-word-4411", "--json"]),
+            b"",
+            Duration::from_secs(30),
+        );
+        if found.out().contains(&id) || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(found.out().contains(&id), "{}", found.out());
     let missing = run(
         gh.command(&["sessions", "search", "never-printed-anywhere"]),

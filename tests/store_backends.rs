@@ -28,6 +28,9 @@ mod records;
 /// Legal holds and forgetting sessions past their keep on every backend.
 #[path = "store_backends/retention.rs"]
 mod retention;
+/// The text index of recordings on every backend.
+#[path = "store_backends/search.rs"]
+mod search;
 /// TLS to PostgreSQL as the store URL asks for it.
 #[path = "store_backends/tls.rs"]
 mod tls;
@@ -142,4 +145,6 @@ conformance!(
     transfers::file_operations_are_kept_in_order_and_found_by_path,
     retention::only_ended_unheld_sessions_of_the_node_are_forgotten_once,
     retention::a_hold_and_a_deletion_racing_never_both_win,
+    search::rows_are_found_by_text_and_forgotten,
+    search::sealed_and_unsealed_rows_are_found_and_merges_keep_the_answers,
 );

@@ -453,7 +453,15 @@ fn people_see_their_own_sessions_and_reviewers_see_all_and_review_break_glass() 
     assert_eq!(s.console.get("/api/v1/reviews", &bob).status, 403);
 
     // The reviewer finds it by its output (the command holds no "42"), downloads it (an audit line), and acknowledges it.
-    let found = s.console.get("/api/v1/sessions?q=42", &carol).json();
+    // The text index commits within a second of the output.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let found = s.console.get("/api/v1/sessions?q=42", &carol).json();
+        if found["sessions"][0]["id"] == id.as_str() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(found["sessions"][0]["id"], id.as_str(), "{found}");
     assert_eq!(found["sessions"][0]["hit"]["source"], "output");
     let cast = s

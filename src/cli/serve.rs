@@ -132,6 +132,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         bastion.store.grant_changes(),
     );
     let membership = crate::cluster::join(bastion.clone()).await;
+    let indexer = start_indexer(&bastion.store, &config.cluster.node_name);
     spawn_sweeper(bastion.clone());
     let retention = crate::retention::spawn(bastion.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -157,12 +158,47 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // logged); their index rows are completed in the background, so wait for those, then
     // what has been queued so far is written before exit.
     store::sessions::settle_ends(std::time::Duration::from_secs(10)).await;
+    let stopping = indexer.clone();
+    let _ = tokio::task::spawn_blocking(move || stopping.stop(std::time::Duration::from_secs(10)))
+        .await;
     membership.leave().await;
     bastion.events.flush();
     dispatcher.shutdown().await;
     sampler.abort();
     drop(audit_thread);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the text index of recordings, and in the background queues the recordings of this node
+/// that it is behind on (made before it existed, or interrupted by a crash).
+fn start_indexer(store: &store::Store, node: &str) -> crate::search::Indexer {
+    let indexer = crate::search::Indexer::start(store.clone(), tokio::runtime::Handle::current());
+    let started = crate::grants::now();
+    let (store, node, queue) = (store.clone(), node.to_owned(), indexer.clone());
+    tokio::spawn(async move {
+        match crate::search::reindex::behind(&store, &node, started).await {
+            Ok(behind) => queue.catch_up(behind),
+            Err(e) => {
+                warn!(error = %e, "cannot tell which recordings the text index is behind on; they are indexed at the next start")
+            }
+        }
+        // Final rows the last run committed but did not seal (a crash): they are found by
+        // their text meanwhile.
+        let unsealed = match crate::search::reindex::local_sessions(&store, &node).await {
+            Ok(sessions) => {
+                let ids: Vec<String> = sessions.into_iter().map(|s| s.id).collect();
+                store.index_unsealed(&ids).await
+            }
+            Err(e) => Err(e),
+        };
+        match unsealed {
+            Ok(rows) => queue.adopt(rows),
+            Err(e) => {
+                warn!(error = %e, "cannot read the text index's unsealed rows; they are searched by their text until the next start")
+            }
+        }
+    });
+    indexer
 }
 
 /// Once a second, writes down grants that expired or lapsed and reports them; once an hour,

@@ -1,5 +1,6 @@
-//! `gatehouse sessions list|show|search|verify|hold|release|export` and `gatehouse replay`:
-//! what reviewers use to find sessions, see what happened in them, keep them and hand them on.
+//! `gatehouse sessions list|show|search|reindex|verify|hold|release|export` and
+//! `gatehouse replay`: what reviewers use to find sessions, see what happened in them, keep them
+//! and hand them on.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -27,14 +28,21 @@ pub enum SessionsCommand {
         /// Session id (or a unique prefix of it).
         id: String,
     },
-    /// Sessions whose output, input or command, or a path in whose file transcript, contains
-    /// TEXT.
+    /// Sessions whose output, input, marker labels or command, or a path in whose file
+    /// transcript, contains TEXT, with where it first appears (from the text index).
     Search {
-        /// The text to look for (exact, case-sensitive).
+        /// The text to look for (exact, case-sensitive, at most 200 bytes; 1 or 2 characters
+        /// cannot use the index and take longer).
         text: String,
         /// Narrow the search.
         #[command(flatten)]
         filter: Filter,
+    },
+    /// Rebuild the text index of recordings from the files (every ended session recorded on
+    /// this node, or the ones named).
+    Reindex {
+        /// Session ids (or unique prefixes); none: every ended session of this node.
+        ids: Vec<String>,
     },
     /// Check that a session's recording still matches the hash taken when it ended, or (with
     /// --export) that an export verifies on its own.
@@ -171,31 +179,17 @@ pub fn run(config: Config, command: SessionsCommand) -> anyhow::Result<ExitCode>
                 Ok(ExitCode::SUCCESS)
             }
             SessionsCommand::Search { text, filter } => {
-                if text.is_empty() {
-                    anyhow::bail!("the search text is empty");
-                }
-                let mut hits = Vec::new();
-                let by_path = store.sessions_with_file_path(&text).await?;
-                for s in store.sessions(&filter.to_store()?).await? {
-                    if s.command.as_deref().is_some_and(|c| c.contains(&text)) || by_path.contains(&s.id) {
-                        hits.push(s);
-                        continue;
-                    }
-                    let Some(path) = &s.recording else { continue };
-                    match recording::read_cast(Path::new(path)) {
-                        Ok(cast) if recording::contains_text(&cast, &text) => hits.push(s),
-                        Ok(_) => {}
-                        Err(e) => eprintln!("warning: session {}: {}", s.id, unreadable(&s, &config, &e)),
-                    }
-                }
-                let holds: HashMap<String, Hold> = if filter.json {
-                    store.holds().await?.into_iter().map(|h| (h.session_id.clone(), h)).collect()
-                } else {
-                    HashMap::new()
-                };
-                print_sessions(&hits, filter.json, &holds);
-                Ok(if hits.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+                crate::search::query::check_needle(&text)?;
+                let sessions = store.sessions(&filter.to_store()?).await?;
+                let hits = crate::search::search(&store, &text, &sessions).await?;
+                let found: Vec<(SessionRecord, recording::TextMatch)> = sessions
+                    .into_iter()
+                    .filter_map(|s| hits.get(&s.id).copied().map(|hit| (s, hit)))
+                    .collect();
+                print_hits(&found, filter.json);
+                Ok(if found.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
             }
+            SessionsCommand::Reindex { ids } => reindex(&store, &config, &ids).await,
             SessionsCommand::Hold { id, reason } => {
                 super::holds::change(&config, &store, &id, &reason, true).await
             }
@@ -271,6 +265,83 @@ pub fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         ended?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `gatehouse sessions reindex`: rebuilds the named sessions' rows of the text index (or every
+/// ended local session's), each from its recording file.
+async fn reindex(store: &Store, config: &Config, ids: &[String]) -> anyhow::Result<ExitCode> {
+    let node = &config.cluster.node_name;
+    let sessions = if ids.is_empty() {
+        crate::search::reindex::local_sessions(store, node).await?
+    } else {
+        let mut named = Vec::new();
+        for id in ids {
+            match resolve(store, id).await? {
+                Some(s) => named.push(s),
+                None => return Ok(no_such(id)),
+            }
+        }
+        named
+    };
+    let mut failed = false;
+    let total = sessions.len();
+    let mut builder = crate::search::segment::SegmentBuilder::default();
+    for (i, s) in sessions.iter().enumerate() {
+        let Some(path) = &s.recording else {
+            println!("session {}: not recorded; nothing to index", s.id);
+            continue;
+        };
+        if s.ended_at.is_none() {
+            println!(
+                "session {}: still running; the bastion indexes it as it is written",
+                s.id
+            );
+            continue;
+        }
+        match crate::search::reindex::rebuild(store, &s.id, Path::new(path), &mut builder).await {
+            Ok(bytes) => println!(
+                "[{}/{total}] session {}: {bytes} bytes of recording indexed",
+                i + 1,
+                s.id
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("session {}: {}", s.id, unreadable(s, config, &e));
+            }
+        }
+    }
+    // The rest is sealed, and every segment merged into one without the rows rebuilt or
+    // deleted since they were written.
+    crate::search::segment::seal(store, &mut builder).await?;
+    crate::search::segment::compact(store).await?;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Search results: each session with where the text first appears.
+fn print_hits(found: &[(SessionRecord, recording::TextMatch)], json: bool) {
+    if json {
+        let items: Vec<serde_json::Value> = found
+            .iter()
+            .map(|(s, hit)| {
+                let mut item = serde_json::to_value(s).unwrap_or_default();
+                item["hit"] = serde_json::json!({ "source": hit.source, "time": hit.time });
+                item
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+        return;
+    }
+    let sessions: Vec<SessionRecord> = found.iter().map(|(s, _)| s.clone()).collect();
+    print_sessions(&sessions, false, &HashMap::new());
+    for (s, hit) in found {
+        let source = serde_json::to_value(hit.source).ok();
+        let source = source.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+        println!("{}  first in {source} at {:.3} s", s.id, hit.time);
+    }
 }
 
 /// Says there is no session `id` (exit 2).

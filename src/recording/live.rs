@@ -220,6 +220,13 @@ impl LiveRecording {
         &self.path
     }
 
+    /// Keeps `tap` at the length written to the file (see [`Recorder::report_length_to`]).
+    pub fn report_length_to(&self, tap: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        if let Some(recorder) = lock(&self.shared.recorder).as_mut() {
+            recorder.report_length_to(tap);
+        }
+    }
+
     /// Records output; returns once it is in the file.
     pub async fn output(&self, data: Bytes) -> Result<(), WriteError> {
         let len = data.len();

@@ -27,6 +27,8 @@ pub enum MatchSource {
     Input,
     /// The label of a marker, such as `run: ls` written by a restricted shell.
     Marker,
+    /// A path in a file session's transcript (the time is the operation's, into the session).
+    File,
 }
 
 /// A place a needle occurs, so a reviewer can jump to it.
@@ -71,7 +73,7 @@ pub fn find_text(cast: &Cast, needle: &str) -> Option<TextMatch> {
             MatchSource::Input => {
                 input.get_or_insert(found);
             }
-            MatchSource::Command | MatchSource::Marker => {}
+            MatchSource::Command | MatchSource::Marker | MatchSource::File => {}
         });
     }
     match (output, input) {

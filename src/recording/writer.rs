@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -147,6 +149,8 @@ pub struct Recorder {
     bytes_in: u64,
     oldest_unflushed: Option<Instant>,
     state: State,
+    /// Kept at the length written, for the text index that follows the file.
+    length_tap: Option<Arc<AtomicU64>>,
 }
 
 #[derive(Serialize)]
@@ -216,6 +220,7 @@ impl Recorder {
             bytes_in: 0,
             oldest_unflushed: None,
             state: State::Open,
+            length_tap: None,
         };
         // A failed write is counted by `flush`; a failed sync here.
         recorder.flush()?;
@@ -238,6 +243,13 @@ impl Recorder {
     /// Where the recording is being written, for the audit log.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps `tap` at the length of what has been written to the file (whole lines), so the
+    /// text index can read the new lines ([`crate::search::indexer`]); dropped with the recorder.
+    pub fn report_length_to(&mut self, tap: Arc<AtomicU64>) {
+        tap.store(self.written, Ordering::Release);
+        self.length_tap = Some(tap);
     }
 
     /// How often the session must call [`Recorder::tick`] for the
@@ -535,6 +547,9 @@ impl Recorder {
             });
         }
         self.written += self.buf.len() as u64;
+        if let Some(tap) = &self.length_tap {
+            tap.store(self.written, Ordering::Release);
+        }
         crate::metrics::recording_written(self.buf.len() as u64);
         self.buf.clear();
         self.oldest_unflushed = None;

@@ -116,7 +116,12 @@ impl SessionRecording {
         )
         .await;
         let live = match created {
-            Ok(live) => Some(live),
+            Ok(live) => {
+                if let Some(indexer) = crate::search::indexer::running() {
+                    live.report_length_to(indexer.watch(&session_id, live.path()));
+                }
+                Some(live)
+            }
             Err(why) if config.on_failure == OnFailure::Allow => {
                 error!(session = %session_id, error = %why, "RECORDING FAILED: the session runs UNRECORDED (recordings.on_failure = \"allow\")");
                 None

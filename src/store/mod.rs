@@ -1,5 +1,6 @@
-//! Durable state: grants, approvals, the session index and file-session transcripts, reviews,
-//! legal holds, the alert outbox, the node registry, web sign-in and API tokens, and the directory's last
+//! Durable state: grants, approvals, the session index and file-session transcripts, the text
+//! index of recordings, reviews, legal holds, the alert outbox, the node registry, web sign-in
+//! and API tokens, and the directory's last
 //! good state.
 //!
 //! One node uses SQLite (WAL mode), the embedded default. Several nodes share PostgreSQL. Both
@@ -10,7 +11,9 @@ pub mod directory;
 pub mod nodes;
 pub mod outbox;
 mod postgres;
+pub mod postings;
 pub mod retention;
+pub mod search;
 pub mod sessions;
 mod sqlite;
 pub mod transfers;
@@ -28,6 +31,7 @@ use nodes::NodeRegistry;
 use outbox::AlertOutbox;
 pub use postgres::PgStore;
 use retention::Retention;
+use search::SearchIndex;
 use sessions::SessionIndex;
 pub use sqlite::SqliteStore;
 use transfers::FileTranscripts;
@@ -68,6 +72,7 @@ pub trait Backend:
     + DirectoryStore
     + FileTranscripts
     + Retention
+    + SearchIndex
 {
     /// The store for logs and messages (no password).
     fn describe(&self) -> String;

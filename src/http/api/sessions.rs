@@ -22,7 +22,7 @@ use crate::store::sessions::{SessionFilter, SessionRecord};
 /// Most sessions a list returns.
 pub const PAGE_MAX: u32 = 500;
 
-/// Most recordings one text search reads (the newest matching the filters).
+/// Most sessions one text search looks at (the newest matching the filters).
 pub const SEARCH_MAX: u32 = 200;
 
 /// The filters of the sessions list.
@@ -65,7 +65,7 @@ pub struct SessionItem {
 /// Where a search found its text.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Hit {
-    /// `command`, `output` or `input`.
+    /// `command`, `output`, `input`, `marker` or `file` (a path in a file session's transcript).
     pub source: String,
     /// Seconds into the recording.
     pub time: f64,
@@ -125,40 +125,23 @@ pub async fn find(
             .map(|session| SessionItem { session, hit: None })
             .collect());
     };
-    let needle = needle.to_owned();
-    let hits = tokio::task::spawn_blocking(move || {
-        found
-            .into_iter()
-            .filter_map(|session| {
-                let hit = search_one(&session, &needle)?;
-                Some(SessionItem {
-                    session,
-                    hit: Some(hit),
-                })
+    let hits = crate::search::search(&web.bastion.store, needle, &found)
+        .await
+        .map_err(|e| match e {
+            crate::search::SearchError::Store(e) => ApiError::store(e),
+            other => ApiError::bad_request(other.to_string()),
+        })?;
+    Ok(found
+        .into_iter()
+        .filter_map(|session| {
+            let hit = Hit::from(*hits.get(&session.id)?);
+            Some(SessionItem {
+                session,
+                hit: Some(hit),
             })
-            .take(limit as usize)
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|_| ApiError::unavailable("the search did not finish"))?;
-    Ok(hits)
-}
-
-/// Where `needle` first occurs in `session`'s command or recording.
-fn search_one(session: &SessionRecord, needle: &str) -> Option<Hit> {
-    if session
-        .command
-        .as_deref()
-        .is_some_and(|c| c.contains(needle))
-    {
-        return Some(Hit {
-            source: "command".into(),
-            time: 0.0,
-        });
-    }
-    let cast = recording::read_cast(std::path::Path::new(session.recording.as_deref()?)).ok()?;
-    let found = recording::search::find_text(&cast, needle)?;
-    Some(Hit::from(found))
+        })
+        .take(limit as usize)
+        .collect())
 }
 
 impl From<recording::TextMatch> for Hit {
@@ -169,6 +152,7 @@ impl From<recording::TextMatch> for Hit {
                 recording::MatchSource::Output => "output",
                 recording::MatchSource::Input => "input",
                 recording::MatchSource::Marker => "marker",
+                recording::MatchSource::File => "file",
             }
             .into(),
             time: found.time,

@@ -35,6 +35,8 @@ mod monitor;
 mod nodes;
 mod outbox;
 mod retention;
+mod search;
+mod search_segments;
 mod sessions;
 mod transfers;
 mod web;
@@ -50,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_directory.sql"),
     include_str!("../../../migrations/postgres/0004_file_ops.sql"),
     include_str!("../../../migrations/postgres/0005_holds.sql"),
+    include_str!("../../../migrations/postgres/0006_search.sql"),
 ];
 
 /// The advisory lock key held while the schema is brought up to date ("gatehouse" migrations).

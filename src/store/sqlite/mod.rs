@@ -29,6 +29,8 @@ mod monitor;
 mod nodes;
 mod outbox;
 mod retention;
+mod search;
+mod segments;
 mod sessions;
 mod transfers;
 mod web;
@@ -68,6 +70,8 @@ pub struct SqliteStore {
     identity: Option<FileId>,
     /// Where faults are reported, once the bastion has set it (see [`SqliteStore::monitor`]).
     health: Arc<OnceLock<Health>>,
+    /// The text index of recordings, in a file of its own (see [`search`]).
+    search: search::SearchDb,
 }
 
 /// Device and inode number of a file.
@@ -128,6 +132,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let pool = pool_options(8, &health).connect_with(options).await?;
+        let search = search::SearchDb::open(path).await?;
         let store = SqliteStore {
             pool,
             writer,
@@ -135,6 +140,7 @@ impl SqliteStore {
             path: path.to_owned(),
             identity: FileId::of(path).ok(),
             health,
+            search,
         };
         store.migrate().await?;
         Ok(store)
