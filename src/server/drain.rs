@@ -157,12 +157,23 @@ impl Drain {
                 )
                 .await;
         }
+        self.connections_gone(limit).await;
+    }
+
+    /// Waits until no connection is open, at most `limit`.
+    async fn connections_gone(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while self.connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
+
+/// How long connections whose sessions have all ended get to close by themselves before they
+/// are disconnected. An OpenSSH client that reads its last session's exit status and the
+/// disconnect in one go reports the disconnect (exit 255) instead of the session's status;
+/// left a moment, it closes the connection itself once its last channel is closed.
+const CLIENT_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// How long closed sessions get to write their ends: a session still setting up may be waiting
 /// for a target's start-up slot and its connect timeout before it notices that it was closed.
@@ -243,6 +254,7 @@ pub async fn run(bastion: &Bastion, drain: &Drain, hurry: impl std::future::Futu
             write_unfinished_ends(bastion, drain).await;
         }
     }
+    drain.connections_gone(CLIENT_CLOSE_WAIT).await;
     drain
         .disconnect_all("the bastion is shutting down", Duration::from_secs(5))
         .await;
