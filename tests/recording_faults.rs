@@ -132,6 +132,20 @@ impl Drop for Setup {
     }
 }
 
+/// KiB free on the file system holding `dir`, as `df` reports it.
+fn available_kib(dir: &Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-k"])
+        .arg(dir)
+        .output()
+        .expect("df runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|line| line.trim().parse().ok())
+        .unwrap_or_else(|| panic!("df says: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// alice and bob may each take `ops` on web-01 themselves (no approvals); the recordings live
 /// on the file system `mount` makes in the directory it is given.
 fn setup(recordings: &str, mount: impl FnOnce(&Path) -> Mounted) -> Setup {
@@ -528,7 +542,18 @@ fn a_full_recordings_disk_closes_the_session_before_unrecorded_bytes_go_out() {
         "{}",
         out.err()
     );
-    std::fs::remove_file(row["recording"].as_str().unwrap()).unwrap();
+    let recording = Path::new(row["recording"].as_str().unwrap());
+    std::fs::remove_file(recording).unwrap();
+    // The text index may be reading the file at this moment; its space comes back when that
+    // read ends (it keeps no file open between reads).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while available_kib(recording.parent().unwrap()) < 512 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        available_kib(recording.parent().unwrap()) >= 512,
+        "the deleted recording's space did not come back within 10 s"
+    );
     let out = gh.ssh(&s.alice, &["web-01", "echo", "room-again"]);
     assert_eq!(out.code(), 0, "{}", out.err());
     assert_eq!(out.out(), "room-again\n");

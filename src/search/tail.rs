@@ -14,6 +14,9 @@ use super::lines;
 /// Bytes read from a file at a time.
 const READ_BLOCK: usize = 1 << 20;
 
+/// The largest read buffer kept between reads.
+const KEEP_BUFFER: usize = 64 << 10;
+
 /// A recording file being read for the index.
 #[derive(Debug)]
 pub struct Tail {
@@ -49,8 +52,8 @@ impl Tail {
     }
 
     /// The file's length now.
-    pub fn file_len(&mut self) -> io::Result<u64> {
-        Ok(self.open()?.metadata()?.len())
+    pub fn file_len(&self) -> io::Result<u64> {
+        Ok(std::fs::metadata(&self.path)?.len())
     }
 
     /// Feeds whole lines from the indexed offset to at most `limit` (the length the writer
@@ -98,7 +101,19 @@ impl Tail {
             }
             self.offset = offset + whole.len() as u64;
         }
+        self.release();
         Ok(self.offset - start)
+    }
+
+    /// Closes the file and lets go of a large buffer between reads: an open descriptor would
+    /// keep a deleted recording's space from being freed (an operator removing a file to make
+    /// room on a full disk would get none back), and every live session would hold one more
+    /// descriptor and up to a block of memory while it sits idle.
+    fn release(&mut self) {
+        self.file = None;
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::new();
+        }
     }
 
     fn open(&mut self) -> io::Result<&mut File> {
