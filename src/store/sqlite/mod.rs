@@ -218,27 +218,37 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        let tx = self.begin_write().await?;
+        apply_migrations(tx, MIGRATIONS).await
+    }
+}
+
+/// Brings a database up to `migrations` in the write transaction `tx` (begun with
+/// `BEGIN IMMEDIATE`): each one not yet recorded in `schema_version` runs, and is recorded, in
+/// that transaction, so a failure leaves the schema as it was.
+pub(super) async fn apply_migrations(
+    mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    migrations: &[&str],
+) -> Result<(), StoreError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    let current = current.unwrap_or(0) as usize;
+    for (i, sql) in migrations.iter().enumerate().skip(current) {
+        // Migrations are compile-time constants of this crate.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
             .execute(&mut *tx)
             .await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-            .fetch_one(&mut *tx)
+        sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+            .bind((i + 1) as i64)
+            .execute(&mut *tx)
             .await?;
-        let current = current.unwrap_or(0) as usize;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-            // Migrations are compile-time constants of this crate.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-                .bind((i + 1) as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
+    tx.commit().await?;
+    Ok(())
 }
 
 impl super::Backend for SqliteStore {

@@ -73,29 +73,8 @@ impl SearchDb {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .execute(&mut *tx)
-            .await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-            .fetch_one(&mut *tx)
-            .await?;
-        for (i, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(current.unwrap_or(0) as usize)
-        {
-            // Migrations are compile-time constants of this crate.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-                .bind((i + 1) as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        super::apply_migrations(tx, MIGRATIONS).await
     }
 
     /// The index's number of a session, if it has one.
