@@ -37,23 +37,9 @@ fn free_bytes(dir: &Path) -> u64 {
     stat.f_bavail as u64 * stat.f_frsize as u64
 }
 
-/// A small, fast pseudo-random source (the corpus need not be cryptographic, only varied).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 const COMMANDS: &[&str] = &[
     "ls -la /var/log",
