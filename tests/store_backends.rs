@@ -147,4 +147,5 @@ conformance!(
     retention::a_hold_and_a_deletion_racing_never_both_win,
     search::rows_are_found_by_text_and_forgotten,
     search::sealed_and_unsealed_rows_are_found_and_merges_keep_the_answers,
+    search::a_needle_of_common_parts_is_found_only_where_it_is_whole,
 );

@@ -12,6 +12,7 @@
 //! - [`lines`] and [`tail`] read a recording file's new lines for it;
 //! - [`indexer`] follows recordings being written and catches up on the others;
 //! - [`grams`] and [`segment`] index final rows by their byte trigrams, in segments;
+//! - [`needle`] picks the rows a needle's grams leave as candidates;
 //! - [`query`] answers a search from the rows ([`crate::store::search`] stores them).
 
 pub mod chunk;
@@ -19,6 +20,7 @@ pub mod feed;
 pub mod grams;
 pub mod indexer;
 pub mod lines;
+pub mod needle;
 pub mod query;
 pub mod reindex;
 pub mod segment;

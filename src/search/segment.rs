@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::grams::{GramSet, encode_keys};
+use super::grams::{GramMarks, GramSet, Posting, decode_postings, encode_postings};
 use crate::store::search::{SegmentData, SegmentInfo};
 use crate::store::{Store, StoreError};
 
@@ -36,7 +36,7 @@ const TIER_BASE: u64 = 64 << 10;
 /// The postings of final rows not yet written; see the module documentation.
 #[derive(Default)]
 pub struct SegmentBuilder {
-    grams: FxHashMap<u32, Vec<u32>>,
+    grams: FxHashMap<u32, Vec<(u32, GramMarks)>>,
     /// Row keys by the number the postings use for them (in the order rows were added).
     keys: Vec<i64>,
     text_bytes: usize,
@@ -51,8 +51,8 @@ impl SegmentBuilder {
         self.keys.push(key);
         self.text_bytes += text.len();
         self.oldest.get_or_insert_with(Instant::now);
-        for &gram in self.set.distinct(text.as_bytes()) {
-            self.grams.entry(gram).or_default().push(number);
+        for (gram, marks) in self.set.distinct(text.as_bytes()) {
+            self.grams.entry(gram).or_default().push((number, marks));
         }
     }
 
@@ -71,7 +71,7 @@ impl SegmentBuilder {
         self.text_bytes >= SEAL_BYTES || self.oldest.is_some_and(|t| t.elapsed() >= SEAL_AGE)
     }
 
-    /// The segment the builder holds: its keys and each gram's keys, ascending.
+    /// The segment the builder holds: its keys and each gram's postings, ascending.
     pub fn build(&self) -> SegmentData {
         let mut keys = self.keys.clone();
         keys.sort_unstable();
@@ -80,10 +80,14 @@ impl SegmentBuilder {
             .grams
             .iter()
             .map(|(&gram, numbers)| {
-                let mut list: Vec<i64> = numbers.iter().map(|&n| self.keys[n as usize]).collect();
-                list.sort_unstable();
-                list.dedup();
-                (gram, encode_keys(&list))
+                let list = numbers
+                    .iter()
+                    .map(|&(n, marks)| Posting {
+                        key: self.keys[n as usize],
+                        marks,
+                    })
+                    .collect();
+                (gram, encode_postings(&in_key_order(list)))
             })
             .collect();
         postings.sort_unstable_by_key(|&(gram, _)| gram);
@@ -167,17 +171,30 @@ pub async fn compact(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `postings` ascending by distinct key; a key given twice (a row added again) keeps both
+/// marks.
+fn in_key_order(mut postings: Vec<Posting>) -> Vec<Posting> {
+    postings.sort_unstable_by_key(|p| p.key);
+    postings.dedup_by(|later, kept| {
+        let same = later.key == kept.key;
+        if same {
+            kept.marks = kept.marks.union(later.marks);
+        }
+        same
+    });
+    postings
+}
+
 /// One gram's merged list from its lists in several segments, keeping only keys in `live`
 /// (ascending); `None` if a list is damaged, empty bytes if no key is left.
 pub fn merge_lists(lists: &[&[u8]], live: &[i64]) -> Option<Vec<u8>> {
-    let mut keys = Vec::new();
+    let mut postings = Vec::new();
     for list in lists {
-        keys.extend(super::grams::decode_keys(list)?);
+        postings.extend(decode_postings(list)?);
     }
-    keys.sort_unstable();
-    keys.dedup();
-    keys.retain(|k| live.binary_search(k).is_ok());
-    Some(encode_keys(&keys))
+    let mut postings = in_key_order(postings);
+    postings.retain(|p| live.binary_search(&p.key).is_ok());
+    Some(encode_postings(&postings))
 }
 
 /// Merges `(gram, keys)` rows of several segments, ordered by gram, into one list per gram,
@@ -215,21 +232,23 @@ pub fn merged_text_bytes(text_bytes: u64, rows: usize, live: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::grams::{decode_keys, intersect, needle_grams};
+    use crate::search::needle::Needle;
 
-    /// The keys a segment offers for a needle: the intersection of its grams' lists.
+    /// The keys a segment offers for a needle: the rows its grams' postings fit.
     fn candidates(segment: &SegmentData, needle: &str) -> Vec<i64> {
-        let lists = needle_grams(needle.as_bytes())
+        let needle = Needle::new(needle.as_bytes());
+        let lists = needle
+            .grams()
             .into_iter()
-            .map(|g| {
-                segment
+            .filter_map(|g| {
+                let i = segment
                     .postings
                     .binary_search_by_key(&g, |&(gram, _)| gram)
-                    .map(|i| decode_keys(&segment.postings[i].1).unwrap())
-                    .unwrap_or_default()
+                    .ok()?;
+                Some((g, decode_postings(&segment.postings[i].1).unwrap()))
             })
             .collect();
-        intersect(lists)
+        needle.candidates(&lists)
     }
 
     #[test]
@@ -239,11 +258,13 @@ mod tests {
         builder.add(10, "ls -la");
         builder.add(20, "rm -rf / is what sudo does");
         builder.add(40, "é€ unicode");
+        // The same row again (a crash replayed): one posting, with both texts' marks.
+        builder.add(20, "sudo ls -la");
         assert!(!builder.is_due());
         let segment = builder.build();
         assert_eq!(segment.keys, vec![10, 20, 30, 40]);
         assert_eq!(candidates(&segment, "rm -rf"), vec![20, 30]);
-        assert_eq!(candidates(&segment, "ls -"), vec![10]);
+        assert_eq!(candidates(&segment, "ls -"), vec![10, 20]);
         assert_eq!(candidates(&segment, "€ u"), vec![40]);
         assert!(candidates(&segment, "absent").is_empty());
         builder.clear();

@@ -1,9 +1,10 @@
 //! The query over the index's segments, the same on every backend: each backend reads posting
 //! lists and checks rows' text, this module decides which rows to read.
 //!
-//! For a needle of at least three bytes: its grams ([`needle_grams`]) are looked up in every
-//! segment, each segment's lists are intersected into candidate keys, and the candidates are
-//! checked against their text in key order, a batch at a time, so each session's stream stops
+//! For a needle of at least three bytes: its grams ([`Needle::grams`]) are looked up in every
+//! segment, each segment's postings give the candidate keys ([`Needle::candidates`]: rows with
+//! every gram, placed and followed as in the needle), and the candidates are checked against
+//! their text in key order, a batch at a time, so each session's stream stops
 //! at its first real hit. Unsealed rows are looked for by their text. Per stream, the earlier of
 //! the two wins.
 
@@ -13,7 +14,10 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::search::SEQ_BITS;
-use crate::search::grams::{decode_keys, intersect, needle_grams};
+use rustc_hash::FxHashMap;
+
+use crate::search::grams::{Posting, decode_postings};
+use crate::search::needle::Needle;
 
 /// Keys checked in one statement.
 pub const VERIFY_BATCH: usize = 500;
@@ -52,18 +56,17 @@ pub async fn first_keys(
     needle: &str,
     wanted: &HashSet<i64>,
 ) -> Result<Vec<i64>, StoreError> {
-    let grams = needle_grams(needle.as_bytes());
-    let mut by_segment: HashMap<i64, Vec<Vec<i64>>> = HashMap::new();
-    for (seg, gram, keys) in reader.postings(&grams).await? {
-        let keys = decode_keys(&keys).ok_or_else(|| {
+    let lookup = Needle::new(needle.as_bytes());
+    let mut by_segment: HashMap<i64, FxHashMap<u32, Vec<Posting>>> = HashMap::new();
+    for (seg, gram, list) in reader.postings(&lookup.grams()).await? {
+        let list = decode_postings(&list).ok_or_else(|| {
             StoreError::Corrupt(format!("posting list of gram {gram} in segment {seg}"))
         })?;
-        by_segment.entry(seg).or_default().push(keys);
+        by_segment.entry(seg).or_default().insert(gram, list);
     }
     let mut candidates: Vec<i64> = by_segment
-        .into_values()
-        .filter(|lists| lists.len() == grams.len())
-        .flat_map(intersect)
+        .values()
+        .flat_map(|lists| lookup.candidates(lists))
         .filter(|&key| wanted.contains(&session_no(key)))
         .collect();
     candidates.sort_unstable();

@@ -10,9 +10,10 @@
 //! at most the last second and the indexer resumes where the file and the index part.
 //!
 //! Rows whose text is final are indexed by trigram postings in segments
-//! ([`crate::search::segment`]): `gram -> ascending row keys`, per segment. A row not yet in a
-//! segment is *unsealed*: queries look for the needle in its text directly. A query intersects
-//! its grams' lists in each segment, then checks the candidates' text in key order, stopping
+//! ([`crate::search::segment`]): `gram -> ascending row keys` with where in each row the gram
+//! is and what follows it, per segment. A row not yet in a segment is *unsealed*: queries look
+//! for the needle in its text directly. A query keeps the rows whose postings fit the needle in
+//! each segment, then checks the candidates' text in key order, stopping
 //! each session's stream at its first real hit ([`crate::store::postings`]).
 
 use async_trait::async_trait;
@@ -111,8 +112,8 @@ pub struct FileHit {
 pub struct SegmentData {
     /// The keys of its rows, ascending (marked sealed when it is written).
     pub keys: Vec<i64>,
-    /// Each gram with the keys of the rows holding it, encoded by
-    /// [`crate::search::grams::encode_keys`], by ascending gram.
+    /// Each gram with the postings of the rows holding it, encoded by
+    /// [`crate::search::grams::encode_postings`], by ascending gram.
     pub postings: Vec<(u32, Vec<u8>)>,
     /// The rows' text, in bytes (for choosing what to merge).
     pub text_bytes: u64,

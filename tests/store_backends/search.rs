@@ -318,3 +318,96 @@ pub async fn sealed_and_unsealed_rows_are_found_and_merges_keep_the_answers(stor
     assert!(store.index_segments().await.unwrap().is_empty());
     assert!(firsts(store, "beta").await.is_empty());
 }
+
+/// Two sessions whose output holds every part of `root@web-07`, one of them the whole of it,
+/// committed and sealed in two segments (the sessions started first if `start`).
+async fn prompts_of_two_hosts(store: &Store, start: bool) {
+    let texts = [
+        (
+            "s5",
+            "root@web-01:~# date\r\n2026-03-07T10:00:00Z\r\nroot@web-01:~# ",
+        ),
+        ("s6", "2026-03-07T10:00:00Z\r\nroot@web-07:~# uptime"),
+    ];
+    let mut keys = Vec::new();
+    for (id, text) in texts {
+        if start {
+            store
+                .started(&session(id, "n1", "alice", false, 1_000))
+                .await
+                .unwrap();
+        }
+        let batch = IndexBatch {
+            rows: vec![row(id, TextStream::Output, 0, text, &[(0, 5_000)])],
+            progress: vec![progress(id, 100, true)],
+        };
+        keys.push((store.index_commit(&batch).await.unwrap()[0], text));
+    }
+    for &(key, text) in &keys {
+        store.index_seal(&segment_of(&[(key, text)])).await.unwrap();
+    }
+}
+
+pub async fn a_needle_of_common_parts_is_found_only_where_it_is_whole(store: &Store) {
+    prompts_of_two_hosts(store, true).await;
+    let whole = vec![("s6".to_owned(), TextStream::Output, 0)];
+    assert_eq!(firsts(store, "root@web-07").await, whole);
+    assert_eq!(firsts(store, "07:~# up").await, whole);
+    assert_eq!(firsts(store, "root@web-0").await.len(), 2);
+    let segs: Vec<i64> = store
+        .index_segments()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.seg)
+        .collect();
+    store.index_merge(&segs).await.unwrap().unwrap();
+    assert_eq!(firsts(store, "root@web-07").await, whole);
+    assert!(firsts(store, "root@web-08").await.is_empty());
+}
+
+/// Opens the store at `url` again, after `rewind` put its schema back to before postings had
+/// marks, and checks the index was emptied so the indexer rebuilds it from the recordings.
+async fn reopened_from_before_gram_marks_is_empty(url: &str) {
+    let store = gatehouse::store::open(url).await.unwrap();
+    assert!(store.index_progress(None).await.unwrap().is_empty());
+    assert!(store.index_segments().await.unwrap().is_empty());
+    assert!(firsts(&store, "root@web-0").await.is_empty());
+    // Rebuilt, it answers again.
+    prompts_of_two_hosts(&store, false).await;
+    assert_eq!(firsts(&store, "root@web-07").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_sqlite_index_from_before_gram_marks_is_emptied_for_a_rebuild() {
+    let crate::Opened { store, url, _dir } = crate::sqlite().await;
+    prompts_of_two_hosts(&store, true).await;
+    drop(store);
+    let dir = _dir.as_ref().unwrap().path();
+    let search = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.join("store.search.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM schema_version WHERE version > 1")
+        .execute(&search)
+        .await
+        .unwrap();
+    search.close().await;
+    reopened_from_before_gram_marks_is_empty(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_index_from_before_gram_marks_is_emptied_for_a_rebuild() {
+    let crate::Opened { store, url, .. } = crate::postgres().await;
+    prompts_of_two_hosts(&store, true).await;
+    drop(store);
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM schema_version WHERE version > 6")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    reopened_from_before_gram_marks_is_empty(&url).await;
+}

@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_file_ops.sql"),
     include_str!("../../../migrations/postgres/0005_holds.sql"),
     include_str!("../../../migrations/postgres/0006_search.sql"),
+    include_str!("../../../migrations/postgres/0007_search_gram_marks.sql"),
 ];
 
 /// The advisory lock key held while the schema is brought up to date ("gatehouse" migrations).

@@ -23,7 +23,10 @@ use crate::store::search::{
 use crate::store::{StoreError, postings};
 
 /// Schema versions of the index file.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/search/0001_chunks.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/search/0001_chunks.sql"),
+    include_str!("../../../migrations/search/0002_gram_marks.sql"),
+];
 
 /// The index database: one connection writes, a few read.
 #[derive(Clone)]

@@ -233,18 +233,24 @@ impl PostingReader for SqliteStore {
     }
 
     async fn verify(&self, keys: &[i64], needle: &str) -> Result<Vec<i64>, StoreError> {
+        // The text is read and searched here: SQLite's `instr` compares at every character,
+        // about ten times slower than a vectorised substring search.
         let sql = format!(
-            "SELECT key FROM chunks WHERE key IN ({}) AND instr(text, ?) > 0",
+            "SELECT key, text FROM chunks WHERE key IN ({})",
             placeholders(keys.len())
         );
-        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
         for key in keys {
             query = query.bind(key);
         }
+        let finder = memchr::memmem::Finder::new(needle);
         Ok(query
-            .bind(needle)
             .fetch_all(&self.search_db().readers)
-            .await?)
+            .await?
+            .into_iter()
+            .filter(|(_, text)| finder.find(text.as_bytes()).is_some())
+            .map(|(key, _)| key)
+            .collect())
     }
 
     async fn unsealed_first(&self, needle: &str) -> Result<Vec<i64>, StoreError> {
