@@ -16,6 +16,7 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use sqlx::Connection as _;
@@ -72,6 +73,9 @@ pub struct SqliteStore {
     health: Arc<OnceLock<Health>>,
     /// The text index of recordings, in a file of its own (see [`search`]).
     search: search::SearchDb,
+    /// Times the writer connection came back to its pool: a write ended (see
+    /// [`SqliteStore::writes_ended`]).
+    writes_ended: Arc<AtomicU64>,
 }
 
 /// Device and inode number of a file.
@@ -125,13 +129,14 @@ impl SqliteStore {
         .await?;
         let options = options.create_if_missing(false);
         let health: Arc<OnceLock<Health>> = Arc::default();
-        let writer = pool_options(1, &health)
+        let writes_ended: Arc<AtomicU64> = Arc::default();
+        let writer = pool_options(1, &health, Some(writes_ended.clone()))
             .connect_with(options.clone())
             .await?;
-        let watch = pool_options(1, &health)
+        let watch = pool_options(1, &health, None)
             .connect_with(options.clone())
             .await?;
-        let pool = pool_options(8, &health).connect_with(options).await?;
+        let pool = pool_options(8, &health, None).connect_with(options).await?;
         let search = search::SearchDb::open(path).await?;
         let store = SqliteStore {
             pool,
@@ -141,6 +146,7 @@ impl SqliteStore {
             identity: FileId::of(path).ok(),
             health,
             search,
+            writes_ended,
         };
         store.migrate().await?;
         Ok(store)
@@ -201,6 +207,13 @@ impl SqliteStore {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// How many writes have ended (committed, failed or dropped) on the writer connection since
+    /// the store opened: the store's monitor tells a write queue that moves slowly from writes
+    /// that do not land.
+    pub(super) fn writes_ended(&self) -> u64 {
+        self.writes_ended.load(Ordering::Relaxed)
     }
 
     /// A small real write (it changes nothing), to learn whether writes land: the store's
@@ -268,8 +281,13 @@ impl super::Backend for SqliteStore {
 }
 
 /// Options for one of the store's pools: connections that come back from a failed transaction
-/// are discarded (and the failure reported) rather than handed out again.
-fn pool_options(max: u32, health: &Arc<OnceLock<Health>>) -> SqlitePoolOptions {
+/// are discarded (and the failure reported) rather than handed out again. Each connection that
+/// comes back is counted in `returns`, if given.
+fn pool_options(
+    max: u32,
+    health: &Arc<OnceLock<Health>>,
+    returns: Option<Arc<AtomicU64>>,
+) -> SqlitePoolOptions {
     let on_release = health.clone();
     let on_acquire = health.clone();
     SqlitePoolOptions::new()
@@ -278,6 +296,9 @@ fn pool_options(max: u32, health: &Arc<OnceLock<Health>>) -> SqlitePoolOptions {
         // not worth a warning.
         .acquire_slow_threshold(std::time::Duration::from_secs(5))
         .after_release(move |conn, _| {
+            if let Some(returns) = &returns {
+                returns.fetch_add(1, Ordering::Relaxed);
+            }
             let health = on_release.clone();
             // A dropped transaction may still have its rollback queued on the connection's
             // worker; the depth then still reads 1 and a connection that would have come

@@ -9,6 +9,12 @@
 //! every second while the store is faulty, it makes a small real write, which notices a full
 //! disk, a read-only or immutable file and a lock held by another process, and sees them go
 //! away.
+//!
+//! The probe write queues for the one writer connection like every other write. Under a burst
+//! (a thousand logins on a starved machine) it may wait longer than [`PROBE_LIMIT`] behind
+//! writes that do land; that is a busy store, not a broken one, and refusing sessions for it
+//! would turn load into an outage. So a probe past its limit is a fault only if no other write
+//! ended meanwhile; while the queue moves it waits on, at most [`PROBE_QUEUE_LIMIT`].
 
 use std::time::Duration;
 
@@ -24,8 +30,12 @@ const TICK: Duration = Duration::from_secs(1);
 /// Ticks between probe writes while the store is healthy.
 const PROBE_EVERY: u32 = 5;
 
-/// Longest a probe write may take before the store counts as faulty (the busy timeout is 5 s).
+/// Longest a probe write may take, with no other write ending meanwhile, before the store counts
+/// as faulty (the busy timeout is 5 s).
 const PROBE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Longest a probe write may wait behind writes that do end before the store counts as faulty.
+const PROBE_QUEUE_LIMIT: Duration = Duration::from_secs(60);
 
 impl SqliteStore {
     /// Starts reporting this store's faults to `health` and watching for new ones and for
@@ -46,19 +56,40 @@ impl SqliteStore {
                     continue;
                 }
                 if health.is_faulty(Component::Store) || n.is_multiple_of(PROBE_EVERY) {
-                    match tokio::time::timeout(PROBE_LIMIT, store.probe_write()).await {
-                        Ok(Ok(())) => health.clear(Component::Store),
-                        Ok(Err(e)) => {
-                            health.fault(Component::Store, format!("a write failed: {e}"))
-                        }
-                        Err(_) => health.fault(
-                            Component::Store,
-                            format!("a write did not finish within {PROBE_LIMIT:?}"),
-                        ),
+                    match store.probe(PROBE_LIMIT, PROBE_QUEUE_LIMIT).await {
+                        Ok(()) => health.clear(Component::Store),
+                        Err(reason) => health.fault(Component::Store, reason),
                     }
                 }
             }
         })
+    }
+
+    /// Makes the probe write; `Err` with the reason if it fails, or takes longer than `limit`
+    /// with no other write ending meanwhile, or longer than `queue_limit` in all.
+    pub(super) async fn probe(&self, limit: Duration, queue_limit: Duration) -> Result<(), String> {
+        let started = tokio::time::Instant::now();
+        let write = self.probe_write();
+        tokio::pin!(write);
+        let mut ended = self.writes_ended();
+        loop {
+            match tokio::time::timeout(limit, &mut write).await {
+                Ok(result) => return result.map_err(|e| format!("a write failed: {e}")),
+                Err(_) if self.writes_ended() == ended => {
+                    return Err(format!(
+                        "a write did not finish within {limit:?}, and no other write ended \
+                         meanwhile"
+                    ));
+                }
+                Err(_) if started.elapsed() >= queue_limit => {
+                    return Err(format!(
+                        "a write waited more than {queue_limit:?} behind other writes"
+                    ));
+                }
+                // Writes ahead of it are landing: the store is busy, not broken.
+                Err(_) => ended = self.writes_ended(),
+            }
+        }
     }
 
     /// `Ok` when the database, its write-ahead log and shared-memory file and their directory
@@ -121,6 +152,61 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let why = store.same_file().unwrap_err();
         assert!(why.contains("was deleted"), "{why}");
+    }
+
+    /// Writes queued ahead of the probe (the pool hands its connection out in turn), each
+    /// holding the writer for `hold`.
+    async fn queue_writes(
+        store: &SqliteStore,
+        count: usize,
+        hold: Duration,
+    ) -> Vec<JoinHandle<()>> {
+        let writes = (0..count)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let tx = store.begin_write().await.unwrap();
+                    tokio::time::sleep(hold).await;
+                    tx.commit().await.unwrap();
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writes
+    }
+
+    #[tokio::test]
+    async fn a_probe_behind_writes_that_land_is_busy_not_faulty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let limit = Duration::from_millis(200);
+        // Ten writes of 100 ms ahead: the probe waits about a second, five times its limit.
+        let writes = queue_writes(&store, 10, Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        store.probe(limit, Duration::from_secs(30)).await.unwrap();
+        assert!(started.elapsed() > limit * 3, "{:?}", started.elapsed());
+        for w in writes {
+            w.await.unwrap();
+        }
+        // Writes that land but keep the probe waiting past the whole limit are a fault.
+        let writes = queue_writes(&store, 10, Duration::from_millis(100)).await;
+        let why = store.probe(limit, limit * 2).await.unwrap_err();
+        assert!(why.contains("behind other writes"), "{why}");
+        for w in writes {
+            w.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_probe_behind_a_write_that_never_ends_is_a_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let _held = store.begin_write().await.unwrap();
+        let why = store
+            .probe(Duration::from_millis(200), Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(why.contains("no other write ended"), "{why}");
     }
 
     #[tokio::test]
