@@ -82,7 +82,7 @@ impl<'a> Needle<'a> {
             let mut rest = list;
             alive.retain_mut(|(key, starts)| {
                 // Both are ascending: look from where the previous key was.
-                rest = &rest[rest.partition_point(|p| p.key < *key)..];
+                rest = &rest[skip_to(rest, *key)..];
                 match rest.first() {
                     Some(p) if p.key == *key => self
                         .starts(p.marks, offsets, *starts)
@@ -112,6 +112,25 @@ impl<'a> Needle<'a> {
         }
         (starts != 0).then_some(starts)
     }
+}
+
+/// The index of the first posting in `postings` (ascending) whose key is at least `key`,
+/// found by galloping from the start: lists of common grams hold nearly every row, so the
+/// next key is usually a step or two away, and a binary search over the rest of the list
+/// would cost its logarithm every time.
+fn skip_to(postings: &[Posting], key: i64) -> usize {
+    if postings.first().is_none_or(|p| p.key >= key) {
+        return 0;
+    }
+    // postings[low] < key; the answer is past `low` and at most `high`.
+    let mut low = 0;
+    let mut step = 1;
+    while low + step < postings.len() && postings[low + step].key < key {
+        low += step;
+        step *= 2;
+    }
+    let high = (low + step).min(postings.len());
+    low + 1 + postings[low + 1..high].partition_point(|p| p.key < key)
 }
 
 #[cfg(test)]
@@ -175,6 +194,30 @@ mod tests {
         assert_eq!(candidates(&rows, "root@web-07"), vec![3]);
         assert_eq!(candidates(&rows, "web-0"), vec![1, 2, 3]);
         assert!(candidates(&rows, "absent").is_empty());
+    }
+
+    #[test]
+    fn skipping_finds_the_first_posting_at_or_past_a_key() {
+        let postings: Vec<Posting> = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
+            .iter()
+            .map(|&key| Posting {
+                key,
+                marks: GramMarks::default(),
+            })
+            .collect();
+        for key in -1..100 {
+            let expected = postings.partition_point(|p| p.key < key);
+            assert_eq!(skip_to(&postings, key), expected, "{key}");
+            for start in 0..postings.len() {
+                let rest = &postings[start..];
+                assert_eq!(
+                    skip_to(rest, key),
+                    rest.partition_point(|p| p.key < key),
+                    "{key} from {start}"
+                );
+            }
+        }
+        assert_eq!(skip_to(&[], 5), 0);
     }
 
     #[test]
