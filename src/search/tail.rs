@@ -89,10 +89,7 @@ impl Tail {
                 // The header: the session's command is searched in the session index.
                 lines_from = memchr::memchr(b'\n', whole).map_or(whole.len(), |at| at + 1);
             }
-            for line in whole[lines_from..].split(|&b| b == b'\n') {
-                if line.is_empty() {
-                    continue;
-                }
+            for line in lines_of(&whole[lines_from..]) {
                 match lines::parse(line) {
                     Ok(Some(event)) => feed.push(&event),
                     Ok(None) => {}
@@ -124,6 +121,19 @@ impl Tail {
     }
 }
 
+/// The non-empty lines of `bytes` (without their `\n`), found a vector at a time: a byte at a
+/// time, looking for line ends cost the indexer more than parsing the lines.
+fn lines_of(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', bytes)
+        .chain(std::iter::once(bytes.len()))
+        .filter_map(move |end| {
+            let line = &bytes[start..end];
+            start = end + 1;
+            (!line.is_empty()).then_some(line)
+        })
+}
+
 fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
@@ -135,4 +145,20 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lines_of;
+
+    #[test]
+    fn lines_are_split_at_each_newline_and_empty_ones_left_out() {
+        fn split(b: &[u8]) -> Vec<&[u8]> {
+            lines_of(b).collect()
+        }
+        assert_eq!(split(b"a\nbb\n\nccc\n"), [&b"a"[..], b"bb", b"ccc"]);
+        assert_eq!(split(b"no end"), [&b"no end"[..]]);
+        assert!(split(b"").is_empty());
+        assert!(split(b"\n\n").is_empty());
+    }
 }
