@@ -72,8 +72,34 @@ fn fast(line: &[u8]) -> Option<RawEvent<'_>> {
 }
 
 /// Whether `data` is one JSON string's content: every `"` escaped and no `\` left dangling.
+///
+/// Terminal output has an escape every few bytes (`\r\n` ends each line), so walking them all
+/// costs a search per escape. Most data has no `"` at all; then only an escape cut short at the
+/// end can be wrong, and the walk starts at the first `\` of the last six bytes, once nothing
+/// before it can make it part of an earlier escape (no `\` in the five bytes before, where a
+/// `\uXXXX` or a `\X` covering it would start). The answer is the whole walk's.
 fn closes_nowhere(data: &[u8]) -> bool {
-    let mut i = 0;
+    if memchr::memchr(b'"', data).is_none() {
+        let tail = data.len().saturating_sub(LONGEST_ESCAPE);
+        let Some(at) = memchr::memchr(b'\\', &data[tail..]) else {
+            return true;
+        };
+        let first = tail + at;
+        let before = &data[first.saturating_sub(LONGEST_ESCAPE - 1)..first];
+        if memchr::memchr(b'\\', before).is_none() {
+            return escapes_close(data, first);
+        }
+    }
+    escapes_close(data, 0)
+}
+
+/// The longest escape, `\uXXXX`.
+const LONGEST_ESCAPE: usize = 6;
+
+/// Whether the escapes of `data`, walked from `from` (the start of one, or of plain text),
+/// leave no `"` unescaped and end within it.
+fn escapes_close(data: &[u8], from: usize) -> bool {
+    let mut i = from;
     while let Some(at) = memchr::memchr2(b'"', b'\\', &data[i..]) {
         let at = i + at;
         if data[at] == b'"' {
@@ -82,7 +108,7 @@ fn closes_nowhere(data: &[u8]) -> bool {
         let Some(&next) = data.get(at + 1) else {
             return false;
         };
-        i = at + if next == b'u' { 6 } else { 2 };
+        i = at + if next == b'u' { LONGEST_ESCAPE } else { 2 };
         if i > data.len() {
             return false;
         }
@@ -212,6 +238,38 @@ fn hex4(digits: Option<&[u8]>) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shortcut_for_data_without_quotes_answers_as_the_whole_walk() {
+        // Every string of up to seven of these bytes, valid JSON or not.
+        let alphabet = [b'a', b'\\', b'u', b'"', b'n', b'0'];
+        let mut checked = 0;
+        for len in 0..=7u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let b = alphabet[n % alphabet.len()];
+                        n /= alphabet.len();
+                        b
+                    })
+                    .collect();
+                for prefix in [&b""[..], b"plain text ", b"x\\r\\n"] {
+                    let data = [prefix, &data].concat();
+                    assert_eq!(
+                        closes_nowhere(&data),
+                        escapes_close(&data, 0),
+                        "{:?}",
+                        String::from_utf8_lossy(&data)
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100_000);
+        assert!(closes_nowhere(b"yes yes\\r\\n"));
+        assert!(!closes_nowhere(b"cut \\u00"));
+        assert!(!closes_nowhere(b"dangling \\"));
+    }
 
     fn escaped(text: &str) -> Vec<u8> {
         let json = serde_json::to_string(text).unwrap();
