@@ -14,24 +14,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let (mut world, mut people) = World::new(&["alice"], "");
-    let alice = people.pop().unwrap();
-    let policy = format!(
-        "{}{}[[role]]\nname = \"web-read\"\nmembers = [\"sre\"]\ntargets = [\"web-01\"]\nlogin = \"{}\"\napprovals = 0\n\
-         shell = \"restricted\"\ncommands = [\"echo *\", \"id -un\"]\n",
-        user_toml(&alice, &["sre"]),
-        world.target_toml("web-01"),
-        login(),
+    let (world, alice) = World::with_granted_role(
+        "",
+        "web-read",
+        "shell = \"restricted\"\ncommands = [\"echo *\", \"id -un\"]\n",
     );
-    world.gatehouse.write_policy("main.toml", &policy);
-    world.gatehouse.start();
-    let out = world.gatehouse.ssh(
-        &alice,
-        &[
-            "request", "web-01", "--for", "1h", "--reason", "shell", "tests",
-        ],
-    );
-    assert_eq!(out.code(), 0, "{}", out.err());
     let marker = world.tmp.path().join("smuggled");
     Setup {
         world,

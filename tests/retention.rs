@@ -51,30 +51,7 @@ fn deletions(gh: &Gatehouse) -> Vec<Value> {
 /// the default SQLite file), with a standing grant for alice.
 fn world(store_line: &str) -> (World, Person) {
     let config = format!("{store_line}\n[recordings]\nkeep = \"1d\"\n");
-    let (mut world, mut people) = World::new(&["alice"], &config);
-    let alice = people.pop().unwrap();
-    let policy = format!(
-        "{}{}[[role]]\nname = \"ops\"\nmembers = [\"sre\"]\ntargets = [\"web-01\"]\nlogin = \"{}\"\napprovals = 0\nshell = \"full\"\n",
-        user_toml(&alice, &["sre"]),
-        world.target_toml("web-01"),
-        login(),
-    );
-    world.gatehouse.write_policy("main.toml", &policy);
-    world.gatehouse.start();
-    let out = world.gatehouse.ssh(
-        &alice,
-        &[
-            "request",
-            "web-01",
-            "--for",
-            "1h",
-            "--reason",
-            "retention",
-            "tests",
-        ],
-    );
-    assert_eq!(out.code(), 0, "{}", out.err());
-    (world, alice)
+    World::with_granted_role(&config, "ops", "shell = \"full\"\n")
 }
 
 /// Runs SQL against the bastion's store, the way a test ages sessions: the store's own URL,

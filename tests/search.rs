@@ -18,24 +18,11 @@ struct Setup {
 }
 
 fn setup(config_extra: &str) -> Setup {
-    let (mut world, mut people) = World::new(&["alice"], config_extra);
-    let alice = people.pop().unwrap();
-    let policy = format!(
-        "{}{}[[role]]\nname = \"ops\"\nmembers = [\"sre\"]\ntargets = [\"web-01\"]\nlogin = \"{}\"\n\
-         approvals = 0\nshell = \"full\"\nrecord_input = true\n",
-        user_toml(&alice, &["sre"]),
-        world.target_toml("web-01"),
-        login(),
+    let (world, alice) = World::with_granted_role(
+        config_extra,
+        "ops",
+        "shell = \"full\"\nrecord_input = true\n",
     );
-    world.gatehouse.write_policy("main.toml", &policy);
-    world.gatehouse.start();
-    let out = world.gatehouse.ssh(
-        &alice,
-        &[
-            "request", "web-01", "--for", "1h", "--reason", "search", "tests",
-        ],
-    );
-    assert_eq!(out.code(), 0, "{}", out.err());
     Setup { world, alice }
 }
 

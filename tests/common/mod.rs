@@ -473,6 +473,38 @@ impl World {
         )
     }
 
+    /// A started bastion (with `config_extra`) whose one user, alice (group `sre`), may open
+    /// `web-01` as the test's login under the role `role` without approval, and already holds
+    /// a one-hour grant for it. `role_lines` are the role's further lines (`shell`,
+    /// `commands`, `record_input`, ...), each ending in a newline.
+    pub fn with_granted_role(config_extra: &str, role: &str, role_lines: &str) -> (World, Person) {
+        let (mut world, mut people) = World::new(&["alice"], config_extra);
+        let alice = people.pop().unwrap();
+        let policy = format!(
+            "{}{}[[role]]\nname = \"{role}\"\nmembers = [\"sre\"]\ntargets = [\"web-01\"]\n\
+             login = \"{}\"\napprovals = 0\n{role_lines}",
+            user_toml(&alice, &["sre"]),
+            world.target_toml("web-01"),
+            login(),
+        );
+        world.gatehouse.write_policy("main.toml", &policy);
+        world.gatehouse.start();
+        let out = world.gatehouse.ssh(
+            &alice,
+            &[
+                "request",
+                "web-01",
+                "--for",
+                "1h",
+                "--reason",
+                "end-to-end",
+                "test",
+            ],
+        );
+        assert_eq!(out.code(), 0, "{}", out.err());
+        (world, alice)
+    }
+
     /// The `[[target]]` table for the world's target under `name`.
     pub fn target_toml(&self, name: &str) -> String {
         format!(
