@@ -198,9 +198,19 @@ fn a_revoke_is_refused_within_seconds_while_the_audit_disk_is_frozen() {
         &s.alice,
         &["revoke", &second.to_string(), "--reason", "frozen"],
     );
-    assert_ne!(out.code(), 0, "{}", out.out());
-    assert!(out.err().contains("audit log"), "{}", out.err());
-    assert!(out.err().contains("nothing was changed"), "{}", out.err());
+    // What the bastion said and what reached the audit file, should this ever go through.
+    let context = || {
+        format!(
+            "stdout: {}\nstderr: {}\naudit file: {}\nbastion log: {}",
+            out.out(),
+            out.err(),
+            audit_text_at(&disk.0),
+            gh.log()
+        )
+    };
+    assert_ne!(out.code(), 0, "{}", context());
+    assert!(out.err().contains("audit log"), "{}", context());
+    assert!(out.err().contains("nothing was changed"), "{}", context());
 
     disk.thaw();
     let status = child.wait().unwrap();
