@@ -27,28 +27,28 @@ pub const SSHD: &str = "/usr/sbin/sshd";
 ///
 /// A port the kernel hands out for `bind(0)` lies in its ephemeral range, which outgoing
 /// connections of other tests draw from too: one of them could take the port between this call
-/// and the server's own bind. So ports are drawn below that range, and each is claimed with a
-/// lock file held until this test process exits, so that tests running at once in other
+/// and the server's own bind. So ports are drawn below that range, and each is claimed by
+/// binding an abstract Unix socket named after it, held until this test process exits (the
+/// kernel lets it go then, leaving nothing behind), so that tests running at once in other
 /// processes never get the same one.
 pub fn free_port() -> u16 {
-    static CLAIMED: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+    static CLAIMED: std::sync::Mutex<Vec<UnixListener>> = std::sync::Mutex::new(Vec::new());
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     let (low, high) = (10_000, ephemeral_low.clamp(12_000, 32_768));
-    let locks = std::env::temp_dir().join("gatehouse-test-ports");
-    std::fs::create_dir_all(&locks).unwrap();
     for _ in 0..10_000 {
         let port = rand::random_range(low..high);
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(locks.join(port.to_string()))
-            .unwrap();
-        if lock.try_lock().is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            CLAIMED.lock().unwrap().push(lock);
+        let name = format!("gatehouse-tests/port/{port}");
+        let claim = SocketAddr::from_abstract_name(name.as_bytes())
+            .and_then(|addr| UnixListener::bind_addr(&addr));
+        if let Ok(claim) = claim
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            CLAIMED.lock().unwrap().push(claim);
             return port;
         }
     }
